@@ -1,0 +1,38 @@
+# Two entry points: `make demo` and `make test`. Both create/refresh .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= /tmp/mmfeat-demo
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: venv demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned: a CPU wheel of torch==2.13.0 is what these machines have; unpinned torch pulls GB of CUDA wheels.
+$(VENV)/.installed: pyproject.toml $(BIN)/python
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -e ".[dev]"
+	$(BIN)/python -c "import mmfeat.runners.cli, torch, apache_beam" 
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	rm -rf $(DEMO)
+	$(BIN)/mmfeat sample-data $(DEMO)/data
+	$(BIN)/mmfeat run librispeech --input $(DEMO)/data/LibriSpeech --output $(DEMO)/out
+	@echo "Parquet shards, rejects and _manifest.json are under $(DEMO)/out/librispeech"
+
+test: venv
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv
+	$(BIN)/python benchmarks/librispeech.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,53 @@
+"""The resolved configuration of one pipeline run (loading and overrides live in ``runners.config``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mmfeat.extractors.audio import AudioCleanConfig
+from mmfeat.extractors.augment import AugmentConfig
+from mmfeat.extractors.spectral import MfccConfig
+from mmfeat.extractors.text import TextConfig, VocabConfig
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Parquet shard settings."""
+
+    rows_per_shard: int = 1000
+    row_group_rows: int = 128
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    compression_level: int | None = 3
+
+    def __post_init__(self) -> None:
+        if self.rows_per_shard < 1 or self.row_group_rows < 1:
+            raise ValueError("rows_per_shard and row_group_rows must be >= 1")
+        if self.compression not in ("zstd", "snappy", "gzip", "none"):
+            raise ValueError("compression must be one of zstd, snappy, gzip, none")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every section a pipeline reads; ``dataset`` is the running dataset's own section."""
+
+    dataset_name: str
+    dataset: Any
+    audio: AudioCleanConfig = field(default_factory=AudioCleanConfig)
+    mfcc: MfccConfig = field(default_factory=MfccConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready form (the dataset section under its own name)."""
+        out = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in ("dataset_name", "dataset")}
+        return {self.dataset_name: dataclasses.asdict(self.dataset), **out}
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of :meth:`to_dict`."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,73 @@
+"""The one pipeline shape every dataset shares; a dataset supplies a :class:`FeatureGraph`.
+
+    source units ─ parse ─ text ─┬─ vocabulary (full pass, train split) ─┐
+                                 └─ token ids ◄─────────────────────────┘
+                                     └─ AssignShards (light records only) ─ GroupByKey
+                                          └─ heavy stages (decode/clean/augment/extract)
+                                               └─ WriteShards (rows + rejects) ─ WriteManifest (last)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+
+from mmfeat.pipelines.config import PipelineConfig
+from mmfeat.pipelines.transforms.manifest import WriteManifest
+from mmfeat.pipelines.transforms.shard import AssignShards
+from mmfeat.pipelines.transforms.stage import REJECTS, Row, Stage, WorkItem, run_stages
+from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, PrepareText, apply_vocabulary
+from mmfeat.pipelines.transforms.write import WriteShards
+from mmfeat.schemas.records import Reject
+
+
+@dataclass(frozen=True)
+class FeatureGraph:
+    """What one dataset plugs into the shared pipeline."""
+
+    dataset: str
+    units: Sequence[Any]  # work units listed before the pipeline starts (Create'd)
+    parse: Callable[[Any], Any]  # unit -> iterable of records and Rejects (pure)
+    stages: Sequence[Stage]  # heavy stages, in order
+    schema: pa.Schema  # the output table
+    record_columns: Callable[[Any], dict[str, Any]]  # columns taken from the typed record
+
+
+def _is_record(element: Any) -> bool:
+    return not isinstance(element, Reject)
+
+
+def _with_token_ids(element: Any, vocab: Any) -> Any:
+    return apply_vocabulary(element, vocab) if _is_record(element) else element
+
+
+def _to_row(item: WorkItem, record_columns: Callable[[Any], dict[str, Any]]) -> tuple[Any, Row]:
+    columns = {**record_columns(item.record), **item.columns}
+    return item.shard, Row(sample_id=item.record.sample_id, view=columns["view"], num_views=item.num_views, columns=columns)
+
+
+def build_feature_pipeline(pipeline: beam.Pipeline, graph: FeatureGraph, config: PipelineConfig, dataset_dir: Path, *, runner: str) -> None:
+    """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``."""
+    out = str(dataset_dir)
+    parsed = pipeline | "ListUnits" >> beam.Create(list(graph.units)) | "Parse" >> beam.FlatMap(graph.parse)
+    prepared = parsed | "PrepareText" >> beam.ParDo(PrepareText(config.text)).with_outputs(REJECTS, main="ok")
+    inputs = (prepared.ok, prepared[REJECTS]) | "AllInputs" >> beam.Flatten()
+    records = prepared.ok | "RecordsOnly" >> beam.Filter(_is_record)
+    vocab = records | "Vocabulary" >> BuildVocabulary(config.vocab, str(dataset_dir / VOCAB_FILE))
+    with_ids = inputs | "TokenIds" >> beam.Map(_with_token_ids, vocab=beam.pvalue.AsSingleton(vocab))
+
+    sharded = with_ids | "AssignShards" >> AssignShards(config.output.rows_per_shard)
+    items, stage_rejects = run_stages(sharded.items, graph.stages)
+    rows = items | "ToRow" >> beam.Map(_to_row, record_columns=graph.record_columns)
+    outcomes = (rows, sharded[REJECTS], *stage_rejects) | "Outcomes" >> beam.Flatten()
+    results = outcomes | "WriteShards" >> beam.ParDo(WriteShards(out, graph.schema, config.output))
+
+    input_count = inputs | "CountInputs" >> beam.combiners.Count.Globally()
+    _ = (results, input_count, vocab) | "WriteManifest" >> WriteManifest(
+        out, dataset=graph.dataset, config=config.to_dict(), config_sha256=config.digest(), runner=runner, vocab_file=VOCAB_FILE
+    )

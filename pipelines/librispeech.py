@@ -1,0 +1,78 @@
+"""LibriSpeech: transcribed read speech → MFCC + tokens per utterance (and per augmented view)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from mmfeat.pipelines.config import PipelineConfig
+from mmfeat.pipelines.graph import FeatureGraph
+from mmfeat.pipelines.sources import librispeech as source
+from mmfeat.pipelines.transforms.audio import (
+    AUDIO_VIEW_FIELDS,
+    CLEAN_AUDIO_FIELDS,
+    AugmentAudio,
+    CleanAudio,
+    ExtractMfcc,
+    mfcc_fields,
+)
+from mmfeat.schemas.fields import SAMPLE_FIELDS, TEXT_FIELDS, assemble_schema
+from mmfeat.schemas.records import AudioUtterance
+
+NAME = "librispeech"
+
+LIBRISPEECH_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("speaker_id", pa.string()),
+    pa.field("chapter_id", pa.string()),
+    pa.field("speaker_sex", pa.string()),
+    pa.field("transcript", pa.string()),
+)
+
+
+@dataclass(frozen=True)
+class LibriSpeechConfig:
+    """``subsets``: subset folders to read (e.g. [train-clean-100, dev-clean]); empty = all found."""
+
+    subsets: tuple[str, ...] = ()
+
+
+def row_schema(config: PipelineConfig) -> pa.Schema:
+    """The LibriSpeech table, assembled from the columns each producer declares."""
+    return assemble_schema(
+        SAMPLE_FIELDS, LIBRISPEECH_FIELDS, TEXT_FIELDS, CLEAN_AUDIO_FIELDS, AUDIO_VIEW_FIELDS, mfcc_fields(config.mfcc), table=NAME
+    )
+
+
+def record_columns(record: AudioUtterance) -> dict[str, Any]:
+    return {
+        "sample_id": record.sample_id,
+        "split": record.split,
+        "source_path": record.source_path,
+        "speaker_id": record.speaker_id,
+        "chapter_id": record.chapter_id,
+        "speaker_sex": record.speaker_sex,
+        "transcript": record.transcript,
+        "text": record.text,
+        "tokens": list(record.tokens),
+        "token_ids": list(record.token_ids),
+    }
+
+
+def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
+    return source.discover(input_dir, subsets=config.dataset.subsets)
+
+
+def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGraph:
+    rate = config.audio.sample_rate
+    return FeatureGraph(
+        dataset=NAME,
+        units=listing.units,
+        parse=functools.partial(source.parse_unit, speakers=dict(listing.speakers)),
+        stages=(CleanAudio(config.audio), AugmentAudio(config.augment, rate), ExtractMfcc(config.mfcc, rate)),
+        schema=row_schema(config),
+        record_columns=record_columns,
+    )

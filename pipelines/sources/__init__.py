@@ -1,0 +1,1 @@
+"""Readers for datasets in their real on-disk layouts (pure Python, no Beam)."""

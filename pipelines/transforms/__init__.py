@@ -1,0 +1,1 @@
+"""Thin DoFns and PTransforms over the extractors, shared by every dataset."""

@@ -1,0 +1,52 @@
+"""Write ``_manifest.json`` once every shard is written (it depends on all shard results)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+
+from mmfeat.extractors.text import Vocabulary
+from mmfeat.pipelines.io import write_text_atomically
+from mmfeat.schemas.manifest import MANIFEST_FILE, build_manifest
+
+
+def _write_manifest(results: list[Any], input_count: int, vocab: Vocabulary | None, *, dataset_dir: str, static: dict[str, Any]) -> str:
+    vocabulary = None
+    if vocab is not None:
+        vocabulary = {"path": static["vocab_file"], "size": len(vocab), "pad_id": vocab.PAD_ID, "oov_id": vocab.OOV_ID, "source_splits": list(vocab.source_splits)}
+    manifest = build_manifest(
+        dataset=static["dataset"],
+        input_count=input_count,
+        shards=[dataclasses.asdict(r) for r in results],
+        config=static["config"],
+        config_sha256=static["config_sha256"],
+        runner=static["runner"],
+        vocabulary=vocabulary,
+    )
+    path = Path(dataset_dir) / MANIFEST_FILE
+    write_text_atomically(path, json.dumps(manifest, indent=2, sort_keys=False))
+    return str(path)
+
+
+class WriteManifest(beam.PTransform):
+    """Shard results + input count (+ vocabulary) → ``_manifest.json``; fails the run if counts do not balance."""
+
+    def __init__(self, dataset_dir: str, *, dataset: str, config: dict[str, Any], config_sha256: str, runner: str, vocab_file: str) -> None:
+        super().__init__()
+        self.dataset_dir = dataset_dir
+        self.static = {"dataset": dataset, "config": config, "config_sha256": config_sha256, "runner": runner, "vocab_file": vocab_file}
+
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection, beam.PCollection | None]) -> beam.PCollection:
+        results, input_count, vocab = inputs
+        gathered = results | "GatherShards" >> beam.combiners.ToList()
+        return gathered | "Write" >> beam.Map(
+            _write_manifest,
+            input_count=beam.pvalue.AsSingleton(input_count),
+            vocab=beam.pvalue.AsSingleton(vocab) if vocab is not None else None,
+            dataset_dir=self.dataset_dir,
+            static=self.static,
+        )

@@ -1,0 +1,103 @@
+"""The unit that flows through the heavy part of a pipeline, and the DoFn base that turns errors into rejects."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from mmfeat.extractors.errors import Rejected
+from mmfeat.schemas.records import Reject, ShardKey
+
+REJECTS = "rejects"
+METRICS_NAMESPACE = "mmfeat"
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkItem:
+    """One example (or, after augmentation, one view of it) between its source record and its row.
+
+    ``columns`` gathers output columns stage by stage; ``arrays`` holds data that is passed on but
+    not written (e.g. the clean waveform). ``view`` is None until the augmentation stage fans out.
+    """
+
+    shard: ShardKey
+    record: Any
+    view: int | None = None
+    num_views: int = 1
+    columns: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, Any] = field(default_factory=dict)
+
+    def evolve(self, **changes: Any) -> WorkItem:
+        """A copy with fresh dicts, so fanned-out views never share mutable state."""
+        base = {"columns": dict(self.columns), "arrays": dict(self.arrays)}
+        return replace(self, **{**base, **changes})
+
+    def reject(self, stage: str, reason: str, detail: str) -> tuple[ShardKey, Reject]:
+        rec = self.record
+        return self.shard, Reject(
+            sample_id=rec.sample_id,
+            split=rec.split,
+            source_path=rec.source_path,
+            stage=stage,
+            reason=reason,
+            detail=detail,
+            view=self.view,
+            num_views=self.num_views,
+        )
+
+
+class Row(NamedTuple):
+    """A finished output row for the shard writer."""
+
+    sample_id: str
+    view: int
+    num_views: int
+    columns: dict[str, Any]
+
+
+class Stage(beam.DoFn):
+    """Applies ``apply`` to each WorkItem; :class:`Rejected` and unexpected errors go to the ``rejects`` output.
+
+    Subclasses set ``name`` and implement ``apply`` (and ``setup`` for per-worker state).
+    """
+
+    name = "stage"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ok = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.ok")
+        self._rejected = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.rejected")
+
+    def apply(self, item: WorkItem) -> Iterable[WorkItem]:
+        raise NotImplementedError
+
+    def process(self, item: WorkItem) -> Iterator[Any]:
+        try:
+            outputs = list(self.apply(item))
+        except Rejected as err:
+            self._rejected.inc()
+            yield beam.pvalue.TaggedOutput(REJECTS, item.reject(self.name, err.reason, err.detail))
+            return
+        except Exception as err:  # one bad example must not crash the run: it becomes a reject
+            _log.warning("unexpected error in stage %s for %s", self.name, item.record.sample_id, exc_info=True)
+            self._rejected.inc()
+            yield beam.pvalue.TaggedOutput(REJECTS, item.reject(self.name, "unexpected_error", f"{type(err).__name__}: {err}"))
+            return
+        self._ok.inc()
+        yield from outputs
+
+
+def run_stages(items: beam.PCollection, stages: Iterable[Stage]) -> tuple[beam.PCollection, list[beam.PCollection]]:
+    """Chain stages; returns the surviving items and one keyed-rejects PCollection per stage."""
+    rejects = []
+    for stage in stages:
+        result = items | stage.name.capitalize() >> beam.ParDo(stage).with_outputs(REJECTS, main="ok")
+        items = result.ok
+        rejects.append(result[REJECTS])
+    return items, rejects

@@ -1,0 +1,158 @@
+"""The shard writer: one Parquet file per complete shard (+ its rejects), written atomically.
+
+A shard is complete when every one of its examples has produced all its outcomes (a row per
+view, or rejects). Shards are grouped upstream (``AssignShards``), so on Beam's runners all of
+a shard's outcomes reach the same writer within one bundle; the writer then sorts by
+(sample_id, view), writes ``<name>.parquet`` under a temporary name, renames it into place,
+writes a ``_shards/<name>.json`` completion marker, and emits a :class:`ShardResult`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
+
+from mmfeat.pipelines.config import OutputConfig
+from mmfeat.pipelines.io import write_parquet_atomically, write_text_atomically
+from mmfeat.pipelines.transforms.stage import METRICS_NAMESPACE, Row
+from mmfeat.schemas.fields import REJECTS_SCHEMA, rows_to_table
+from mmfeat.schemas.records import Reject, ShardKey
+
+SHARD_MARKERS_DIR = "_shards"
+REJECTS_DIR = "rejects"
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What one written shard holds; paths are relative to the dataset output directory."""
+
+    name: str
+    split: str
+    path: str | None
+    rows: int
+    examples: int
+    written: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    rejects_path: str | None
+    reject_rows: int
+    partial: bool = False
+
+
+@dataclass
+class _ShardBuffer:
+    key: ShardKey
+    rows: list[Row] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    outcomes: Counter = field(default_factory=Counter)
+    done: set[str] = field(default_factory=set)
+
+    def add(self, outcome: Row | Reject) -> None:
+        (self.rows if isinstance(outcome, Row) else self.rejects).append(outcome)
+        self.outcomes[outcome.sample_id] += 1
+        if self.outcomes[outcome.sample_id] >= outcome.num_views:
+            self.done.add(outcome.sample_id)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.done) >= self.key.examples
+
+
+class WriteShards(beam.DoFn):
+    """(ShardKey, Row | Reject) → one :class:`ShardResult` per shard, written as soon as the shard is complete."""
+
+    def __init__(self, dataset_dir: str, schema: pa.Schema, config: OutputConfig) -> None:
+        super().__init__()
+        self.dataset_dir = dataset_dir
+        self.schema = schema
+        self.config = config
+        self._rows_written = Metrics.counter(METRICS_NAMESPACE, "rows_written")
+        self._shards_written = Metrics.counter(METRICS_NAMESPACE, "shards_written")
+
+    def start_bundle(self) -> None:
+        self._open: dict[ShardKey, _ShardBuffer] = {}
+
+    def process(self, element: tuple[ShardKey, Row | Reject]) -> Iterator[ShardResult]:
+        key, outcome = element
+        buffer = self._open.setdefault(key, _ShardBuffer(key))
+        buffer.add(outcome)
+        if buffer.complete:
+            del self._open[key]
+            yield self._flush(buffer, partial=False)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        # Only reached when a runner split a shard across bundles: keep every row, flag the shard.
+        for buffer in self._open.values():
+            _log.warning("shard %s incomplete at end of bundle (%d/%d examples); writing it as partial", buffer.key.name, len(buffer.done), buffer.key.examples)
+            yield WindowedValue(self._flush(buffer, partial=True), GlobalWindow().max_timestamp(), [GlobalWindow()])
+        self._open = {}
+
+    def _flush(self, buffer: _ShardBuffer, *, partial: bool) -> ShardResult:
+        root = Path(self.dataset_dir)
+        name = buffer.key.name + (f".partial-{uuid.uuid4().hex[:8]}" if partial else "")
+        data_path = rejects_path = None
+        if buffer.rows:
+            rows = sorted(buffer.rows, key=lambda r: (r.sample_id, r.view))
+            data_path = f"{buffer.key.split}/{name}.parquet"
+            self._write(rows_to_table([r.columns for r in rows], self.schema), root / data_path)
+        if buffer.rejects:
+            rejects = sorted(buffer.rejects, key=lambda r: (r.sample_id, -1 if r.view is None else r.view))
+            rejects_path = f"{REJECTS_DIR}/{name}.parquet"
+            self._write(rows_to_table([_reject_row(r) for r in rejects], REJECTS_SCHEMA), root / rejects_path)
+        written_ids = {r.sample_id for r in buffer.rows}
+        rejected_first = {}
+        for reject in sorted(buffer.rejects, key=lambda r: (r.sample_id, -1 if r.view is None else r.view)):
+            if reject.sample_id not in written_ids:
+                rejected_first.setdefault(reject.sample_id, reject.reason)
+        result = ShardResult(
+            name=name,
+            split=buffer.key.split,
+            path=data_path,
+            rows=len(buffer.rows),
+            examples=len(buffer.outcomes),
+            written=len(written_ids),
+            rejected=len(rejected_first),
+            rejected_by_reason=dict(sorted(Counter(rejected_first.values()).items())),
+            rejects_path=rejects_path,
+            reject_rows=len(buffer.rejects),
+            partial=partial,
+        )
+        write_text_atomically(root / SHARD_MARKERS_DIR / f"{name}.json", json.dumps(asdict(result), sort_keys=True))
+        self._rows_written.inc(len(buffer.rows))
+        self._shards_written.inc()
+        return result
+
+
+    def _write(self, table: pa.Table, path: Path) -> None:
+        write_parquet_atomically(
+            table,
+            path,
+            compression=self.config.compression,
+            compression_level=self.config.compression_level,
+            row_group_rows=self.config.row_group_rows,
+        )
+
+
+def _reject_row(reject: Reject) -> dict[str, Any]:
+    return {
+        "sample_id": reject.sample_id,
+        "split": reject.split,
+        "view": reject.view,
+        "source_path": reject.source_path,
+        "stage": reject.stage,
+        "reason": reject.reason,
+        "detail": reject.detail,
+    }

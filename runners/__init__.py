@@ -1,0 +1,1 @@
+"""The command line, configuration loading, pipeline options and sample data."""

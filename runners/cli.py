@@ -1,0 +1,142 @@
+"""``mmfeat``: write sample data, run a dataset pipeline, print the default configuration."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+EPILOG_RUN = """\
+Any other flag is passed to Apache Beam, e.g.:
+  --runner DirectRunner (default)   --direct_num_workers 2   --direct_running_mode multi_processing
+Config precedence: built-in defaults < --config FILE < --set key=value (see `mmfeat config`).
+Output: OUT/<dataset>/<split>/*.parquet, OUT/<dataset>/rejects/*.parquet, vocab.json, _manifest.json (last).
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from mmfeat import __version__
+
+    parser = argparse.ArgumentParser(prog="mmfeat", description="Multimodal feature extraction pipelines on Apache Beam.")
+    parser.add_argument("--version", action="version", version=f"mmfeat {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sample = commands.add_parser("sample-data", help="write tiny sample datasets in their real layouts (with broken files)")
+    sample.add_argument("out", type=Path, metavar="OUT", help="folder to write the datasets into")
+    sample.add_argument("--datasets", default="librispeech", help="comma-separated datasets to write (default: %(default)s)")
+
+    run = commands.add_parser(
+        "run", help="run a dataset pipeline", epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    run.add_argument("dataset", metavar="DATASET", help="dataset to process, e.g. librispeech")
+    run.add_argument("--input", required=True, type=Path, metavar="IN", help="the dataset's root folder in its real layout")
+    run.add_argument("--output", required=True, type=Path, metavar="OUT", help="output folder (OUT/<dataset>/ is written)")
+    run.add_argument("--config", type=Path, metavar="FILE", help="YAML config file (sections as in `mmfeat config`)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one setting, e.g. --set mfcc.n_mfcc=13 (repeatable)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing OUT/<dataset>/ instead of refusing")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (the summary is still printed)")
+
+    show = commands.add_parser("config", help="print the default configuration with every setting documented")
+    show.add_argument("dataset", nargs="?", help="(ignored; one file covers every dataset)")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"mmfeat: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _sample_data(args: argparse.Namespace) -> int:
+    from mmfeat.runners.samples import SAMPLES
+
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SAMPLES]
+    if unknown:
+        return _fail(f"--datasets: no sample for {', '.join(unknown)} (known: {', '.join(sorted(SAMPLES))})")
+    for name in names:
+        root = SAMPLES[name](args.out)
+        print(f"{name}: {root}")
+    return 0
+
+
+def _preflight(config) -> None:
+    """Checks that need more than types: fail before the pipeline starts."""
+    from mmfeat.extractors.text import Tokenizer, Vocabulary
+    from mmfeat.runners.config import ConfigError
+
+    if config.vocab.path:
+        try:
+            Vocabulary.from_json(Path(config.vocab.path).read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError) as err:
+            raise ConfigError(f"vocab.path: cannot load {config.vocab.path}: {err}") from err
+    if config.text.lemmatize:
+        try:
+            Tokenizer(config.text)
+        except RuntimeError as err:
+            raise ConfigError(f"text.lemmatize: {err}") from err
+
+
+def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from mmfeat.pipelines.registry import DATASETS
+    from mmfeat.pipelines.sources.base import LayoutError
+    from mmfeat.runners.config import ConfigError, load_config
+
+    unknown = [a for a in beam_args if not a.startswith("--")]
+    if unknown:
+        return _fail(f"unexpected argument {unknown[0]!r} (Beam flags look like --name=value)")
+    try:
+        config = load_config(args.dataset, path=args.config, overrides=args.overrides)
+        _preflight(config)
+        listing = DATASETS[args.dataset].discover(args.input, config)
+    except (ConfigError, LayoutError) as err:
+        return _fail(str(err))
+
+    dataset_dir = args.output.expanduser().resolve() / args.dataset
+    if dataset_dir.exists() and any(dataset_dir.iterdir()):
+        if not args.overwrite:
+            return _fail(f"{dataset_dir} already holds output; pass --overwrite to replace it")
+        shutil.rmtree(dataset_dir)
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+
+    import apache_beam as beam
+
+    from mmfeat.pipelines.graph import build_feature_pipeline
+    from mmfeat.runners.options import pipeline_options, runner_name
+    from mmfeat.runners.progress import ShardProgress
+    from mmfeat.runners.summary import format_summary
+    from mmfeat.schemas.manifest import read_manifest
+
+    options = pipeline_options(beam_args)
+    graph = DATASETS[args.dataset].feature_graph(listing, config)
+    started = time.perf_counter()
+    pipeline = beam.Pipeline(options=options)
+    build_feature_pipeline(pipeline, graph, config, dataset_dir, runner=runner_name(options))
+    with ShardProgress(dataset_dir, total=listing.expected_examples(), enabled=not args.no_progress and sys.stderr.isatty()):
+        result = pipeline.run()
+        result.wait_until_finish()
+    wall = time.perf_counter() - started
+    print(format_summary(read_manifest(dataset_dir), dataset_dir, wall))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args, rest = _parser().parse_known_args(argv)
+    if args.command == "sample-data":
+        if rest:
+            return _fail(f"unexpected arguments: {' '.join(rest)}")
+        return _sample_data(args)
+    if args.command == "config":
+        from mmfeat.runners.config import DEFAULTS_FILE
+
+        print(DEFAULTS_FILE.read_text(encoding="utf-8"), end="")
+        return 0
+    return _run(args, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

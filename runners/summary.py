@@ -1,0 +1,27 @@
+"""The readable end-of-run summary, from the manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def format_summary(manifest: dict[str, Any], dataset_dir: Path, wall_s: float) -> str:
+    counts = manifest["counts"]
+    splits = ", ".join(f"{split}: {rows}" for split, rows in counts["rows_by_split"].items()) or "none"
+    lines = [
+        f"mmfeat {manifest['dataset']}: done in {wall_s:.1f} s on {manifest['runner']}",
+        f"  examples in     {counts['input']:>8}",
+        f"  written         {counts['written']:>8}   rows {counts['rows']} ({splits})",
+        f"  rejected        {counts['rejected']:>8}",
+    ]
+    width = max((len(r) for r in counts["rejected_by_reason"]), default=0)
+    lines += [f"    {reason:<{width}} {n:>6}" for reason, n in counts["rejected_by_reason"].items()]
+    lines.append(f"  throughput      {counts['input'] / wall_s if wall_s > 0 else 0:>8.1f} examples/s")
+    vocab = manifest.get("vocabulary")
+    if vocab:
+        lines.append(f"  vocabulary      {vocab['size']:>8} tokens from {', '.join(vocab['source_splits']) or '-'} ({vocab['path']})")
+    lines.append(f"  output          {dataset_dir}  ({len(manifest['shards'])} shards, {len(manifest['rejects'])} rejects files, _manifest.json)")
+    if manifest.get("partial_shards"):
+        lines.append(f"  WARNING: {len(manifest['partial_shards'])} shards were written in parts by this runner")
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""Columns shared by every table, the rejects table, and schema assembly from parts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from mmfeat import __version__
+from mmfeat.schemas import SCHEMA_VERSION
+from mmfeat.schemas.tensors import is_matrix_type, matrices_to_arrow
+
+SAMPLE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("sample_id", pa.string(), nullable=False),
+    pa.field("split", pa.string(), nullable=False),
+    pa.field("view", pa.int16(), nullable=False),
+    pa.field("source_path", pa.string(), nullable=False),
+    pa.field("content_sha256", pa.string(), nullable=False),
+)
+
+TEXT_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("text", pa.string()),
+    pa.field("tokens", pa.list_(pa.string())),
+    pa.field("token_ids", pa.list_(pa.int32())),
+)
+
+REJECT_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("sample_id", pa.string(), nullable=False),
+    pa.field("split", pa.string(), nullable=False),
+    pa.field("view", pa.int16()),
+    pa.field("source_path", pa.string(), nullable=False),
+    pa.field("stage", pa.string(), nullable=False),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("detail", pa.string(), nullable=False),
+)
+
+
+def assemble_schema(*groups: Iterable[pa.Field], table: str) -> pa.Schema:
+    """One table schema from field groups declared by their producers; duplicate names fail."""
+    fields: list[pa.Field] = []
+    seen: set[str] = set()
+    for group in groups:
+        for f in group:
+            if f.name in seen:
+                raise ValueError(f"column {f.name!r} is declared twice in table {table!r}")
+            seen.add(f.name)
+            fields.append(f)
+    metadata = {"mmfeat.schema_version": SCHEMA_VERSION, "mmfeat.version": __version__, "mmfeat.table": table}
+    return pa.schema(fields, metadata=metadata)
+
+
+REJECTS_SCHEMA = assemble_schema(REJECT_FIELDS, table="rejects")
+
+
+def rows_to_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Column-wise conversion of row dicts; matrix columns take numpy arrays. Missing keys fail."""
+    arrays = []
+    for f in schema:
+        try:
+            values = [row[f.name] for row in rows]
+        except KeyError as err:
+            raise KeyError(f"row is missing column {f.name!r} of table {schema.metadata.get(b'mmfeat.table')!r}") from err
+        arrays.append(matrices_to_arrow(values, f.type) if is_matrix_type(f.type) else pa.array(values, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -1,0 +1,76 @@
+"""``_manifest.json``: what a run wrote, with counts that prove nothing was lost.
+
+Written last, only when the run succeeded; ``counts.input == counts.written + counts.rejected``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mmfeat import __version__
+from mmfeat.schemas import SCHEMA_VERSION
+
+MANIFEST_FILE = "_manifest.json"
+MANIFEST_FORMAT = "mmfeat.manifest/1"
+
+
+class CountsMismatch(RuntimeError):
+    """Inputs do not equal written + rejected: something was lost or duplicated."""
+
+
+def build_manifest(
+    *,
+    dataset: str,
+    input_count: int,
+    shards: Iterable[Mapping[str, Any]],
+    config: Mapping[str, Any],
+    config_sha256: str,
+    runner: str,
+    vocabulary: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Assemble the manifest from the writer's shard results; raise :class:`CountsMismatch` if counts do not balance."""
+    shards = sorted(shards, key=lambda s: s["name"])
+    written = sum(s["written"] for s in shards)
+    rejected = sum(s["rejected"] for s in shards)
+    by_reason: Counter[str] = Counter()
+    rows_by_split: Counter[str] = Counter()
+    for shard in shards:
+        by_reason.update(shard["rejected_by_reason"])
+        rows_by_split[shard["split"]] += shard["rows"]
+    if input_count != written + rejected:
+        raise CountsMismatch(f"{dataset}: {input_count} inputs but {written} written + {rejected} rejected")
+    return {
+        "format": MANIFEST_FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "mmfeat_version": __version__,
+        "dataset": dataset,
+        "runner": runner,
+        "config": dict(config),
+        "config_sha256": config_sha256,
+        "counts": {
+            "input": input_count,
+            "written": written,
+            "rejected": rejected,
+            "rejected_by_reason": dict(sorted(by_reason.items())),
+            "rows": sum(rows_by_split.values()),
+            "rows_by_split": dict(sorted(rows_by_split.items())),
+            "reject_rows": sum(s["reject_rows"] for s in shards),
+        },
+        "shards": [{"path": s["path"], "split": s["split"], "rows": s["rows"]} for s in shards if s["path"]],
+        "rejects": [s["rejects_path"] for s in shards if s["rejects_path"]],
+        "partial_shards": [s["name"] for s in shards if s.get("partial")],
+        "vocabulary": dict(vocabulary) if vocabulary else None,
+    }
+
+
+def read_manifest(dataset_dir: str | Path) -> dict[str, Any]:
+    """Load and check the manifest of a dataset output directory."""
+    path = Path(dataset_dir) / MANIFEST_FILE
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path} is not an mmfeat manifest ({MANIFEST_FORMAT})")
+    return manifest

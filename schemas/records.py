@@ -1,0 +1,55 @@
+"""Typed records that flow between pipeline stages.
+
+Source readers yield a dataset record (e.g. :class:`AudioUtterance`) or a :class:`Reject`;
+nothing is decoded yet. Every record has ``sample_id``, ``split`` and ``source_path``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+@dataclass(frozen=True)
+class Reject:
+    """An input that did not become a row, with where and why."""
+
+    sample_id: str
+    split: str
+    source_path: str
+    stage: str
+    reason: str
+    detail: str = ""
+    view: int | None = None
+    num_views: int = 1  # outcomes its example produces; the shard writer uses it to know when a shard is complete
+
+
+@dataclass(frozen=True)
+class AudioUtterance:
+    """One transcribed utterance in an audio file (LibriSpeech and alike)."""
+
+    sample_id: str
+    split: str
+    source_path: str  # relative to the dataset root, as written to the output
+    audio_path: str  # absolute path the cleaner reads
+    transcript: str  # raw text as in the dataset
+    speaker_id: str
+    chapter_id: str
+    speaker_sex: str | None = None
+    text: str = ""  # normalised transcript (set by the text stage)
+    tokens: tuple[str, ...] = ()
+    token_ids: tuple[int, ...] = ()
+    lemmas: tuple[str, ...] | None = None
+
+
+class ShardKey(NamedTuple):
+    """Which output shard an example belongs to; ``examples`` is how many inputs the shard holds."""
+
+    split: str
+    index: int
+    count: int
+    examples: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.index:05d}-of-{self.count:05d}"

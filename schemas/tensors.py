@@ -1,0 +1,62 @@
+"""Variable-length matrices (frames × dim) as Arrow ``list<fixed_size_list<float32, dim>>``.
+
+This layout opens with no custom code in pyarrow, DuckDB (``FLOAT[dim][]``), Polars
+(``List(Array(Float32, dim))``) and Hugging Face ``datasets``, and converts back to numpy
+without a copy of the values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+
+def matrix_type(dim: int, value_type: pa.DataType = pa.float32()) -> pa.DataType:
+    """Arrow type of a column whose cells are (frames, dim) matrices."""
+    return pa.list_(pa.list_(value_type, dim))
+
+
+def is_matrix_type(data_type: pa.DataType) -> bool:
+    return pa.types.is_list(data_type) and pa.types.is_fixed_size_list(data_type.value_type)
+
+
+def _numpy_dtype(value_type: pa.DataType) -> np.dtype:
+    return pa.array([], type=value_type).to_numpy(zero_copy_only=False).dtype
+
+
+def matrices_to_arrow(matrices: Sequence[np.ndarray | None], data_type: pa.DataType) -> pa.Array:
+    """Build a matrix column from 2-D arrays (``None`` cells become nulls)."""
+    inner: pa.FixedSizeListType = data_type.value_type
+    dim, np_dtype = inner.list_size, _numpy_dtype(inner.value_type)
+    offsets = np.zeros(len(matrices) + 1, dtype=np.int32)
+    parts, mask = [], np.zeros(len(matrices), dtype=bool)
+    for i, matrix in enumerate(matrices):
+        if matrix is None:
+            mask[i] = True
+            offsets[i + 1] = offsets[i]
+            continue
+        if matrix.ndim != 2 or matrix.shape[1] != dim:
+            raise ValueError(f"expected a (frames, {dim}) matrix, got shape {matrix.shape}")
+        parts.append(np.ascontiguousarray(matrix, dtype=np_dtype).reshape(-1))
+        offsets[i + 1] = offsets[i] + matrix.shape[0]
+    values = np.concatenate(parts) if parts else np.zeros(0, dtype=np_dtype)
+    frames = pa.FixedSizeListArray.from_arrays(pa.array(values, type=inner.value_type), dim)
+    return pa.ListArray.from_arrays(pa.array(offsets), frames, type=data_type, mask=pa.array(mask) if mask.any() else None)
+
+
+def arrow_to_matrices(column: pa.Array | pa.ChunkedArray) -> list[np.ndarray | None]:
+    """Inverse of :func:`matrices_to_arrow`: one (frames, dim) numpy array per cell."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    out: list[np.ndarray | None] = []
+    for chunk in chunks:
+        dim = chunk.type.value_type.list_size
+        for i in range(len(chunk)):
+            cell = chunk[i]
+            if not cell.is_valid:
+                out.append(None)
+                continue
+            flat = cell.values.flatten().to_numpy(zero_copy_only=False)
+            out.append(flat.reshape(-1, dim))
+    return out

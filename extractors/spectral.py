@@ -19,6 +19,7 @@ class MfccConfig:
     fmax: float | None = None
     deltas: int = 0
     log_mel: bool = False
+    top_db: float | None = 80.0  # floor of the log-mel, below its peak (librosa's default); None = no floor
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_mfcc <= self.n_mels:
@@ -68,7 +69,7 @@ def log_mel_spectrogram(waveform: np.ndarray, sample_rate: int, config: MfccConf
         fmax=config.fmax,
         power=2.0,
     )
-    return librosa.power_to_db(power, ref=1.0, top_db=None)
+    return librosa.power_to_db(power, ref=1.0, top_db=config.top_db)
 
 
 def mfcc_features(waveform: np.ndarray, sample_rate: int, config: MfccConfig) -> dict[str, np.ndarray]:

@@ -3,7 +3,7 @@
     source units ─ parse ─ text ─┬─ vocabulary (full pass, train split) ─┐
                                  └─ token ids ◄─────────────────────────┘
                                      └─ AssignShards (light records only) ─ GroupByKey
-                                          └─ heavy stages (decode/clean/augment/extract)
+                                          └─ heavy stages (decode/clean/augment/extract), rejects riding along
                                                └─ WriteShards (rows + rejects) ─ WriteManifest (last)
 """
 
@@ -46,7 +46,9 @@ def _with_token_ids(element: Any, vocab: Any) -> Any:
     return apply_vocabulary(element, vocab) if _is_record(element) else element
 
 
-def _to_row(item: WorkItem, record_columns: Callable[[Any], dict[str, Any]]) -> tuple[Any, Row]:
+def _to_row(item: Any, record_columns: Callable[[Any], dict[str, Any]]) -> tuple[Any, Any]:
+    if not isinstance(item, WorkItem):
+        return item  # (ShardKey, Reject)
     columns = {**record_columns(item.record), **item.columns}
     return item.shard, Row(sample_id=item.record.sample_id, view=columns["view"], num_views=item.num_views, columns=columns)
 
@@ -61,10 +63,10 @@ def build_feature_pipeline(pipeline: beam.Pipeline, graph: FeatureGraph, config:
     vocab = records | "Vocabulary" >> BuildVocabulary(config.vocab, str(dataset_dir / VOCAB_FILE))
     with_ids = inputs | "TokenIds" >> beam.Map(_with_token_ids, vocab=beam.pvalue.AsSingleton(vocab))
 
+    # From here on one linear, fused chain per shard: no Flatten, no materialised features.
     sharded = with_ids | "AssignShards" >> AssignShards(config.output.rows_per_shard)
-    items, stage_rejects = run_stages(sharded.items, graph.stages)
-    rows = items | "ToRow" >> beam.Map(_to_row, record_columns=graph.record_columns)
-    outcomes = (rows, sharded[REJECTS], *stage_rejects) | "Outcomes" >> beam.Flatten()
+    processed = run_stages(sharded, graph.stages)
+    outcomes = processed | "ToRow" >> beam.Map(_to_row, record_columns=graph.record_columns)
     results = outcomes | "WriteShards" >> beam.ParDo(WriteShards(out, graph.schema, config.output))
 
     input_count = inputs | "CountInputs" >> beam.combiners.Count.Globally()

@@ -60,6 +60,7 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Ta
         try:
             values = [row[f.name] for row in rows]
         except KeyError as err:
-            raise KeyError(f"row is missing column {f.name!r} of table {schema.metadata.get(b'mmfeat.table')!r}") from err
+            table = (schema.metadata or {}).get(b"mmfeat.table", b"?").decode()
+            raise KeyError(f"row is missing column {f.name!r} of table {table!r}") from err
         arrays.append(matrices_to_arrow(values, f.type) if is_matrix_type(f.type) else pa.array(values, type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -15,7 +15,7 @@ from typing import Any
 import apache_beam as beam
 
 from mmfeat.extractors.seeding import stable_bucket
-from mmfeat.pipelines.transforms.stage import REJECTS, WorkItem
+from mmfeat.pipelines.transforms.stage import WorkItem
 from mmfeat.schemas.records import Reject, ShardKey
 
 
@@ -29,20 +29,17 @@ def _expand(group: tuple[tuple[str, int, int], Any]) -> Iterator[Any]:
     ordered = sorted(elements, key=lambda e: e.sample_id)
     key = ShardKey(split=split, index=index, count=count, examples=len(ordered))
     for element in ordered:
-        if isinstance(element, Reject):
-            yield beam.pvalue.TaggedOutput(REJECTS, (key, element))
-        else:
-            yield WorkItem(shard=key, record=element)
+        yield (key, element) if isinstance(element, Reject) else WorkItem(shard=key, record=element)
 
 
 class AssignShards(beam.PTransform):
-    """Records and source rejects → (WorkItems in sample-id order, keyed rejects)."""
+    """Records and source rejects → one stream of WorkItems and ``(ShardKey, Reject)``, shard by shard in sample-id order."""
 
     def __init__(self, rows_per_shard: int) -> None:
         super().__init__()
         self.rows_per_shard = rows_per_shard
 
-    def expand(self, elements: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+    def expand(self, elements: beam.PCollection) -> beam.PCollection:
         counts = elements | "SplitOf" >> beam.Map(lambda e: e.split) | "CountPerSplit" >> beam.combiners.Count.PerElement()
         keyed = elements | "ShardOf" >> beam.Map(_shard_of, counts=beam.pvalue.AsDict(counts), rows_per_shard=self.rows_per_shard)
-        return keyed | "GroupByShard" >> beam.GroupByKey() | "Expand" >> beam.FlatMap(_expand).with_outputs(REJECTS, main="items")
+        return keyed | "GroupByShard" >> beam.GroupByKey() | "Expand" >> beam.FlatMap(_expand)

@@ -62,8 +62,12 @@ class Row(NamedTuple):
 
 
 class Stage(beam.DoFn):
-    """Applies ``apply`` to each WorkItem; :class:`Rejected` and unexpected errors go to the ``rejects`` output.
+    """Applies ``apply`` to each WorkItem; :class:`Rejected` and unexpected errors become ``(ShardKey, Reject)``.
 
+    Rejects travel on in the same stream (every stage passes them through untouched) rather than on
+    a tagged output: a multi-input Flatten before the writer would make Beam's FnApiRunner
+    materialise every feature row in memory and split shards across workers. One linear chain
+    from the shard grouping to the writer stays fused, streaming and shard-complete.
     Subclasses set ``name`` and implement ``apply`` (and ``setup`` for per-worker state).
     """
 
@@ -77,27 +81,27 @@ class Stage(beam.DoFn):
     def apply(self, item: WorkItem) -> Iterable[WorkItem]:
         raise NotImplementedError
 
-    def process(self, item: WorkItem) -> Iterator[Any]:
+    def process(self, item: WorkItem | tuple[ShardKey, Reject]) -> Iterator[Any]:
+        if not isinstance(item, WorkItem):
+            yield item  # an earlier reject, on its way to the writer
+            return
         try:
             outputs = list(self.apply(item))
         except Rejected as err:
             self._rejected.inc()
-            yield beam.pvalue.TaggedOutput(REJECTS, item.reject(self.name, err.reason, err.detail))
+            yield item.reject(self.name, err.reason, err.detail)
             return
         except Exception as err:  # one bad example must not crash the run: it becomes a reject
             _log.warning("unexpected error in stage %s for %s", self.name, item.record.sample_id, exc_info=True)
             self._rejected.inc()
-            yield beam.pvalue.TaggedOutput(REJECTS, item.reject(self.name, "unexpected_error", f"{type(err).__name__}: {err}"))
+            yield item.reject(self.name, "unexpected_error", f"{type(err).__name__}: {err}")
             return
         self._ok.inc()
         yield from outputs
 
 
-def run_stages(items: beam.PCollection, stages: Iterable[Stage]) -> tuple[beam.PCollection, list[beam.PCollection]]:
-    """Chain stages; returns the surviving items and one keyed-rejects PCollection per stage."""
-    rejects = []
+def run_stages(stream: beam.PCollection, stages: Iterable[Stage]) -> beam.PCollection:
+    """Chain stages over a stream of WorkItems and keyed rejects; returns the same kind of stream."""
     for stage in stages:
-        result = items | stage.name.capitalize() >> beam.ParDo(stage).with_outputs(REJECTS, main="ok")
-        items = result.ok
-        rejects.append(result[REJECTS])
-    return items, rejects
+        stream = stream | stage.name.capitalize() >> beam.ParDo(stage)
+    return stream

@@ -1,0 +1,66 @@
+"""Session fixtures: the sample dataset and a few whole pipeline runs, shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mmfeat.runners.samples.librispeech import write_librispeech_sample
+
+
+@dataclass(frozen=True)
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    output: Path
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.output / "librispeech"
+
+
+def run_cli(*args: str, output: Path | None = None, timeout: int = 600) -> CliRun:
+    """Run the real command line in a fresh interpreter, as a user would."""
+    proc = subprocess.run([sys.executable, "-m", "mmfeat.runners.cli", *args], capture_output=True, text=True, timeout=timeout)
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, output or Path())
+
+
+def run_librispeech(input_dir: Path, output: Path, *extra: str) -> CliRun:
+    run = run_cli("run", "librispeech", "--input", str(input_dir), "--output", str(output), "--no-progress", *extra, output=output)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return run
+
+
+@pytest.fixture(scope="session")
+def librispeech_root(tmp_path_factory) -> Path:
+    return write_librispeech_sample(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def default_run(librispeech_root, tmp_path_factory) -> CliRun:
+    return run_librispeech(librispeech_root, tmp_path_factory.mktemp("run_a"))
+
+
+@pytest.fixture(scope="session")
+def repeat_run(librispeech_root, tmp_path_factory) -> CliRun:
+    return run_librispeech(librispeech_root, tmp_path_factory.mktemp("run_b"))
+
+
+AUGMENTED = ("--set", "augment.views=2", "--set", "output.rows_per_shard=4", "--set", "mfcc.deltas=1")
+
+
+@pytest.fixture(scope="session")
+def augmented_multiprocess_run(librispeech_root, tmp_path_factory) -> CliRun:
+    return run_librispeech(
+        librispeech_root, tmp_path_factory.mktemp("run_mp"), *AUGMENTED, "--direct_num_workers=2", "--direct_running_mode=multi_processing"
+    )
+
+
+@pytest.fixture(scope="session")
+def augmented_inprocess_run(librispeech_root, tmp_path_factory) -> CliRun:
+    return run_librispeech(librispeech_root, tmp_path_factory.mktemp("run_ip"), *AUGMENTED)

@@ -1,0 +1,59 @@
+import librosa
+import numpy as np
+import pytest
+
+from mmfeat.extractors.spectral import MfccConfig, frame_geometry, mfcc_features
+from tests.audio_helpers import tone
+
+
+@pytest.fixture(scope="module")
+def speechlike():
+    from mmfeat.runners.samples.librispeech import synth_speech
+
+    return synth_speech(np.random.default_rng(1), f0=150.0, seconds=1.5)
+
+
+def test_mfcc_matches_an_independent_librosa_computation(speechlike):
+    config = MfccConfig(n_mfcc=13, n_mels=40, win_ms=25, hop_ms=10, fmin=0.0)
+    ours = mfcc_features(speechlike, 16000, config)["mfcc"]
+    reference = librosa.feature.mfcc(
+        y=speechlike, sr=16000, n_mfcc=13, n_mels=40, n_fft=512, win_length=400, hop_length=160, fmin=0.0, htk=False
+    ).T
+    assert ours.shape == reference.shape
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-3)
+
+
+def test_frame_count_and_geometry(speechlike):
+    config = MfccConfig()
+    geometry = frame_geometry(config, 16000)
+    assert (geometry.win_length, geometry.hop_length, geometry.n_fft) == (400, 160, 512)
+    assert mfcc_features(speechlike, 16000, config)["mfcc"].shape == (1 + len(speechlike) // 160, 40)
+
+
+def test_deltas_are_stacked_after_coefficients(speechlike):
+    base = mfcc_features(speechlike, 16000, MfccConfig(n_mfcc=13))["mfcc"]
+    full = mfcc_features(speechlike, 16000, MfccConfig(n_mfcc=13, deltas=2))["mfcc"]
+    assert full.shape == (base.shape[0], 39)
+    np.testing.assert_array_equal(full[:, :13], base)
+    np.testing.assert_allclose(full[:, 13:26], librosa.feature.delta(base.T, order=1, mode="nearest").T, rtol=1e-5, atol=1e-5)
+
+
+def test_log_mel_optional_and_tone_energy_lands_in_the_right_band():
+    config = MfccConfig(log_mel=True, n_mels=64, fmin=0.0)
+    out = mfcc_features(tone(1.0, freq=1000.0), 16000, config)
+    assert out["log_mel"].shape[1] == 64
+    centres = librosa.mel_frequencies(n_mels=64 + 2, fmin=0.0, fmax=8000.0)[1:-1]
+    peak_band = int(np.argmax(out["log_mel"].mean(axis=0)))
+    assert abs(centres[peak_band] - 1000.0) < 150.0
+    assert "log_mel" not in mfcc_features(tone(1.0), 16000, MfccConfig())
+
+
+def test_short_input_with_deltas_does_not_fail():
+    assert mfcc_features(tone(0.05), 16000, MfccConfig(deltas=2))["mfcc"].shape[1] == 120
+
+
+@pytest.mark.parametrize("bad", [{"n_mfcc": 0}, {"n_mfcc": 100, "n_mels": 40}, {"deltas": 3}, {"hop_ms": 0}])
+def test_config_validation(bad):
+    with pytest.raises(ValueError):
+        MfccConfig(**bad)

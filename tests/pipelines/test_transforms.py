@@ -1,0 +1,124 @@
+import math
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from mmfeat.extractors.errors import Rejected
+from mmfeat.pipelines.config import OutputConfig
+from mmfeat.pipelines.transforms.shard import AssignShards
+from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
+from mmfeat.pipelines.transforms.write import WriteShards
+from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
+from mmfeat.schemas.records import AudioUtterance, Reject, ShardKey
+
+
+def utterance(i: int, split: str = "train") -> AudioUtterance:
+    return AudioUtterance(f"s{i:03d}", split, f"{split}/s{i:03d}.flac", f"/nowhere/s{i:03d}.flac", "HI", "1", "2")
+
+
+def test_assign_shards_is_deterministic_complete_and_sorted():
+    elements = [utterance(i) for i in range(23)] + [utterance(i, "dev") for i in range(5)]
+    elements.append(Reject("bad", "train", "train/bad", "read", "unexpected_file"))
+
+    def summarise(item):
+        key, element = (item.shard, item.record) if isinstance(item, WorkItem) else item
+        return key, element.sample_id
+
+    def check(pairs):
+        train_counts = {key.count for key, _ in pairs if key.split == "train"}
+        assert train_counts == {math.ceil(24 / 5)}
+        assert sorted(sid for _, sid in pairs) == sorted(e.sample_id for e in elements)
+        for key in {k for k, _ in pairs}:
+            assert key.examples == sum(1 for k, _ in pairs if k == key)
+
+    with BeamTestPipeline() as p:
+        out = p | beam.Create(elements) | AssignShards(rows_per_shard=5) | beam.Map(summarise)
+        assert_that(out | beam.combiners.ToList(), lambda lists: check(lists[0]))
+
+
+class Halve(Stage):
+    name = "halve"
+
+    def apply(self, item):
+        n = int(item.record.sample_id[1:])
+        if n == 1:
+            raise Rejected("odd_one", "one is special")
+        if n == 2:
+            raise ZeroDivisionError("boom")
+        item.columns["half"] = n / 2
+        yield item
+
+
+def test_stage_turns_errors_into_rejects_and_passes_rejects_through():
+    key = ShardKey("train", 0, 1, 4)
+    earlier = (key, Reject("s009", "train", "x", "read", "audio_missing"))
+    items = [WorkItem(shard=key, record=utterance(i)) for i in (1, 2, 4)]
+
+    def summarise(out):
+        if isinstance(out, WorkItem):
+            return ("ok", out.record.sample_id, out.columns["half"])
+        _, reject = out
+        return (reject.reason, reject.sample_id, reject.stage)
+
+    with BeamTestPipeline() as p:
+        out = run_stages(p | beam.Create([earlier, *items]), [Halve()]) | beam.Map(summarise)
+        assert_that(
+            out,
+            equal_to([("audio_missing", "s009", "read"), ("odd_one", "s001", "halve"), ("unexpected_error", "s002", "halve"), ("ok", "s004", 2.0)]),
+        )
+
+
+SCHEMA = assemble_schema(SAMPLE_FIELDS, table="t")
+
+
+def row(sample_id: str, view: int, num_views: int) -> Row:
+    columns = {"sample_id": sample_id, "split": "train", "view": view, "source_path": "p", "content_sha256": "h"}
+    return Row(sample_id, view, num_views, columns)
+
+
+def run_writer(tmp_path, outcomes):
+    writer = WriteShards(str(tmp_path), SCHEMA, OutputConfig())
+    writer.start_bundle()
+    results = [r for o in outcomes for r in writer.process(o)]
+    partial = [wv.value for wv in writer.finish_bundle()]
+    return results, partial
+
+
+def test_writer_writes_a_shard_once_complete_sorted(tmp_path):
+    key = ShardKey("train", 0, 1, 3)
+    outcomes = [
+        (key, row("b", 1, 2)),
+        (key, Reject("c", "train", "p", "clean_audio", "audio_silent")),
+        (key, row("a", 0, 1)),
+        (key, row("b", 0, 2)),
+    ]
+    results, partial = run_writer(tmp_path, outcomes)
+    assert not partial and len(results) == 1
+    result = results[0]
+    assert (result.examples, result.written, result.rejected, result.rows) == (3, 2, 1, 3)
+    assert result.rejected_by_reason == {"audio_silent": 1}
+    table = pq.read_table(tmp_path / result.path)
+    assert list(zip(table["sample_id"].to_pylist(), table["view"].to_pylist())) == [("a", 0), ("b", 0), ("b", 1)]
+    assert pq.read_table(tmp_path / result.rejects_path)["reason"].to_pylist() == ["audio_silent"]
+    assert (tmp_path / "_shards" / "train-00000-of-00001.json").is_file()
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_writer_keeps_an_incomplete_shard_as_partial(tmp_path):
+    key = ShardKey("train", 0, 1, 2)
+    results, partial = run_writer(tmp_path, [(key, row("a", 0, 1))])
+    assert not results and len(partial) == 1 and partial[0].partial and partial[0].rows == 1
+
+
+@pytest.mark.parametrize("num_views", [1, 3])
+def test_view_level_rejects_complete_an_example(tmp_path, num_views):
+    key = ShardKey("train", 0, 1, 1)
+    outcomes = [(key, row("a", v, num_views)) for v in range(num_views - 1)]
+    outcomes.append((key, Reject("a", "train", "p", "encode", "nan_output", view=num_views - 1, num_views=num_views)))
+    results, partial = run_writer(tmp_path, outcomes)
+    assert not partial and len(results) == 1
+    assert results[0].written == (1 if num_views > 1 else 0)
+    assert results[0].rejected == (0 if num_views > 1 else 1)

@@ -1,0 +1,170 @@
+"""The CLI as a user runs it, with the Parquet read back."""
+
+import json
+
+import apache_beam as beam
+import numpy as np
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+
+from mmfeat.extractors.text import Vocabulary
+from mmfeat.pipelines.graph import build_feature_pipeline
+from mmfeat.pipelines.librispeech import row_schema
+from mmfeat.pipelines.registry import DATASETS
+from mmfeat.runners.config import load_config
+from mmfeat.schemas.fields import REJECTS_SCHEMA
+from mmfeat.schemas.manifest import read_manifest
+from mmfeat.schemas.tensors import arrow_to_matrices
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_REJECTS = {
+    "audio_clipped": 1,
+    "audio_empty": 1,
+    "audio_missing": 1,
+    "audio_silent": 1,
+    "audio_too_short": 1,
+    "audio_undecodable": 2,
+    "text_empty": 1,
+    "transcript_malformed_line": 1,
+    "transcript_missing": 1,
+    "transcript_not_utf8": 1,
+    "unexpected_file": 1,
+}
+
+
+def read_rows(dataset_dir, split=None):
+    paths = [dataset_dir / s["path"] for s in read_manifest(dataset_dir)["shards"] if split in (None, s["split"])]
+    return ds.dataset(paths, format="parquet").to_table().sort_by([("sample_id", "ascending"), ("view", "ascending")])
+
+
+def tree_bytes(dataset_dir, pattern):
+    return {p.relative_to(dataset_dir).as_posix(): p.read_bytes() for p in sorted(dataset_dir.glob(pattern))}
+
+
+def test_counts_balance_and_every_bad_file_has_its_reason(default_run):
+    counts = read_manifest(default_run.dataset_dir)["counts"]
+    assert counts["input"] == counts["written"] + counts["rejected"] == 30
+    assert counts["rejected_by_reason"] == EXPECTED_REJECTS
+    assert counts["rows"] == counts["written"] == 18
+    rejects = ds.dataset(str(default_run.dataset_dir / "rejects"), format="parquet").to_table()
+    assert rejects.schema.equals(REJECTS_SCHEMA, check_metadata=False)
+    assert rejects.num_rows == counts["rejected"]
+    assert all(rejects["detail"].to_pylist()) and set(rejects["stage"].to_pylist()) == {"read", "text", "clean_audio"}
+
+
+def test_schema_rows_and_features(default_run, librispeech_root):
+    table = read_rows(default_run.dataset_dir)
+    assert table.schema.equals(row_schema(load_config("librispeech")), check_metadata=False)
+    assert table.num_rows == 18 and set(table["split"].to_pylist()) == {"train-clean-100", "dev-clean"}
+    assert "19-198-0009" in table["sample_id"].to_pylist()  # the 8 kHz stereo 24-bit file was cleaned, not rejected
+    stereo = table.filter(ds.field("sample_id") == "19-198-0009").to_pylist()[0]
+    assert (stereo["source_sample_rate"], stereo["source_channels"], stereo["sample_rate"]) == (8000, 2, 16000)
+    for row, mfcc in zip(table.to_pylist(), arrow_to_matrices(table["mfcc"])):
+        assert mfcc.shape == (row["mfcc_frames"], 40) and np.isfinite(mfcc).all()
+        assert abs(row["mfcc_frames"] - (1 + row["num_samples"] // 160)) == 0
+        assert row["content_sha256"] == __import__("hashlib").sha256((librispeech_root / row["source_path"]).read_bytes()).hexdigest()
+        assert row["augment"] is None and row["view"] == 0
+
+
+def test_vocabulary_is_built_on_train_and_ids_decode(default_run):
+    manifest = read_manifest(default_run.dataset_dir)
+    vocab = Vocabulary.from_json((default_run.dataset_dir / manifest["vocabulary"]["path"]).read_text())
+    assert vocab.source_splits == ("train-clean-100",) and manifest["vocabulary"]["size"] == len(vocab)
+    table = read_rows(default_run.dataset_dir)
+    for tokens, ids in zip(table["tokens"].to_pylist(), table["token_ids"].to_pylist()):
+        assert [vocab.tokens[i] if i != vocab.OOV_ID else None for i in ids] == [t if t in vocab.tokens else None for t in tokens]
+    train = read_rows(default_run.dataset_dir, "train-clean-100")
+    assert vocab.OOV_ID not in {i for ids in train["token_ids"].to_pylist() for i in ids}
+
+
+def test_manifest_lists_everything_written(default_run):
+    dataset_dir = default_run.dataset_dir
+    manifest = read_manifest(dataset_dir)
+    assert manifest["runner"] == "DirectRunner" and len(manifest["config_sha256"]) == 64
+    assert manifest["config"]["mfcc"]["n_mfcc"] == 40
+    listed = {s["path"] for s in manifest["shards"]} | set(manifest["rejects"])
+    on_disk = {p.relative_to(dataset_dir).as_posix() for p in dataset_dir.rglob("*.parquet")}
+    assert listed == on_disk
+    assert sum(s["rows"] for s in manifest["shards"]) == manifest["counts"]["rows"]
+    assert not [p for p in dataset_dir.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_summary_is_readable(default_run):
+    out = default_run.stdout
+    for needle in ("examples in", "written", "rejected", "audio_clipped", "examples/s", str(default_run.dataset_dir)):
+        assert needle in out
+
+
+def test_two_runs_are_byte_identical(default_run, repeat_run):
+    for pattern in ("*/*.parquet", "vocab.json", "_manifest.json"):
+        assert tree_bytes(default_run.dataset_dir, pattern) == tree_bytes(repeat_run.dataset_dir, pattern)
+
+
+def test_multiprocess_and_inprocess_write_identical_shards(augmented_multiprocess_run, augmented_inprocess_run):
+    mp, ip = augmented_multiprocess_run.dataset_dir, augmented_inprocess_run.dataset_dir
+    assert tree_bytes(mp, "*/*.parquet") == tree_bytes(ip, "*/*.parquet")
+    manifest = read_manifest(mp)
+    assert not manifest["partial_shards"] and len(manifest["shards"]) > 2
+    assert manifest["counts"]["rows"] == 3 * manifest["counts"]["written"]
+
+
+def test_augmented_views(augmented_inprocess_run, default_run):
+    table = read_rows(augmented_inprocess_run.dataset_dir)
+    rows = table.to_pylist()
+    mfcc = arrow_to_matrices(table["mfcc"])
+    base = read_rows(default_run.dataset_dir)
+    base_mfcc = dict(zip(base["sample_id"].to_pylist(), arrow_to_matrices(base["mfcc"])))
+    for row, features in zip(rows, mfcc):
+        assert features.shape[1] == 80  # 40 coefficients + deltas
+        if row["view"] == 0:
+            assert row["augment"] is None
+            np.testing.assert_array_equal(features[:, :40], base_mfcc[row["sample_id"]])  # the original is untouched
+        else:
+            fired = {k: v for k, v in row["augment"].items() if k != "seed" and v is not None}
+            same = features[:, :40].shape == base_mfcc[row["sample_id"]].shape and np.array_equal(features[:, :40], base_mfcc[row["sample_id"]])
+            assert row["augment"]["seed"] > 0 and same == (not fired), (row["sample_id"], row["view"], fired)
+    assert {r["view"] for r in rows} == {0, 1, 2}
+
+
+def test_wrong_input_exits_nonzero_with_the_expected_layout(tmp_path):
+    (tmp_path / "images").mkdir()
+    run = run_cli("run", "librispeech", "--input", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert run.returncode == 2 and "expected a LibriSpeech folder" in run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_config_fails_before_the_pipeline(librispeech_root, tmp_path):
+    run = run_cli("run", "librispeech", "--input", str(librispeech_root), "--output", str(tmp_path), "--set", "mfcc.n_mfcc=lots")
+    assert run.returncode == 2 and "mfcc.n_mfcc: expected an integer" in run.stderr
+    assert not (tmp_path / "librispeech").exists()
+
+
+def test_existing_output_is_refused_without_overwrite(default_run, librispeech_root):
+    run = run_cli("run", "librispeech", "--input", str(librispeech_root), "--output", str(default_run.output))
+    assert run.returncode == 2 and "--overwrite" in run.stderr
+
+
+def test_help_explains_options():
+    run = run_cli("run", "--help")
+    for option in ("--input", "--output", "--config", "--set", "--overwrite", "--direct_num_workers"):
+        assert option in run.stdout
+
+
+def test_test_pipeline_with_a_reused_vocabulary(default_run, librispeech_root, tmp_path):
+    """The graph under Beam's TestPipeline, dev-clean only, ids from the training run's vocabulary."""
+    vocab_path = default_run.dataset_dir / "vocab.json"
+    config = load_config("librispeech", overrides=["librispeech.subsets=dev-clean", f"vocab.path={vocab_path}"])
+    spec = DATASETS["librispeech"]
+    graph = spec.feature_graph(spec.discover(librispeech_root, config), config)
+    with BeamTestPipeline() as p:
+        build_feature_pipeline(p, graph, config, tmp_path / "librispeech", runner="TestPipeline")
+    dev = read_rows(tmp_path / "librispeech")
+    assert (tmp_path / "librispeech" / "vocab.json").read_bytes() == vocab_path.read_bytes()
+    expected = read_rows(default_run.dataset_dir, "dev-clean")
+    assert dev["token_ids"].to_pylist() == expected["token_ids"].to_pylist()
+    assert dev["mfcc"].equals(expected["mfcc"])
+    assert json.loads((tmp_path / "librispeech" / "_manifest.json").read_text())["counts"]["input"] == 2

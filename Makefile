@@ -26,6 +26,7 @@ demo: venv
 	@echo "Parquet shards, rejects and _manifest.json are under $(DEMO)/out/librispeech"
 
 test: venv
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: venv

@@ -13,7 +13,6 @@ from typing import Literal
 
 import numpy as np
 import soundfile
-
 from mmfeat.extractors.errors import Rejected
 
 _EPS = 1e-12
@@ -88,7 +87,7 @@ def decode_audio(data: bytes) -> DecodedAudio:
         raise Rejected("audio_undecodable", _OBJECT_ADDRESS.sub("<bytes>", str(err))) from err
     if samples.shape[0] == 0:
         raise Rejected("audio_empty", "file decodes to 0 samples")
-    if 0 < declared and samples.shape[0] < declared:
+    if declared > 0 and samples.shape[0] < declared:
         raise Rejected("audio_truncated", f"decoded {samples.shape[0]} of {declared} declared frames")
     if not np.isfinite(samples).all():
         raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
@@ -156,9 +155,7 @@ def clean_audio(data: bytes, config: AudioCleanConfig) -> CleanAudio:
     if clipped > config.max_clipped_fraction:
         raise Rejected("audio_clipped", f"{clipped:.2%} of samples at full scale (limit {config.max_clipped_fraction:.2%})")
     waveform = to_mono(decoded.samples)
-    waveform = resample(
-        waveform, source_rate=decoded.sample_rate, target_rate=config.sample_rate, res_type=config.resample_type
-    )
+    waveform = resample(waveform, source_rate=decoded.sample_rate, target_rate=config.sample_rate, res_type=config.resample_type)
     waveform = remove_dc(waveform)
     level = rms_dbfs(waveform)
     if level < config.silence_threshold_dbfs:

@@ -51,9 +51,7 @@ class Tokenizer:
                 self._lemmatizer = self._nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
                 self._nlp.initialize()
             except Exception as err:  # spaCy raises several types when the lookup tables are missing
-                raise RuntimeError(
-                    "text.lemmatize=true needs the lookup tables: pip install spacy-lookups-data"
-                ) from err
+                raise RuntimeError("text.lemmatize=true needs the lookup tables: pip install spacy-lookups-data") from err
 
     def tokenize(self, text: str) -> list[str]:
         """Tokens of already-normalised text, whitespace tokens removed."""
@@ -112,9 +110,7 @@ class Vocabulary:
         object.__setattr__(self, "_index", {tok: i for i, tok in enumerate(self.tokens)})
 
     @classmethod
-    def build(
-        cls, counts: Iterable[tuple[str, int]], config: VocabConfig, *, source_splits: Sequence[str] = ()
-    ) -> Vocabulary:
+    def build(cls, counts: Iterable[tuple[str, int]], config: VocabConfig, *, source_splits: Sequence[str] = ()) -> Vocabulary:
         """Rank by count (desc) then token (asc) for determinism; apply min_freq and max_size."""
         specials = (config.pad_token, config.oov_token)
         ranked = sorted(((t, c) for t, c in counts if c >= config.min_freq and t not in specials), key=lambda tc: (-tc[1], tc[0]))

@@ -45,7 +45,11 @@ class PipelineConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready form (the dataset section under its own name)."""
-        out = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in ("dataset_name", "dataset")}
+        out = {
+            f.name: dataclasses.asdict(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in ("dataset_name", "dataset")
+        }
         return {self.dataset_name: dataclasses.asdict(self.dataset), **out}
 
     def digest(self) -> str:

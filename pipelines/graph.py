@@ -1,10 +1,10 @@
 """The one pipeline shape every dataset shares; a dataset supplies a :class:`FeatureGraph`.
 
-    source units ─ parse ─ text ─┬─ vocabulary (full pass, train split) ─┐
-                                 └─ token ids ◄─────────────────────────┘
-                                     └─ AssignShards (light records only) ─ GroupByKey
-                                          └─ heavy stages (decode/clean/augment/extract), rejects riding along
-                                               └─ WriteShards (rows + rejects) ─ WriteManifest (last)
+source units ─ parse ─ text ─┬─ vocabulary (full pass, train split) ─┐
+                             └─ token ids ◄─────────────────────────┘
+                                 └─ AssignShards (light records only) ─ GroupByKey
+                                      └─ heavy stages (decode/clean/augment/extract), rejects riding along
+                                           └─ WriteShards (rows + rejects) ─ WriteManifest (last)
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
-
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.transforms.manifest import WriteManifest
 from mmfeat.pipelines.transforms.shard import AssignShards
@@ -53,7 +52,9 @@ def _to_row(item: Any, record_columns: Callable[[Any], dict[str, Any]]) -> tuple
     return item.shard, Row(sample_id=item.record.sample_id, view=columns["view"], num_views=item.num_views, columns=columns)
 
 
-def build_feature_pipeline(pipeline: beam.Pipeline, graph: FeatureGraph, config: PipelineConfig, dataset_dir: Path, *, runner: str) -> None:
+def build_feature_pipeline(
+    pipeline: beam.Pipeline, graph: FeatureGraph, config: PipelineConfig, dataset_dir: Path, *, runner: str
+) -> None:
     """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``."""
     out = str(dataset_dir)
     parsed = pipeline | "ListUnits" >> beam.Create(list(graph.units)) | "Parse" >> beam.FlatMap(graph.parse)

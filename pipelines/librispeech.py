@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import librispeech as source
@@ -43,7 +42,13 @@ class LibriSpeechConfig:
 def row_schema(config: PipelineConfig) -> pa.Schema:
     """The LibriSpeech table, assembled from the columns each producer declares."""
     return assemble_schema(
-        SAMPLE_FIELDS, LIBRISPEECH_FIELDS, TEXT_FIELDS, CLEAN_AUDIO_FIELDS, AUDIO_VIEW_FIELDS, mfcc_fields(config.mfcc), table=NAME
+        SAMPLE_FIELDS,
+        LIBRISPEECH_FIELDS,
+        TEXT_FIELDS,
+        CLEAN_AUDIO_FIELDS,
+        AUDIO_VIEW_FIELDS,
+        mfcc_fields(config.mfcc),
+        table=NAME,
     )
 
 

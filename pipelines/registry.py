@@ -22,7 +22,5 @@ class DatasetSpec:
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
-    for spec in (
-        DatasetSpec(librispeech.NAME, librispeech.LibriSpeechConfig, librispeech.discover, librispeech.feature_graph),
-    )
+    for spec in (DatasetSpec(librispeech.NAME, librispeech.LibriSpeechConfig, librispeech.discover, librispeech.feature_graph),)
 }

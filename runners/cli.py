@@ -36,7 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", required=True, type=Path, metavar="IN", help="the dataset's root folder in its real layout")
     run.add_argument("--output", required=True, type=Path, metavar="OUT", help="output folder (OUT/<dataset>/ is written)")
     run.add_argument("--config", type=Path, metavar="FILE", help="YAML config file (sections as in `mmfeat config`)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one setting, e.g. --set mfcc.n_mfcc=13 (repeatable)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set mfcc.n_mfcc=13 (repeatable)",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace an existing OUT/<dataset>/ instead of refusing")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (the summary is still printed)")
 
@@ -103,7 +110,6 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     dataset_dir.mkdir(parents=True, exist_ok=True)
 
     import apache_beam as beam
-
     from mmfeat.pipelines.graph import build_feature_pipeline
     from mmfeat.runners.options import pipeline_options, runner_name
     from mmfeat.runners.progress import ShardProgress

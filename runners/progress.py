@@ -7,9 +7,8 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from tqdm import tqdm
-
 from mmfeat.pipelines.transforms.write import SHARD_MARKERS_DIR
+from tqdm import tqdm
 
 
 def examples_done(dataset_dir: Path) -> int:

@@ -20,8 +20,13 @@ def format_summary(manifest: dict[str, Any], dataset_dir: Path, wall_s: float) -
     lines.append(f"  throughput      {counts['input'] / wall_s if wall_s > 0 else 0:>8.1f} examples/s")
     vocab = manifest.get("vocabulary")
     if vocab:
-        lines.append(f"  vocabulary      {vocab['size']:>8} tokens from {', '.join(vocab['source_splits']) or '-'} ({vocab['path']})")
-    lines.append(f"  output          {dataset_dir}  ({len(manifest['shards'])} shards, {len(manifest['rejects'])} rejects files, _manifest.json)")
+        lines.append(
+            f"  vocabulary      {vocab['size']:>8} tokens from {', '.join(vocab['source_splits']) or '-'} ({vocab['path']})"
+        )
+    lines.append(
+        f"  output          {dataset_dir}  "
+        f"({len(manifest['shards'])} shards, {len(manifest['rejects'])} rejects files, _manifest.json)"
+    )
     if manifest.get("partial_shards"):
         lines.append(f"  WARNING: {len(manifest['partial_shards'])} shards were written in parts by this runner")
     return "\n".join(lines)

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mmfeat import __version__
 from mmfeat.schemas import SCHEMA_VERSION
+
+from mmfeat import __version__
 
 MANIFEST_FILE = "_manifest.json"
 MANIFEST_FORMAT = "mmfeat.manifest/1"

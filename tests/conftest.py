@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from mmfeat.runners.samples.librispeech import write_librispeech_sample
 
 
@@ -31,7 +30,9 @@ def run_cli(*args: str, output: Path | None = None, timeout: int = 600) -> CliRu
 
 
 def run_librispeech(input_dir: Path, output: Path, *extra: str) -> CliRun:
-    run = run_cli("run", "librispeech", "--input", str(input_dir), "--output", str(output), "--no-progress", *extra, output=output)
+    run = run_cli(
+        "run", "librispeech", "--input", str(input_dir), "--output", str(output), "--no-progress", *extra, output=output
+    )
     assert run.returncode == 0, run.stderr[-4000:]
     return run
 
@@ -57,7 +58,11 @@ AUGMENTED = ("--set", "augment.views=2", "--set", "output.rows_per_shard=4", "--
 @pytest.fixture(scope="session")
 def augmented_multiprocess_run(librispeech_root, tmp_path_factory) -> CliRun:
     return run_librispeech(
-        librispeech_root, tmp_path_factory.mktemp("run_mp"), *AUGMENTED, "--direct_num_workers=2", "--direct_running_mode=multi_processing"
+        librispeech_root,
+        tmp_path_factory.mktemp("run_mp"),
+        *AUGMENTED,
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
     )
 
 

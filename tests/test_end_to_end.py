@@ -2,13 +2,10 @@
 
 import json
 
-import apache_beam as beam
 import numpy as np
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
-
 from mmfeat.extractors.text import Vocabulary
 from mmfeat.pipelines.graph import build_feature_pipeline
 from mmfeat.pipelines.librispeech import row_schema
@@ -17,6 +14,7 @@ from mmfeat.runners.config import load_config
 from mmfeat.schemas.fields import REJECTS_SCHEMA
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.tensors import arrow_to_matrices
+
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -66,7 +64,10 @@ def test_schema_rows_and_features(default_run, librispeech_root):
     for row, mfcc in zip(table.to_pylist(), arrow_to_matrices(table["mfcc"])):
         assert mfcc.shape == (row["mfcc_frames"], 40) and np.isfinite(mfcc).all()
         assert abs(row["mfcc_frames"] - (1 + row["num_samples"] // 160)) == 0
-        assert row["content_sha256"] == __import__("hashlib").sha256((librispeech_root / row["source_path"]).read_bytes()).hexdigest()
+        assert (
+            row["content_sha256"]
+            == __import__("hashlib").sha256((librispeech_root / row["source_path"]).read_bytes()).hexdigest()
+        )
         assert row["augment"] is None and row["view"] == 0
 
 
@@ -125,7 +126,9 @@ def test_augmented_views(augmented_inprocess_run, default_run):
             np.testing.assert_array_equal(features[:, :40], base_mfcc[row["sample_id"]])  # the original is untouched
         else:
             fired = {k: v for k, v in row["augment"].items() if k != "seed" and v is not None}
-            same = features[:, :40].shape == base_mfcc[row["sample_id"]].shape and np.array_equal(features[:, :40], base_mfcc[row["sample_id"]])
+            same = features[:, :40].shape == base_mfcc[row["sample_id"]].shape and np.array_equal(
+                features[:, :40], base_mfcc[row["sample_id"]]
+            )
             assert row["augment"]["seed"] > 0 and same == (not fired), (row["sample_id"], row["view"], fired)
     assert {r["view"] for r in rows} == {0, 1, 2}
 

@@ -76,8 +76,7 @@ def _is_numeric_dir(path: Path) -> bool:
 def _is_subset_dir(path: Path) -> bool:
     """A subset folder holds <speaker>/<chapter>/ numeric folders."""
     return path.is_dir() and any(
-        _is_numeric_dir(speaker) and any(_is_numeric_dir(chapter) for chapter in speaker.iterdir())
-        for speaker in path.iterdir()
+        _is_numeric_dir(speaker) and any(_is_numeric_dir(chapter) for chapter in speaker.iterdir()) for speaker in path.iterdir()
     )
 
 
@@ -108,8 +107,7 @@ def discover(input_dir: str | Path, *, subsets: Sequence[str] = ()) -> Listing:
         missing = sorted(set(subsets) - {s.name for s in found})
         if missing:
             raise LayoutError(
-                f"librispeech.subsets: {', '.join(missing)} not found under {path} "
-                f"(found: {', '.join(s.name for s in found)})"
+                f"librispeech.subsets: {', '.join(missing)} not found under {path} (found: {', '.join(s.name for s in found)})"
             )
         found = [s for s in found if s.name in set(subsets)]
     speakers_file = root / "SPEAKERS.TXT"
@@ -187,12 +185,22 @@ def _parse_chapter(unit: SourceUnit, speakers: Mapping[str, SpeakerInfo]) -> Ite
     if trans.is_file():
         for lineno, utt_id, text, problem in parse_transcript(trans.read_bytes()):
             if not utt_id:
-                yield _reject(unit, trans, "transcript_malformed_line", problem, sample_id=f"{relative_to_root(trans, unit.root)}:{lineno}")
+                yield _reject(
+                    unit, trans, "transcript_malformed_line", problem, sample_id=f"{relative_to_root(trans, unit.root)}:{lineno}"
+                )
             elif not utt_id.startswith(prefix + "-"):
                 detail = f"line {lineno}: utterance {utt_id} does not belong to chapter {prefix}"
-                yield _reject(unit, trans, "transcript_malformed_line", detail, sample_id=f"{relative_to_root(trans, unit.root)}:{lineno}")
+                yield _reject(
+                    unit, trans, "transcript_malformed_line", detail, sample_id=f"{relative_to_root(trans, unit.root)}:{lineno}"
+                )
             elif utt_id in transcripts:
-                yield _reject(unit, trans, "duplicate_utterance_id", f"line {lineno}: {utt_id} appears again", sample_id=f"{utt_id}:{lineno}")
+                yield _reject(
+                    unit,
+                    trans,
+                    "duplicate_utterance_id",
+                    f"line {lineno}: {utt_id} appears again",
+                    sample_id=f"{utt_id}:{lineno}",
+                )
             elif text is None:
                 transcripts[utt_id] = ""
                 yield _reject(unit, audio.pop(utt_id, trans), "transcript_not_utf8", problem, sample_id=utt_id)

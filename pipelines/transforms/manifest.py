@@ -8,16 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
-
 from mmfeat.extractors.text import Vocabulary
 from mmfeat.pipelines.io import write_text_atomically
 from mmfeat.schemas.manifest import MANIFEST_FILE, build_manifest
 
 
-def _write_manifest(results: list[Any], input_count: int, vocab: Vocabulary | None, *, dataset_dir: str, static: dict[str, Any]) -> str:
+def _write_manifest(
+    results: list[Any], input_count: int, vocab: Vocabulary | None, *, dataset_dir: str, static: dict[str, Any]
+) -> str:
     vocabulary = None
     if vocab is not None:
-        vocabulary = {"path": static["vocab_file"], "size": len(vocab), "pad_id": vocab.PAD_ID, "oov_id": vocab.OOV_ID, "source_splits": list(vocab.source_splits)}
+        vocabulary = {
+            "path": static["vocab_file"],
+            "size": len(vocab),
+            "pad_id": vocab.PAD_ID,
+            "oov_id": vocab.OOV_ID,
+            "source_splits": list(vocab.source_splits),
+        }
     manifest = build_manifest(
         dataset=static["dataset"],
         input_count=input_count,
@@ -35,10 +42,18 @@ def _write_manifest(results: list[Any], input_count: int, vocab: Vocabulary | No
 class WriteManifest(beam.PTransform):
     """Shard results + input count (+ vocabulary) → ``_manifest.json``; fails the run if counts do not balance."""
 
-    def __init__(self, dataset_dir: str, *, dataset: str, config: dict[str, Any], config_sha256: str, runner: str, vocab_file: str) -> None:
+    def __init__(
+        self, dataset_dir: str, *, dataset: str, config: dict[str, Any], config_sha256: str, runner: str, vocab_file: str
+    ) -> None:
         super().__init__()
         self.dataset_dir = dataset_dir
-        self.static = {"dataset": dataset, "config": config, "config_sha256": config_sha256, "runner": runner, "vocab_file": vocab_file}
+        self.static = {
+            "dataset": dataset,
+            "config": config,
+            "config_sha256": config_sha256,
+            "runner": runner,
+            "vocab_file": vocab_file,
+        }
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection, beam.PCollection | None]) -> beam.PCollection:
         results, input_count, vocab = inputs

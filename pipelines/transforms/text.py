@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
-
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.text import TextConfig, Tokenizer, VocabConfig, Vocabulary, prepare_text
 from mmfeat.pipelines.io import write_text_atomically
@@ -83,8 +82,10 @@ class BuildVocabulary(beam.PTransform):
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         if self.config.path:
-            return records.pipeline | "One" >> beam.Create([None]) | "Load" >> beam.Map(
-                _load_and_copy, source=self.config.path, path=self.output_path
+            return (
+                records.pipeline
+                | "One" >> beam.Create([None])
+                | "Load" >> beam.Map(_load_and_copy, source=self.config.path, path=self.output_path)
             )
         return (
             records

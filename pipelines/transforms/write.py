@@ -23,7 +23,6 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
-
 from mmfeat.pipelines.config import OutputConfig
 from mmfeat.pipelines.io import write_parquet_atomically, write_text_atomically
 from mmfeat.pipelines.transforms.stage import METRICS_NAMESPACE, Row
@@ -96,7 +95,12 @@ class WriteShards(beam.DoFn):
     def finish_bundle(self) -> Iterator[WindowedValue]:
         # Only reached when a runner split a shard across bundles: keep every row, flag the shard.
         for buffer in self._open.values():
-            _log.warning("shard %s incomplete at end of bundle (%d/%d examples); writing it as partial", buffer.key.name, len(buffer.done), buffer.key.examples)
+            _log.warning(
+                "shard %s incomplete at end of bundle (%d/%d examples); writing it as partial",
+                buffer.key.name,
+                len(buffer.done),
+                buffer.key.examples,
+            )
             yield WindowedValue(self._flush(buffer, partial=True), GlobalWindow().max_timestamp(), [GlobalWindow()])
         self._open = {}
 
@@ -134,7 +138,6 @@ class WriteShards(beam.DoFn):
         self._rows_written.inc(len(buffer.rows))
         self._shards_written.inc()
         return result
-
 
     def _write(self, table: pa.Table, path: Path) -> None:
         write_parquet_atomically(

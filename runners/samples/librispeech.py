@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-WORDS = (
-    "THE OLD MAN WALKED SLOWLY DOWN TO THE RIVER WHERE A SMALL BOAT WAS WAITING FOR HIM IN THE "
-    "MORNING LIGHT AND SHE SAID THAT NOBODY HAD EVER SEEN SUCH A STRANGE BIRD BEFORE WHILE THE "
-    "CHILDREN LAUGHED UNDER GREEN TREES NEAR HIS QUIET HOUSE"
-).split()
+WORDS = tuple(
+    (
+        "THE OLD MAN WALKED SLOWLY DOWN TO THE RIVER WHERE A SMALL BOAT WAS WAITING FOR HIM IN THE "
+        "MORNING LIGHT AND SHE SAID THAT NOBODY HAD EVER SEEN SUCH A STRANGE BIRD BEFORE WHILE THE "
+        "CHILDREN LAUGHED UNDER GREEN TREES NEAR HIS QUIET HOUSE"
+    ).split()
+)
 
 SPEAKERS_TXT = """\
 ; Each line is: ID | SEX | SUBSET | MINUTES | NAME
@@ -59,7 +61,9 @@ def _write_chapter(root: Path, subset: str, speaker: int, chapter: int, count: i
     f0 = 110.0 + (speaker % 7) * 25.0
     for utt in range(count):
         utt_id = f"{speaker}-{chapter}-{utt:04d}"
-        soundfile.write(folder / f"{utt_id}.flac", synth_speech(rng, f0=f0, seconds=float(rng.uniform(1.2, 3.0))), 16000, subtype="PCM_16")
+        soundfile.write(
+            folder / f"{utt_id}.flac", synth_speech(rng, f0=f0, seconds=float(rng.uniform(1.2, 3.0))), 16000, subtype="PCM_16"
+        )
         lines.append(f"{utt_id} {_sentence(rng)}")
     (folder / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder

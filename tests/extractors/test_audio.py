@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from mmfeat.extractors.audio import (
     AudioCleanConfig,
     clean_audio,
@@ -14,6 +13,7 @@ from mmfeat.extractors.audio import (
     trim_silence,
 )
 from mmfeat.extractors.errors import Rejected
+
 from tests.audio_helpers import encode, tone
 
 CONFIG = AudioCleanConfig()

@@ -5,7 +5,6 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-
 from mmfeat.extractors.errors import Rejected
 from mmfeat.pipelines.config import OutputConfig
 from mmfeat.pipelines.transforms.shard import AssignShards
@@ -67,7 +66,14 @@ def test_stage_turns_errors_into_rejects_and_passes_rejects_through():
         out = run_stages(p | beam.Create([earlier, *items]), [Halve()]) | beam.Map(summarise)
         assert_that(
             out,
-            equal_to([("audio_missing", "s009", "read"), ("odd_one", "s001", "halve"), ("unexpected_error", "s002", "halve"), ("ok", "s004", 2.0)]),
+            equal_to(
+                [
+                    ("audio_missing", "s009", "read"),
+                    ("odd_one", "s001", "halve"),
+                    ("unexpected_error", "s002", "halve"),
+                    ("ok", "s004", 2.0),
+                ]
+            ),
         )
 
 

@@ -1,7 +1,6 @@
 import dataclasses
 
 import pytest
-
 from mmfeat.runners.config import DEFAULTS_FILE, ConfigError, load_config
 
 
@@ -15,7 +14,12 @@ def test_yaml_file_then_overrides(tmp_path):
     config = load_config(
         "librispeech",
         path=cfg_file,
-        overrides=["mfcc.n_mfcc=20", "librispeech.subsets=train-clean-100,dev-clean", "augment.audio.noise.snr_db=[5, 15]", "vocab.max_size=null"],
+        overrides=[
+            "mfcc.n_mfcc=20",
+            "librispeech.subsets=train-clean-100,dev-clean",
+            "augment.audio.noise.snr_db=[5, 15]",
+            "vocab.max_size=null",
+        ],
     )
     assert config.mfcc.n_mfcc == 20 and config.audio.sample_rate == 8000
     assert config.dataset.subsets == ("train-clean-100", "dev-clean")

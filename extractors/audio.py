@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 import soundfile
+
 from mmfeat.extractors.errors import Rejected
 
 _EPS = 1e-12

@@ -16,6 +16,7 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
+
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.transforms.manifest import WriteManifest
 from mmfeat.pipelines.transforms.shard import AssignShards

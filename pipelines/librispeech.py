@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import librispeech as source
@@ -19,7 +20,8 @@ from mmfeat.pipelines.transforms.audio import (
     ExtractMfcc,
     mfcc_fields,
 )
-from mmfeat.schemas.fields import SAMPLE_FIELDS, TEXT_FIELDS, assemble_schema
+from mmfeat.pipelines.transforms.text import text_columns, text_fields
+from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
 from mmfeat.schemas.records import AudioUtterance
 
 NAME = "librispeech"
@@ -44,7 +46,7 @@ def row_schema(config: PipelineConfig) -> pa.Schema:
     return assemble_schema(
         SAMPLE_FIELDS,
         LIBRISPEECH_FIELDS,
-        TEXT_FIELDS,
+        text_fields(config.text),
         CLEAN_AUDIO_FIELDS,
         AUDIO_VIEW_FIELDS,
         mfcc_fields(config.mfcc),
@@ -61,9 +63,7 @@ def record_columns(record: AudioUtterance) -> dict[str, Any]:
         "chapter_id": record.chapter_id,
         "speaker_sex": record.speaker_sex,
         "transcript": record.transcript,
-        "text": record.text,
-        "tokens": list(record.tokens),
-        "token_ids": list(record.token_ids),
+        **text_columns(record),
     }
 
 

@@ -110,6 +110,7 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     dataset_dir.mkdir(parents=True, exist_ok=True)
 
     import apache_beam as beam
+
     from mmfeat.pipelines.graph import build_feature_pipeline
     from mmfeat.runners.options import pipeline_options, runner_name
     from mmfeat.runners.progress import ShardProgress

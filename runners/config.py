@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
+
 from mmfeat.pipelines.config import PipelineConfig
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")

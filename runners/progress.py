@@ -7,8 +7,9 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from mmfeat.pipelines.transforms.write import SHARD_MARKERS_DIR
 from tqdm import tqdm
+
+from mmfeat.pipelines.transforms.write import SHARD_MARKERS_DIR
 
 
 def examples_done(dataset_dir: Path) -> int:

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
-from mmfeat.schemas import SCHEMA_VERSION
-from mmfeat.schemas.tensors import is_matrix_type, matrices_to_arrow
 
 from mmfeat import __version__
+from mmfeat.schemas import SCHEMA_VERSION
+from mmfeat.schemas.tensors import is_matrix_type, matrices_to_arrow
 
 SAMPLE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("sample_id", pa.string(), nullable=False),

@@ -11,9 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mmfeat.schemas import SCHEMA_VERSION
-
 from mmfeat import __version__
+from mmfeat.schemas import SCHEMA_VERSION
 
 MANIFEST_FILE = "_manifest.json"
 MANIFEST_FORMAT = "mmfeat.manifest/1"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from mmfeat.runners.samples.librispeech import write_librispeech_sample
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+
 from mmfeat.extractors.text import Vocabulary
 from mmfeat.pipelines.graph import build_feature_pipeline
 from mmfeat.pipelines.librispeech import row_schema
@@ -14,7 +15,6 @@ from mmfeat.runners.config import load_config
 from mmfeat.schemas.fields import REJECTS_SCHEMA
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.tensors import arrow_to_matrices
-
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -171,3 +171,14 @@ def test_test_pipeline_with_a_reused_vocabulary(default_run, librispeech_root, t
     assert dev["token_ids"].to_pylist() == expected["token_ids"].to_pylist()
     assert dev["mfcc"].equals(expected["mfcc"])
     assert json.loads((tmp_path / "librispeech" / "_manifest.json").read_text())["counts"]["input"] == 2
+
+
+def test_lemmas_column_only_when_enabled():
+    from mmfeat.pipelines.librispeech import record_columns
+
+    assert "lemmas" not in row_schema(load_config("librispeech")).names
+    assert "lemmas" in row_schema(load_config("librispeech", overrides=["text.lemmatize=true"])).names
+    from mmfeat.schemas.records import AudioUtterance
+
+    record = AudioUtterance("a", "s", "p", "/p", "HI", "1", "2", text="hi", tokens=("hi",), lemmas=("hi",))
+    assert record_columns(record)["lemmas"] == ["hi"]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+
 from mmfeat.extractors.audio import AudioCleanConfig, clean_audio
 from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.augment.audio import apply_audio_augment, sample_audio_augment

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+
 from mmfeat.extractors.text import Vocabulary
 from mmfeat.pipelines.io import write_text_atomically
 from mmfeat.schemas.manifest import MANIFEST_FILE, build_manifest

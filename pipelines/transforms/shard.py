@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+
 from mmfeat.extractors.seeding import stable_bucket
 from mmfeat.pipelines.transforms.stage import WorkItem
 from mmfeat.schemas.records import Reject, ShardKey

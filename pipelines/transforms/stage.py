@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+
 from mmfeat.extractors.errors import Rejected
 from mmfeat.schemas.records import Reject, ShardKey
 

@@ -8,13 +8,32 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
+
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.text import TextConfig, Tokenizer, VocabConfig, Vocabulary, prepare_text
 from mmfeat.pipelines.io import write_text_atomically
 from mmfeat.pipelines.transforms.stage import REJECTS
+from mmfeat.schemas.fields import TEXT_FIELDS
 from mmfeat.schemas.records import Reject
 
 VOCAB_FILE = "vocab.json"
+LEMMA_FIELD = pa.field("lemmas", pa.list_(pa.string()))
+
+
+def text_fields(config: TextConfig) -> tuple[pa.Field, ...]:
+    """Columns of a record's prepared text: text, tokens, token_ids, and lemmas when enabled."""
+    return TEXT_FIELDS + ((LEMMA_FIELD,) if config.lemmatize else ())
+
+
+def text_columns(record: Any) -> dict[str, Any]:
+    """The text columns of a prepared record (``lemmas`` is ignored unless the schema has it)."""
+    return {
+        "text": record.text,
+        "tokens": list(record.tokens),
+        "token_ids": list(record.token_ids),
+        "lemmas": list(record.lemmas) if record.lemmas is not None else None,
+    }
 
 
 class PrepareText(beam.DoFn):

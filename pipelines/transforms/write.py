@@ -23,6 +23,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
+
 from mmfeat.pipelines.config import OutputConfig
 from mmfeat.pipelines.io import write_parquet_atomically, write_text_atomically
 from mmfeat.pipelines.transforms.stage import METRICS_NAMESPACE, Row

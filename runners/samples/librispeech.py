@@ -54,7 +54,15 @@ def _sentence(rng: np.random.Generator) -> str:
     return " ".join(rng.choice(WORDS, size=int(rng.integers(4, 11))))
 
 
-def _write_chapter(root: Path, subset: str, speaker: int, chapter: int, count: int, rng: np.random.Generator) -> Path:
+def _write_chapter(
+    root: Path,
+    subset: str,
+    speaker: int,
+    chapter: int,
+    count: int,
+    rng: np.random.Generator,
+    seconds: tuple[float, float] = (1.2, 3.0),
+) -> Path:
     folder = root / subset / str(speaker) / str(chapter)
     folder.mkdir(parents=True, exist_ok=True)
     lines = []
@@ -62,7 +70,7 @@ def _write_chapter(root: Path, subset: str, speaker: int, chapter: int, count: i
     for utt in range(count):
         utt_id = f"{speaker}-{chapter}-{utt:04d}"
         soundfile.write(
-            folder / f"{utt_id}.flac", synth_speech(rng, f0=f0, seconds=float(rng.uniform(1.2, 3.0))), 16000, subtype="PCM_16"
+            folder / f"{utt_id}.flac", synth_speech(rng, f0=f0, seconds=float(rng.uniform(*seconds))), 16000, subtype="PCM_16"
         )
         lines.append(f"{utt_id} {_sentence(rng)}")
     (folder / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -98,9 +106,18 @@ def _write_broken_chapter(root: Path, rng: np.random.Generator) -> None:
 
 
 def write_librispeech_sample(
-    out_dir: Path, *, chapters: int = 3, utterances_per_chapter: int = 4, broken: bool = True, seed: int = 0
+    out_dir: Path,
+    *,
+    chapters: int = 3,
+    utterances_per_chapter: int = 4,
+    seconds: tuple[float, float] = (1.2, 3.0),
+    broken: bool = True,
+    seed: int = 0,
 ) -> Path:
-    """Write ``out_dir/LibriSpeech`` (train-clean-100 + dev-clean) and return that folder."""
+    """Write ``out_dir/LibriSpeech`` (train-clean-100 + dev-clean) and return that folder.
+
+    Good utterances last ``seconds`` (uniform range) before the 0.3 s silences on each side.
+    """
     rng = np.random.default_rng(seed)
     root = Path(out_dir) / "LibriSpeech"
     root.mkdir(parents=True, exist_ok=True)
@@ -108,8 +125,8 @@ def write_librispeech_sample(
     speakers = [(103, 1240), (1034, 121119), (60, 121082)]
     for i in range(chapters):
         speaker, chapter = speakers[i % len(speakers)]
-        _write_chapter(root, "train-clean-100", speaker, chapter + i // len(speakers), utterances_per_chapter, rng)
-    _write_chapter(root, "dev-clean", 251, 136532, max(2, utterances_per_chapter // 2), rng)
+        _write_chapter(root, "train-clean-100", speaker, chapter + i // len(speakers), utterances_per_chapter, rng, seconds)
+    _write_chapter(root, "dev-clean", 251, 136532, max(2, utterances_per_chapter // 2), rng, seconds)
     if broken:
         _write_broken_chapter(root, rng)
     return root

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from mmfeat.extractors.audio import (
     AudioCleanConfig,
     clean_audio,
@@ -13,7 +14,6 @@ from mmfeat.extractors.audio import (
     trim_silence,
 )
 from mmfeat.extractors.errors import Rejected
-
 from tests.audio_helpers import encode, tone
 
 CONFIG = AudioCleanConfig()

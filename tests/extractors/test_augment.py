@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from mmfeat.extractors.audio import rms_dbfs
 from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.augment.audio import (
@@ -14,7 +15,6 @@ from mmfeat.extractors.augment.audio import (
     time_shift,
 )
 from mmfeat.extractors.seeding import derive_seed, stable_bucket
-
 from tests.audio_helpers import tone
 
 

@@ -1,8 +1,8 @@
 import librosa
 import numpy as np
 import pytest
-from mmfeat.extractors.spectral import MfccConfig, frame_geometry, mfcc_features
 
+from mmfeat.extractors.spectral import MfccConfig, frame_geometry, mfcc_features
 from tests.audio_helpers import tone
 
 

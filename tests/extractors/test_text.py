@@ -1,4 +1,5 @@
 import pytest
+
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.text import TextConfig, Tokenizer, VocabConfig, Vocabulary, normalize_text, prepare_text
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from mmfeat.pipelines.sources.base import LayoutError
 from mmfeat.pipelines.sources.librispeech import discover, parse_speakers, parse_transcript, parse_unit
 from mmfeat.runners.samples.librispeech import SPEAKERS_TXT, write_librispeech_sample

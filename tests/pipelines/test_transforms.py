@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+
 from mmfeat.extractors.errors import Rejected
 from mmfeat.pipelines.config import OutputConfig
 from mmfeat.pipelines.transforms.shard import AssignShards

@@ -1,6 +1,7 @@
 import dataclasses
 
 import pytest
+
 from mmfeat.runners.config import DEFAULTS_FILE, ConfigError, load_config
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from mmfeat.schemas.fields import REJECTS_SCHEMA, assemble_schema, rows_to_table
 from mmfeat.schemas.tensors import arrow_to_matrices, matrices_to_arrow, matrix_type
 

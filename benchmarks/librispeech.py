@@ -1,0 +1,169 @@
+"""LibriSpeech pipeline throughput and memory, each against a bare baseline in the same run.
+
+    python benchmarks/librispeech.py [--utterances 300] [--seconds 8 16]
+
+Measures, every measurement in a fresh child process (so neither side inherits warm caches):
+  1. pipeline (DirectRunner, 1 worker) vs a bare Python loop calling the same extractor functions
+     (read + clean_audio + mfcc_features + tokenise + vocabulary lookup) on the same files;
+  2. DirectRunner multi_processing with 2 workers vs 1 worker;
+  3. peak RSS of the pipeline process at 1x vs 10x the number of (short) utterances.
+Targets: pipeline >= 0.9 x bare loop; 2 workers >= 1.8 x one; peak RSS at 10x <= 1.1 x at 1x.
+This is not a timed test: it prints the figures and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _child_bare(input_dir: str) -> dict:
+    from mmfeat.extractors.audio import clean_audio
+    from mmfeat.extractors.errors import Rejected
+    from mmfeat.extractors.spectral import mfcc_features
+    from mmfeat.extractors.text import Tokenizer, VocabConfig, Vocabulary, prepare_text
+    from mmfeat.pipelines.sources.librispeech import discover, parse_unit
+    from mmfeat.runners.config import load_config
+    from mmfeat.schemas.records import AudioUtterance
+
+    config = load_config("librispeech")
+    started = time.perf_counter()
+    listing = discover(input_dir)
+    records = [r for unit in listing.units for r in parse_unit(unit, listing.speakers) if isinstance(r, AudioUtterance)]
+    tokenizer = Tokenizer(config.text)
+    tokens = {r.sample_id: prepare_text(r.transcript, config.text, tokenizer)[1] for r in records}
+    counts: dict[str, int] = {}
+    for toks in tokens.values():
+        for tok in toks:
+            counts[tok] = counts.get(tok, 0) + 1
+    vocab = Vocabulary.build(counts.items(), VocabConfig())
+    audio_s = 0.0
+    for record in records:
+        with open(record.audio_path, "rb") as handle:
+            data = handle.read()
+        try:
+            clean = clean_audio(data, config.audio)
+        except Rejected:
+            continue
+        mfcc_features(clean.waveform, clean.sample_rate, config.mfcc)
+        vocab.encode(tokens[record.sample_id])
+        audio_s += clean.duration_s
+    return {"seconds": time.perf_counter() - started, "utterances": len(records), "audio_s": audio_s}
+
+
+def _child_pipeline(input_dir: str, output: str, beam_args: list[str]) -> dict:
+    import apache_beam as beam
+
+    from mmfeat.pipelines.graph import build_feature_pipeline
+    from mmfeat.pipelines.registry import DATASETS
+    from mmfeat.runners.config import load_config
+    from mmfeat.runners.options import pipeline_options
+    from mmfeat.schemas.manifest import read_manifest
+
+    config = load_config("librispeech", overrides=["output.rows_per_shard=16"])
+    spec = DATASETS["librispeech"]
+    started = time.perf_counter()
+    listing = spec.discover(input_dir, config)
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    build_feature_pipeline(pipeline, spec.feature_graph(listing, config), config, Path(output) / "librispeech", runner="bench")
+    pipeline.run().wait_until_finish()
+    seconds = time.perf_counter() - started
+    counts = read_manifest(Path(output) / "librispeech")["counts"]
+    return {"seconds": seconds, "utterances": counts["written"]}
+
+
+def _warm_up() -> None:
+    """First librosa/numba calls JIT-compile: pay that before timing, in every child alike."""
+    import io
+
+    import numpy as np
+    import soundfile
+
+    from mmfeat.extractors.audio import AudioCleanConfig, clean_audio
+    from mmfeat.extractors.spectral import MfccConfig, mfcc_features
+    from mmfeat.runners.samples.librispeech import synth_speech
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, synth_speech(np.random.default_rng(0), f0=120, seconds=1.0), 16000, format="FLAC")
+    clean = clean_audio(buffer.getvalue(), AudioCleanConfig())
+    mfcc_features(clean.waveform, 16000, MfccConfig())
+
+
+def _run_child(*args: str) -> tuple[dict, int]:
+    """Run this file as a child; returns its JSON result and its peak RSS in MiB."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"child {args} failed with {proc.returncode}")
+    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss // 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--utterances", type=int, default=300)
+    parser.add_argument("--seconds", type=float, nargs=2, default=(10.0, 16.0), help="duration range of the throughput set")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args, beam_args = parser.parse_known_args()
+    if args.child:
+        _warm_up()
+        kind, input_dir, *rest = args.child  # Beam flags arrive in beam_args
+        result = _child_bare(input_dir) if kind == "bare" else _child_pipeline(input_dir, rest[0], beam_args)
+        print(json.dumps(result))
+        return
+
+    from mmfeat.runners.samples.librispeech import write_librispeech_sample
+
+    per_chapter = 10
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        print(f"writing {args.utterances} utterances of {args.seconds[0]:.0f}-{args.seconds[1]:.0f} s ...", flush=True)
+        chapters = max(1, args.utterances // per_chapter)
+        big = write_librispeech_sample(
+            work / "big", chapters=chapters, utterances_per_chapter=per_chapter, seconds=tuple(args.seconds), broken=False
+        )
+        small = write_librispeech_sample(
+            work / "x1", chapters=chapters, utterances_per_chapter=per_chapter, seconds=(1.0, 2.0), broken=False
+        )
+        small10 = write_librispeech_sample(
+            work / "x10", chapters=10 * chapters, utterances_per_chapter=per_chapter, seconds=(1.0, 2.0), broken=False
+        )
+
+        bare, _ = _run_child("bare", str(big))
+        one, _ = _run_child("pipeline", str(big), str(work / "o1"))
+        two, _ = _run_child(
+            "pipeline", str(big), str(work / "o2"), "--direct_num_workers=2", "--direct_running_mode=multi_processing"
+        )
+        rss1_result, rss1 = _run_child("pipeline", str(small), str(work / "r1"))
+        rss10_result, rss10 = _run_child("pipeline", str(small10), str(work / "r10"))
+
+    audio_h = bare["audio_s"] / 3600
+    rows = [
+        ("bare loop", bare["seconds"], bare["utterances"]),
+        ("pipeline, 1 worker", one["seconds"], one["utterances"]),
+        ("pipeline, 2 workers (multi_processing)", two["seconds"], two["utterances"]),
+    ]
+    print(f"\n{bare['utterances']} utterances, {audio_h:.2f} h of audio, {os.cpu_count()} CPUs")
+    for name, seconds, n in rows:
+        print(f"  {name:<40} {seconds:7.1f} s  {n / seconds:7.1f} utt/s  {bare['audio_s'] / seconds:8.1f} audio-s/s")
+    print(f"  peak RSS, {rss1_result['utterances']} utterances (1x)        {rss1:6d} MiB")
+    print(f"  peak RSS, {rss10_result['utterances']} utterances (10x)      {rss10:6d} MiB")
+    ratios = [
+        ("pipeline / bare loop (throughput)", bare["seconds"] / one["seconds"], ">= 0.9"),
+        ("2 workers / 1 worker (throughput)", one["seconds"] / two["seconds"], ">= 1.8"),
+        ("peak RSS 10x / 1x", rss10 / rss1, "<= 1.1"),
+    ]
+    print("\nratios (target)")
+    for name, value, target in ratios:
+        print(f"  {name:<40} {value:6.2f}  ({target})")
+
+
+if __name__ == "__main__":
+    main()

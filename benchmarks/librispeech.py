@@ -28,11 +28,13 @@ def _child_bare(input_dir: str) -> dict:
     from mmfeat.extractors.errors import Rejected
     from mmfeat.extractors.spectral import mfcc_features
     from mmfeat.extractors.text import Tokenizer, VocabConfig, Vocabulary, prepare_text
+    from mmfeat.extractors.threads import single_threaded_math
     from mmfeat.pipelines.sources.librispeech import discover, parse_unit
     from mmfeat.runners.config import load_config
     from mmfeat.schemas.records import AudioUtterance
 
     config = load_config("librispeech")
+    single_threaded_math()  # as every pipeline stage does, so both compute the same bits
     started = time.perf_counter()
     listing = discover(input_dir)
     records = [r for unit in listing.units for r in parse_unit(unit, listing.speakers) if isinstance(r, AudioUtterance)]
@@ -63,16 +65,14 @@ def _child_pipeline(input_dir: str, output: str, beam_args: list[str]) -> dict:
     from mmfeat.pipelines.graph import build_feature_pipeline
     from mmfeat.pipelines.registry import DATASETS
     from mmfeat.runners.config import load_config
-    from mmfeat.runners.options import limit_native_threads, pipeline_options
+    from mmfeat.runners.options import pipeline_options
     from mmfeat.schemas.manifest import read_manifest
 
     config = load_config("librispeech", overrides=["output.rows_per_shard=16"])
     spec = DATASETS["librispeech"]
     started = time.perf_counter()
     listing = spec.discover(input_dir, config)
-    options = pipeline_options(beam_args)
-    limit_native_threads(options)  # as the CLI does
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     build_feature_pipeline(pipeline, spec.feature_graph(listing, config), config, Path(output) / "librispeech", runner="bench")
     pipeline.run().wait_until_finish()
     seconds = time.perf_counter() - started

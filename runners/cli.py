@@ -112,13 +112,12 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     import apache_beam as beam
 
     from mmfeat.pipelines.graph import build_feature_pipeline
-    from mmfeat.runners.options import limit_native_threads, pipeline_options, runner_name
+    from mmfeat.runners.options import pipeline_options, runner_name
     from mmfeat.runners.progress import ShardProgress
     from mmfeat.runners.summary import format_summary
     from mmfeat.schemas.manifest import read_manifest
 
     options = pipeline_options(beam_args)
-    limit_native_threads(options)  # before worker processes start: they inherit the environment
     graph = DATASETS[args.dataset].feature_graph(listing, config)
     started = time.perf_counter()
     pipeline = beam.Pipeline(options=options)

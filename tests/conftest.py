@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -24,15 +25,21 @@ class CliRun:
         return self.output / "librispeech"
 
 
-def run_cli(*args: str, output: Path | None = None, timeout: int = 600) -> CliRun:
-    """Run the real command line in a fresh interpreter, as a user would."""
-    proc = subprocess.run([sys.executable, "-m", "mmfeat.runners.cli", *args], capture_output=True, text=True, timeout=timeout)
+def run_cli(*args: str, output: Path | None = None, env: dict[str, str] | None = None, timeout: int = 600) -> CliRun:
+    """Run the real command line in a fresh interpreter, as a user would (``env`` is added to the environment)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmfeat.runners.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     return CliRun(proc.returncode, proc.stdout, proc.stderr, output or Path())
 
 
-def run_librispeech(input_dir: Path, output: Path, *extra: str) -> CliRun:
+def run_librispeech(input_dir: Path, output: Path, *extra: str, env: dict[str, str] | None = None) -> CliRun:
     run = run_cli(
-        "run", "librispeech", "--input", str(input_dir), "--output", str(output), "--no-progress", *extra, output=output
+        "run", "librispeech", "--input", str(input_dir), "--output", str(output), "--no-progress", *extra, output=output, env=env
     )
     assert run.returncode == 0, run.stderr[-4000:]
     return run
@@ -50,7 +57,9 @@ def default_run(librispeech_root, tmp_path_factory) -> CliRun:
 
 @pytest.fixture(scope="session")
 def repeat_run(librispeech_root, tmp_path_factory) -> CliRun:
-    return run_librispeech(librispeech_root, tmp_path_factory.mktemp("run_b"))
+    """The same run with one-thread BLAS/OpenMP forced from outside: results must not depend on thread counts."""
+    single = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return run_librispeech(librispeech_root, tmp_path_factory.mktemp("run_b"), env=single)
 
 
 AUGMENTED = ("--set", "augment.views=2", "--set", "output.rows_per_shard=4", "--set", "mfcc.deltas=1")

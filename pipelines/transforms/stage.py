@@ -11,6 +11,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from mmfeat.extractors.errors import Rejected
+from mmfeat.extractors.threads import single_threaded_math
 from mmfeat.schemas.records import Reject, ShardKey
 
 REJECTS = "rejects"
@@ -68,7 +69,8 @@ class Stage(beam.DoFn):
     a tagged output: a multi-input Flatten before the writer would make Beam's FnApiRunner
     materialise every feature row in memory and split shards across workers. One linear chain
     from the shard grouping to the writer stays fused, streaming and shard-complete.
-    Subclasses set ``name`` and implement ``apply`` (and ``setup`` for per-worker state).
+    Subclasses set ``name`` and implement ``apply`` (and ``setup`` for per-worker state). Every
+    stage pins native math to one thread per process (see ``extractors.threads``).
     """
 
     name = "stage"
@@ -77,6 +79,10 @@ class Stage(beam.DoFn):
         super().__init__()
         self._ok = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.ok")
         self._rejected = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.rejected")
+
+    def setup(self) -> None:
+        """Per worker process; subclasses that override it call ``super().setup()``."""
+        single_threaded_math()
 
     def apply(self, item: WorkItem) -> Iterable[WorkItem]:
         raise NotImplementedError

@@ -57,3 +57,12 @@ def test_short_input_with_deltas_does_not_fail():
 def test_config_validation(bad):
     with pytest.raises(ValueError):
         MfccConfig(**bad)
+
+
+def test_single_threaded_math_pins_blas():
+    from threadpoolctl import threadpool_info
+
+    from mmfeat.extractors.threads import single_threaded_math
+
+    single_threaded_math()
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")

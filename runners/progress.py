@@ -53,4 +53,7 @@ class ShardProgress:
             self._stop.set()
             self._thread.join()
             self._refresh()
+            if self._bar.total is not None and self._bar.n != self._bar.total:
+                self._bar.total = self._bar.n  # the listing's estimate was off: end on the real count
+                self._bar.refresh()
             self._bar.close()

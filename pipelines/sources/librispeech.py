@@ -95,6 +95,8 @@ def parse_speakers(text: str) -> dict[str, SpeakerInfo]:
 def discover(input_dir: str | Path, *, subsets: Sequence[str] = ()) -> Listing:
     """Find the dataset root, its subsets and work units; raise :class:`LayoutError` if it is not LibriSpeech."""
     path = Path(input_dir).expanduser().resolve()
+    if (path / "LibriSpeech").is_dir() and not _is_subset_dir(path):
+        path = path / "LibriSpeech"  # the folder the archives unpack into, given by its parent
     if _is_subset_dir(path):
         root, found = path.parent, [path]
     elif path.is_dir():

@@ -36,6 +36,7 @@ def test_parse_transcript_lines():
 def test_discover_from_root_and_from_subset_folder(sample_root):
     full = discover(sample_root)
     assert full.subsets == ("dev-clean", "train-clean-100") and full.root == sample_root.resolve()
+    assert discover(sample_root.parent) == full  # the folder that holds LibriSpeech/ works too
     one = discover(sample_root / "dev-clean")
     assert one.subsets == ("dev-clean",) and one.root == sample_root.resolve()  # paths stay relative to LibriSpeech/
     assert {r.source_path for r in parse_all(one)} == {r.source_path for r in parse_all(full) if r.split == "dev-clean"}

@@ -1,0 +1,96 @@
+"""Encoders inside the pipeline: RunInference batches, rejects in-band, embeddings equal a direct call."""
+
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("efficientnet_lite_pytorch")
+skimage_data = pytest.importorskip("skimage.data")
+
+from mmfeat.extractors.encoders import get_encoder  # noqa: E402
+from mmfeat.extractors.encoders.base import EncoderConfig  # noqa: E402
+from mmfeat.pipelines.config import OutputConfig  # noqa: E402
+from mmfeat.pipelines.transforms.encode import Encode, EncodeModelHandler  # noqa: E402
+from mmfeat.pipelines.transforms.stage import Row, WorkItem  # noqa: E402
+from mmfeat.pipelines.transforms.write import WriteShards  # noqa: E402
+from mmfeat.schemas.fields import assemble_schema  # noqa: E402
+from mmfeat.schemas.records import Reject, ShardKey  # noqa: E402
+
+CONFIG = EncoderConfig(name="efficientnet_lite0", device="cpu", min_batch_size=1, max_batch_size=2)
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "camera")  # camera is grayscale: rejected before the model
+SCHEMA = assemble_schema(
+    [pa.field("sample_id", pa.string()), pa.field("view", pa.int16()), pa.field("image_embedding", pa.list_(pa.float32(), 1280))],
+    table="photos",
+)
+
+
+@dataclass(frozen=True)
+class Photo:
+    sample_id: str
+    split: str = "train"
+    source_path: str = "photos"
+
+
+def to_outcome(element):
+    if not isinstance(element, WorkItem):
+        return element
+    columns = {"sample_id": element.record.sample_id, "view": 0, "image_embedding": element.columns["image_embedding"]}
+    return element.shard, Row(element.record.sample_id, 0, 1, columns)
+
+
+@pytest.fixture(scope="module")
+def direct_embeddings():
+    spec = get_encoder("efficientnet_lite0")
+    model = spec.load(CONFIG)
+    out = {}
+    for name in PHOTOS[:-1]:
+        batch = torch.from_numpy(spec.preprocess(getattr(skimage_data, name)())[None])
+        with torch.inference_mode():
+            out[name] = spec.forward(model, batch)[0].numpy()
+    return out
+
+
+def test_pipeline_embeddings_equal_a_direct_call_and_rejects_stay_in_band(tmp_path, direct_embeddings):
+    key = ShardKey("train", 0, 1, len(PHOTOS) + 1)
+    stream = [WorkItem(shard=key, record=Photo(name), arrays={"image": getattr(skimage_data, name)()}) for name in PHOTOS]
+    stream.insert(2, (key, Reject("broken", "train", "photos/broken.jpg", "read", "image_undecodable")))
+    with BeamTestPipeline() as p:
+        _ = (
+            p
+            | beam.Create(stream, reshuffle=False)
+            | Encode(CONFIG, input_array="image", output_column="image_embedding")
+            | beam.Map(to_outcome)
+            | beam.ParDo(WriteShards(str(tmp_path), SCHEMA, OutputConfig()))
+        )
+    rows = ds.dataset(str(tmp_path / "train"), format="parquet").to_table().to_pylist()
+    rejects = {r["sample_id"]: r for r in ds.dataset(str(tmp_path / "rejects"), format="parquet").to_table().to_pylist()}
+    assert [r["sample_id"] for r in rows] == sorted(PHOTOS[:-1])  # 4 embedded with batches of 2 and a reject in between
+    assert set(rejects) == {"broken", "camera"} and rejects["camera"]["stage"] == "prepare_encoder_input"
+    for row in rows:  # batched in the pipeline vs one image at a time: CPU float32, same kernels
+        np.testing.assert_allclose(np.asarray(row["image_embedding"]), direct_embeddings[row["sample_id"]], rtol=1e-4, atol=1e-4)
+
+
+def test_an_inference_failure_rejects_only_the_bad_item():
+    handler = EncodeModelHandler(CONFIG, "image_embedding")
+    model = handler.load_model()
+    spec = get_encoder("efficientnet_lite0")
+    key = ShardKey("train", 0, 1, 3)
+    good = [
+        WorkItem(key, Photo(n), arrays={"efficientnet_lite0_input": spec.preprocess(getattr(skimage_data, n)())})
+        for n in ("chelsea", "coffee")
+    ]
+    bad = WorkItem(
+        key, Photo("bad"), arrays={"efficientnet_lite0_input": np.zeros((10, 10, 3), np.uint8)}
+    )  # wrong shape: stacking fails
+    passthrough = (key, Reject("earlier", "train", "p", "read", "x"))
+    out = handler.run_inference([good[0], bad, passthrough, good[1]], model)
+    assert out[2] is passthrough
+    assert out[1][1].reason == "encode_failed" and out[1][1].stage == "encode" and out[1][1].sample_id == "bad"
+    assert [o.columns["image_embedding"].shape for o in (out[0], out[3])] == [(1280,), (1280,)]
+    assert handler.get_num_bytes([good[0], passthrough]) == 224 * 224 * 3

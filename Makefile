@@ -34,6 +34,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python benchmarks/librispeech.py
+	$(BIN)/python benchmarks/encoders.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

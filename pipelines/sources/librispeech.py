@@ -65,7 +65,10 @@ class Listing:
                 continue
             chapter = Path(unit.path)
             trans = chapter / f"{chapter.parent.name}-{chapter.name}.trans.txt"
-            total += trans.read_bytes().count(b"\n") if trans.is_file() else 0
+            try:
+                total += trans.read_bytes().count(b"\n") if trans.is_file() else 0
+            except OSError:
+                continue  # the pipeline reports it; this is only a progress estimate
         return total
 
 
@@ -184,8 +187,14 @@ def _parse_chapter(unit: SourceUnit, speakers: Mapping[str, SpeakerInfo]) -> Ite
             yield _reject(unit, path, "unexpected_file", f"not {prefix}-<utt>.flac nor {trans.name}")
 
     transcripts: dict[str, str] = {}
-    if trans.is_file():
-        for lineno, utt_id, text, problem in parse_transcript(trans.read_bytes()):
+    try:
+        trans_bytes = trans.read_bytes() if trans.is_file() else None
+    except OSError as err:
+        for utt_id, path in sorted(audio.items()):
+            yield _reject(unit, path, "transcript_unreadable", f"{trans.name}: {err.strerror or err}", sample_id=utt_id)
+        return
+    if trans_bytes is not None:
+        for lineno, utt_id, text, problem in parse_transcript(trans_bytes):
             if not utt_id:
                 yield _reject(
                     unit, trans, "transcript_malformed_line", problem, sample_id=f"{relative_to_root(trans, unit.root)}:{lineno}"

@@ -88,3 +88,22 @@ def test_duplicate_ids_and_foreign_lines(tmp_path):
     trans.write_text(trans.read_text() + "103-1240-0000 AGAIN\n999-1-0001 NOT THIS CHAPTER\n")
     rejects = [o for o in parse_all(discover(root, subsets=["train-clean-100"])) if isinstance(o, Reject)]
     assert sorted(r.reason for r in rejects) == ["duplicate_utterance_id", "transcript_malformed_line"]
+
+
+def test_unreadable_transcript_rejects_the_chapter_instead_of_crashing(tmp_path, monkeypatch):
+    root = write_librispeech_sample(tmp_path, chapters=1, utterances_per_chapter=2, broken=False)
+    listing = discover(root, subsets=["train-clean-100"])
+    real_read = Path.read_bytes
+
+    def failing_read(self):
+        if self.name.endswith(".trans.txt"):
+            raise PermissionError(13, "Permission denied")
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", failing_read)
+    out = parse_all(listing)
+    assert [(o.sample_id, o.reason) for o in out] == [
+        ("103-1240-0000", "transcript_unreadable"),
+        ("103-1240-0001", "transcript_unreadable"),
+    ]
+    assert listing.expected_examples() == 0

@@ -26,10 +26,26 @@ def _shard_of(element: Any, counts: dict[str, int], rows_per_shard: int) -> tupl
 
 def _expand(group: tuple[tuple[str, int, int], Any]) -> Iterator[Any]:
     (split, index, count), elements = group
-    ordered = sorted(elements, key=lambda e: e.sample_id)
+    ordered = sorted(elements, key=lambda e: (e.sample_id, isinstance(e, Reject), e.source_path))
     key = ShardKey(split=split, index=index, count=count, examples=len(ordered))
+    seen: dict[str, int] = {}
     for element in ordered:
-        yield (key, element) if isinstance(element, Reject) else WorkItem(shard=key, record=element)
+        repeats = seen[element.sample_id] = seen.get(element.sample_id, -1) + 1
+        if repeats:  # ids must be unique per split: the writer counts outcomes by id
+            yield key, _duplicate(element, repeats)
+        else:
+            yield (key, element) if isinstance(element, Reject) else WorkItem(shard=key, record=element)
+
+
+def _duplicate(element: Any, repeat: int) -> Reject:
+    return Reject(
+        sample_id=f"{element.sample_id}#duplicate{repeat}",
+        split=element.split,
+        source_path=element.source_path,
+        stage="shard",
+        reason="duplicate_sample_id",
+        detail=f"sample_id {element.sample_id!r} already taken in split {element.split!r} (first in sample-id order kept)",
+    )
 
 
 class AssignShards(beam.PTransform):

@@ -39,6 +39,27 @@ def test_assign_shards_is_deterministic_complete_and_sorted():
         assert_that(out | beam.combiners.ToList(), lambda lists: check(lists[0]))
 
 
+def test_duplicate_sample_ids_become_rejects_and_the_shard_still_completes(tmp_path):
+    twin = AudioUtterance("s001", "train", "train/other/s001.flac", "/nowhere/x.flac", "HI", "1", "2")
+    elements = [utterance(0), utterance(1), twin]
+
+    def outcome(item):
+        if isinstance(item, WorkItem):
+            return item.shard, row(item.record.sample_id, 0, 1)
+        return item
+
+    with BeamTestPipeline() as p:
+        results = (
+            p
+            | beam.Create(elements)
+            | AssignShards(rows_per_shard=10)
+            | beam.Map(outcome)
+            | beam.ParDo(WriteShards(str(tmp_path), SCHEMA, OutputConfig()))
+            | beam.Map(lambda r: (r.examples, r.written, r.rejected, r.rejected_by_reason, r.partial))
+        )
+        assert_that(results, equal_to([(3, 2, 1, {"duplicate_sample_id": 1}, False)]))
+
+
 class Halve(Stage):
     name = "halve"
 

@@ -109,17 +109,17 @@ class WriteShards(beam.DoFn):
         root = Path(self.dataset_dir)
         name = buffer.key.name + (f".partial-{uuid.uuid4().hex[:8]}" if partial else "")
         data_path = rejects_path = None
+        rejects = sorted(buffer.rejects, key=lambda r: (r.sample_id, -1 if r.view is None else r.view))
         if buffer.rows:
             rows = sorted(buffer.rows, key=lambda r: (r.sample_id, r.view))
             data_path = f"{buffer.key.split}/{name}.parquet"
             self._write(rows_to_table([r.columns for r in rows], self.schema), root / data_path)
-        if buffer.rejects:
-            rejects = sorted(buffer.rejects, key=lambda r: (r.sample_id, -1 if r.view is None else r.view))
+        if rejects:
             rejects_path = f"{REJECTS_DIR}/{name}.parquet"
             self._write(rows_to_table([_reject_row(r) for r in rejects], REJECTS_SCHEMA), root / rejects_path)
         written_ids = {r.sample_id for r in buffer.rows}
-        rejected_first = {}
-        for reject in sorted(buffer.rejects, key=lambda r: (r.sample_id, -1 if r.view is None else r.view)):
+        rejected_first: dict[str, str] = {}  # an example with no row counts once, under its first reason
+        for reject in rejects:
             if reject.sample_id not in written_ids:
                 rejected_first.setdefault(reject.sample_id, reject.reason)
         result = ShardResult(

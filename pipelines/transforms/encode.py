@@ -24,7 +24,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from mmfeat.extractors.encoders import get_encoder
-from mmfeat.extractors.encoders.base import EncoderConfig, resolve_device, torch_dtype
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, resolve_device, torch_dtype
 from mmfeat.extractors.threads import single_threaded_math
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
 
@@ -65,12 +65,20 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
         self.config = config
         self.output_column = output_column
         self._input_array = f"{config.name}_input"
+        self._spec: EncoderSpec | None = None
+
+    @property
+    def spec(self) -> EncoderSpec:
+        """Resolved once per handler copy (a shared model may be loaded by another copy)."""
+        if self._spec is None:
+            self._spec = get_encoder(self.config.name)
+        return self._spec
 
     def load_model(self) -> Any:
         import torch
 
         single_threaded_math()
-        spec = get_encoder(self.config.name)
+        spec = self.spec
         device = resolve_device(self.config.device)
         model = spec.load(self.config).to(device)
         if device.type == "cuda":
@@ -97,7 +105,7 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
     def _encode(self, items: list[WorkItem], model: Any) -> np.ndarray:
         import torch
 
-        spec = get_encoder(self.config.name)
+        spec = self.spec
         device = next(model.parameters()).device
         batch = torch.from_numpy(np.stack([item.arrays[self._input_array] for item in items])).to(device, non_blocking=True)
         use_autocast = device.type == "cuda" and self.config.dtype != "float32"

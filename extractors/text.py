@@ -67,11 +67,16 @@ class Tokenizer:
 
 def prepare_text(raw: str, config: TextConfig, tokenizer: Tokenizer) -> tuple[str, list[str]]:
     """Normalised text and its tokens; rejects text that is empty after normalisation."""
-    text = normalize_text(raw, config)
-    tokens = tokenizer.tokenize(text) if text else []
+    text, tokens = normalize_and_tokenize(raw, config, tokenizer)
     if not tokens:
         raise Rejected("text_empty", f"no tokens in {raw[:80]!r}")
     return text, tokens
+
+
+def normalize_and_tokenize(raw: str, config: TextConfig, tokenizer: Tokenizer) -> tuple[str, list[str]]:
+    """Normalised text and its tokens (both empty for text with nothing in it)."""
+    text = normalize_text(raw, config)
+    return text, (tokenizer.tokenize(text) if text else [])
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class FeatureGraph:
     stages: Sequence[Stage]  # heavy stages, in order
     schema: pa.Schema  # the output table
     record_columns: Callable[[Any], dict[str, Any]]  # columns taken from the typed record
+    require_text: bool = True  # reject a record whose texts are all empty (text_empty)
 
 
 def _is_record(element: Any) -> bool:
@@ -59,7 +60,8 @@ def build_feature_pipeline(
     """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``."""
     out = str(dataset_dir)
     parsed = pipeline | "ListUnits" >> beam.Create(list(graph.units)) | "Parse" >> beam.FlatMap(graph.parse)
-    prepared = parsed | "PrepareText" >> beam.ParDo(PrepareText(config.text)).with_outputs(REJECTS, main="ok")
+    prepare_text = PrepareText(config.text, require_text=graph.require_text)
+    prepared = parsed | "PrepareText" >> beam.ParDo(prepare_text).with_outputs(REJECTS, main="ok")
     inputs = (prepared.ok, prepared[REJECTS]) | "AllInputs" >> beam.Flatten()
     records = prepared.ok | "RecordsOnly" >> beam.Filter(_is_record)
     vocab = records | "Vocabulary" >> BuildVocabulary(config.vocab, str(dataset_dir / VOCAB_FILE))

@@ -1,7 +1,8 @@
 """Typed records that flow between pipeline stages.
 
 Source readers yield a dataset record (e.g. :class:`AudioUtterance`) or a :class:`Reject`;
-nothing is decoded yet. Every record has ``sample_id``, ``split`` and ``source_path``.
+nothing is decoded yet. Every record has ``sample_id``, ``split``, ``source_path``, ``raw_texts``
+(the texts the text stage prepares) and ``prepared`` (what it made of them).
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ class Reject:
 
 
 @dataclass(frozen=True)
+class PreparedText:
+    """A record's texts after normalisation, one entry per raw text (a transcript, or each caption)."""
+
+    texts: tuple[str, ...]
+    tokens: tuple[tuple[str, ...], ...]
+    token_ids: tuple[tuple[int, ...], ...] = ()  # set once the vocabulary is known
+    lemmas: tuple[tuple[str, ...], ...] | None = None
+
+
+@dataclass(frozen=True)
 class AudioUtterance:
     """One transcribed utterance in an audio file (LibriSpeech and alike)."""
 
@@ -36,10 +47,11 @@ class AudioUtterance:
     speaker_id: str
     chapter_id: str
     speaker_sex: str | None = None
-    text: str = ""  # normalised transcript (set by the text stage)
-    tokens: tuple[str, ...] = ()
-    token_ids: tuple[int, ...] = ()
-    lemmas: tuple[str, ...] | None = None
+    prepared: PreparedText | None = None  # set by the text stage
+
+    @property
+    def raw_texts(self) -> tuple[str, ...]:
+        return (self.transcript,)
 
 
 class ShardKey(NamedTuple):

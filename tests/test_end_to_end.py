@@ -178,7 +178,8 @@ def test_lemmas_column_only_when_enabled():
 
     assert "lemmas" not in row_schema(load_config("librispeech")).names
     assert "lemmas" in row_schema(load_config("librispeech", overrides=["text.lemmatize=true"])).names
-    from mmfeat.schemas.records import AudioUtterance
+    from mmfeat.schemas.records import AudioUtterance, PreparedText
 
-    record = AudioUtterance("a", "s", "p", "/p", "HI", "1", "2", text="hi", tokens=("hi",), lemmas=("hi",))
+    prepared = PreparedText(texts=("hi",), tokens=(("hi",),), token_ids=((2,),), lemmas=(("hi",),))
+    record = AudioUtterance("a", "s", "p", "/p", "HI", "1", "2", prepared=prepared)
     assert record_columns(record)["lemmas"] == ["hi"]

@@ -10,38 +10,53 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
-from mmfeat.extractors.errors import Rejected
-from mmfeat.extractors.text import TextConfig, Tokenizer, VocabConfig, Vocabulary, prepare_text
+from mmfeat.extractors.text import TextConfig, Tokenizer, VocabConfig, Vocabulary, normalize_and_tokenize
 from mmfeat.pipelines.io import write_text_atomically
 from mmfeat.pipelines.transforms.stage import REJECTS
 from mmfeat.schemas.fields import TEXT_FIELDS
-from mmfeat.schemas.records import Reject
+from mmfeat.schemas.records import PreparedText, Reject
 
 VOCAB_FILE = "vocab.json"
 LEMMA_FIELD = pa.field("lemmas", pa.list_(pa.string()))
 
 
-def text_fields(config: TextConfig) -> tuple[pa.Field, ...]:
-    """Columns of a record's prepared text: text, tokens, token_ids, and lemmas when enabled."""
-    return TEXT_FIELDS + ((LEMMA_FIELD,) if config.lemmatize else ())
+def text_fields(config: TextConfig, *, each: str | None = None) -> tuple[pa.Field, ...]:
+    """Columns of a record's prepared text: text, tokens, token_ids (and lemmas when enabled).
+
+    A record with one text (a transcript) gets those columns as they are; with ``each="caption"``
+    a record with several texts gets ``caption_texts``, ``caption_tokens``… as lists, one entry per text.
+    """
+    fields = TEXT_FIELDS + ((LEMMA_FIELD,) if config.lemmatize else ())
+    if each is None:
+        return fields
+    return tuple(pa.field(f"{each}_{'texts' if f.name == 'text' else f.name}", pa.list_(f.type)) for f in fields)
 
 
-def text_columns(record: Any) -> dict[str, Any]:
-    """The text columns of a prepared record (``lemmas`` is ignored unless the schema has it)."""
-    return {
-        "text": record.text,
-        "tokens": list(record.tokens),
-        "token_ids": list(record.token_ids),
-        "lemmas": list(record.lemmas) if record.lemmas is not None else None,
+def text_columns(record: Any, *, each: str | None = None) -> dict[str, Any]:
+    """The text columns of a prepared record, named as in :func:`text_fields` (lemmas are ignored unless the schema has them)."""
+    prepared = record.prepared
+    columns = {
+        "text": list(prepared.texts),
+        "tokens": [list(t) for t in prepared.tokens],
+        "token_ids": [list(t) for t in prepared.token_ids],
+        "lemmas": [list(t) for t in prepared.lemmas] if prepared.lemmas is not None else None,
     }
+    if each is None:
+        return {name: (value[0] if value is not None else None) for name, value in columns.items()}
+    return {f"{each}_{'texts' if name == 'text' else name}": value for name, value in columns.items()}
 
 
 class PrepareText(beam.DoFn):
-    """Sets ``text`` and ``tokens`` (and ``lemmas``) on records from their raw ``transcript``; empty text is rejected."""
+    """Sets ``prepared`` on records from their ``raw_texts`` (normalised text, tokens, lemmas).
 
-    def __init__(self, config: TextConfig) -> None:
+    With ``require_text`` a record whose texts are all empty after normalisation is rejected
+    (``text_empty``); without it such a record passes on with empty token lists.
+    """
+
+    def __init__(self, config: TextConfig, *, require_text: bool = True) -> None:
         super().__init__()
         self.config = config
+        self.require_text = require_text
 
     def setup(self) -> None:
         self._tokenizer = Tokenizer(self.config)
@@ -50,16 +65,20 @@ class PrepareText(beam.DoFn):
         if isinstance(record, Reject):
             yield record
             return
-        try:
-            text, tokens = prepare_text(record.transcript, self.config, self._tokenizer)
-        except Rejected as err:
+        prepared = [normalize_and_tokenize(raw, self.config, self._tokenizer) for raw in record.raw_texts]
+        if self.require_text and not any(tokens for _, tokens in prepared):
+            raw = record.raw_texts
+            detail = f"no tokens in {raw[0][:80]!r}" if raw else "no text"
+            detail += f" or its {len(raw) - 1} other texts" if len(raw) > 1 else ""
             yield beam.pvalue.TaggedOutput(
                 REJECTS,
-                Reject(record.sample_id, record.split, record.source_path, stage="text", reason=err.reason, detail=err.detail),
+                Reject(record.sample_id, record.split, record.source_path, stage="text", reason="text_empty", detail=detail),
             )
             return
-        lemmas = tuple(self._tokenizer.lemmas(text)) if self.config.lemmatize else None
-        yield dataclasses.replace(record, text=text, tokens=tuple(tokens), lemmas=lemmas)
+        texts = tuple(text for text, _ in prepared)
+        lemmas = tuple(tuple(self._tokenizer.lemmas(t)) if t else () for t in texts) if self.config.lemmatize else None
+        tokens = tuple(tuple(tokens) for _, tokens in prepared)
+        yield dataclasses.replace(record, prepared=PreparedText(texts=texts, tokens=tokens, lemmas=lemmas))
 
 
 def vocabulary_splits(config: VocabConfig, present: list[str]) -> list[str]:
@@ -108,7 +127,7 @@ class BuildVocabulary(beam.PTransform):
             )
         return (
             records
-            | "SplitTokens" >> beam.FlatMap(lambda r: ((r.split, tok) for tok in r.tokens))
+            | "SplitTokens" >> beam.FlatMap(lambda r: ((r.split, tok) for tokens in r.prepared.tokens for tok in tokens))
             | "Count" >> beam.combiners.Count.PerElement()
             | "Gather" >> beam.combiners.ToList()
             | "Build" >> beam.Map(_build_and_write, config=self.config, path=self.output_path)
@@ -116,5 +135,6 @@ class BuildVocabulary(beam.PTransform):
 
 
 def apply_vocabulary(record: Any, vocab: Vocabulary) -> Any:
-    """Set ``token_ids`` from ``tokens``."""
-    return dataclasses.replace(record, token_ids=tuple(vocab.encode(record.tokens)))
+    """Set ``prepared.token_ids`` from ``prepared.tokens``."""
+    ids = tuple(tuple(vocab.encode(tokens)) for tokens in record.prepared.tokens)
+    return dataclasses.replace(record, prepared=dataclasses.replace(record.prepared, token_ids=ids))

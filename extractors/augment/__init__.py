@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mmfeat.extractors.augment.audio import AudioAugmentConfig
+from mmfeat.extractors.augment.image import ImageAugmentConfig
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class AugmentConfig:
     seed: int = 0
     keep_original: bool = True
     audio: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)
+    image: ImageAugmentConfig = field(default_factory=ImageAugmentConfig)
 
     def __post_init__(self) -> None:
         if self.views < 0:

@@ -11,16 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mmfeat.extractors.audio import resample
-
-
-def _check_probability(name: str, p: float) -> None:
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name}.p must be in [0, 1]")
-
-
-def _check_range(name: str, bounds: tuple[float, float]) -> None:
-    if len(bounds) != 2 or bounds[0] > bounds[1]:
-        raise ValueError(f"{name} must be [low, high] with low <= high")
+from mmfeat.extractors.augment.checks import check_probability, check_range
 
 
 @dataclass(frozen=True)
@@ -29,7 +20,7 @@ class SpeedConfig:
     factors: tuple[float, ...] = (0.9, 1.1)
 
     def __post_init__(self) -> None:
-        _check_probability("speed", self.p)
+        check_probability("speed", self.p)
         if not self.factors or any(not 0.5 <= f <= 2.0 for f in self.factors):
             raise ValueError("speed.factors must be a non-empty list within [0.5, 2.0]")
 
@@ -40,8 +31,8 @@ class NoiseConfig:
     snr_db: tuple[float, float] = (10.0, 30.0)
 
     def __post_init__(self) -> None:
-        _check_probability("noise", self.p)
-        _check_range("noise.snr_db", self.snr_db)
+        check_probability("noise", self.p)
+        check_range("noise.snr_db", self.snr_db)
 
 
 @dataclass(frozen=True)
@@ -50,8 +41,8 @@ class GainConfig:
     db: tuple[float, float] = (-6.0, 6.0)
 
     def __post_init__(self) -> None:
-        _check_probability("gain", self.p)
-        _check_range("gain.db", self.db)
+        check_probability("gain", self.p)
+        check_range("gain.db", self.db)
 
 
 @dataclass(frozen=True)
@@ -60,7 +51,7 @@ class ShiftConfig:
     max_s: float = 0.2
 
     def __post_init__(self) -> None:
-        _check_probability("shift", self.p)
+        check_probability("shift", self.p)
         if self.max_s < 0:
             raise ValueError("shift.max_s must be >= 0")
 

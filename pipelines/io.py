@@ -9,6 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mmfeat.extractors.errors import Rejected
+
 
 def _temporary_beside(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,3 +56,12 @@ def write_parquet_atomically(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_source_bytes(path: str) -> bytes:
+    """Read a whole media file once; an unreadable path is a reject (``file_unreadable``), not a crash."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as err:
+        raise Rejected("file_unreadable", f"{type(err).__name__}: {err.strerror or err}") from err

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from mmfeat import __version__
 from mmfeat.schemas import SCHEMA_VERSION
-from mmfeat.schemas.tensors import is_matrix_type, matrices_to_arrow
+from mmfeat.schemas.tensors import is_matrix_type, is_tensor_type, matrices_to_arrow, tensors_to_arrow
 
 SAMPLE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("sample_id", pa.string(), nullable=False),
@@ -54,7 +54,7 @@ REJECTS_SCHEMA = assemble_schema(REJECT_FIELDS, table="rejects")
 
 
 def rows_to_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
-    """Column-wise conversion of row dicts; matrix columns take numpy arrays. Missing keys fail."""
+    """Column-wise conversion of row dicts; matrix and tensor columns take numpy arrays. Missing keys fail."""
     arrays = []
     for f in schema:
         try:
@@ -62,5 +62,10 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Ta
         except KeyError as err:
             table = (schema.metadata or {}).get(b"mmfeat.table", b"?").decode()
             raise KeyError(f"row is missing column {f.name!r} of table {table!r}") from err
-        arrays.append(matrices_to_arrow(values, f.type) if is_matrix_type(f.type) else pa.array(values, type=f.type))
+        if is_matrix_type(f.type):
+            arrays.append(matrices_to_arrow(values, f.type))
+        elif is_tensor_type(f.type):
+            arrays.append(tensors_to_arrow(values, f.type))
+        else:
+            arrays.append(pa.array(values, type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)

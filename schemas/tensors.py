@@ -60,3 +60,31 @@ def arrow_to_matrices(column: pa.Array | pa.ChunkedArray) -> list[np.ndarray | N
             flat = cell.values.flatten().to_numpy(zero_copy_only=False)
             out.append(flat.reshape(-1, dim))
     return out
+
+
+def image_tensor_type(height: int, width: int, channels: int = 3) -> pa.DataType:
+    """Arrow's canonical fixed-shape tensor type for (height, width, channels) uint8 images (row-major, HWC)."""
+    return pa.fixed_shape_tensor(pa.uint8(), [height, width, channels], dim_names=["H", "W", "C"])
+
+
+def is_tensor_type(data_type: pa.DataType) -> bool:
+    return isinstance(data_type, pa.FixedShapeTensorType)
+
+
+def tensors_to_arrow(tensors: Sequence[np.ndarray], data_type: pa.FixedShapeTensorType) -> pa.Array:
+    """Build a fixed-shape tensor column; every cell must be a tensor of the type's shape (no nulls:
+    Parquet cannot round-trip null fixed-size lists reliably)."""
+    shape = tuple(data_type.shape)
+    for tensor in tensors:
+        if tensor is None or tensor.shape != shape:
+            raise ValueError(f"expected a tensor of shape {shape}, got {None if tensor is None else tensor.shape}")
+    stacked = np.stack(tensors) if len(tensors) else np.zeros((0, *shape))
+    values = np.ascontiguousarray(stacked, dtype=_numpy_dtype(data_type.value_type)).reshape(-1)
+    storage = pa.FixedSizeListArray.from_arrays(pa.array(values, type=data_type.value_type), int(np.prod(shape)))
+    return pa.ExtensionArray.from_storage(data_type, storage)
+
+
+def arrow_to_tensors(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """(rows, *shape) numpy array of a fixed-shape tensor column without nulls (zero-copy per chunk)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    return np.concatenate([chunk.to_numpy_ndarray() for chunk in chunks]) if chunks else np.zeros((0,))

@@ -11,9 +11,9 @@ import pyarrow as pa
 from mmfeat.extractors.audio import AudioCleanConfig, clean_audio
 from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.augment.audio import apply_audio_augment, sample_audio_augment
-from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.seeding import derive_seed
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry, mfcc_features
+from mmfeat.pipelines.io import read_source_bytes
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
 from mmfeat.schemas.tensors import matrix_type
 
@@ -53,15 +53,6 @@ def mfcc_fields(config: MfccConfig) -> tuple[pa.Field, ...]:
     if config.log_mel:
         fields.append(pa.field("log_mel", matrix_type(config.n_mels)))
     return tuple(fields)
-
-
-def read_source_bytes(path: str) -> bytes:
-    """Read a whole media file once; an unreadable path is a reject, not a crash."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as err:
-        raise Rejected("file_unreadable", f"{type(err).__name__}: {err.strerror or err}") from err
 
 
 class CleanAudio(Stage):

@@ -65,3 +65,36 @@ class ShardKey(NamedTuple):
     @property
     def name(self) -> str:
         return f"{self.split}-{self.index:05d}-of-{self.count:05d}"
+
+
+@dataclass(frozen=True)
+class ImageObject:
+    """One annotated object: its box ``(x, y, w, h)`` in the image's pixels, and its category."""
+
+    annotation_id: int
+    category_id: int
+    category: str
+    bbox: tuple[float, float, float, float]
+    area: float
+    iscrowd: bool
+
+
+@dataclass(frozen=True)
+class CaptionedImage:
+    """One image with all its captions (COCO and alike); ``objects`` is None when no instances file was read."""
+
+    sample_id: str
+    split: str
+    source_path: str  # relative to the dataset root, as written to the output
+    image_path: str  # absolute path the cleaner reads
+    image_id: int
+    width: int | None  # as annotated
+    height: int | None
+    captions: tuple[str, ...]
+    caption_ids: tuple[int, ...]
+    objects: tuple[ImageObject, ...] | None = None
+    prepared: PreparedText | None = None  # set by the text stage
+
+    @property
+    def raw_texts(self) -> tuple[str, ...]:
+        return self.captions

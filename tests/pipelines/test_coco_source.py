@@ -1,0 +1,104 @@
+import json
+
+import pytest
+
+from mmfeat.pipelines.sources import coco
+from mmfeat.pipelines.sources.base import LayoutError
+from mmfeat.pipelines.sources.json_stream import JsonStreamError, iter_members
+from mmfeat.schemas.records import CaptionedImage, Reject
+
+DOC = {
+    "info": {"year": 2017},
+    "images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 64, "height": 48} for i in range(1, 40)],
+    "annotations": [{"id": 100 + i, "image_id": 1 + i % 39, "caption": f"caption ünicode {i} 1e5"} for i in range(90)],
+    "empty": [],
+    "number": 12345678901234,
+}
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+def test_stream_yields_every_array_item_and_member_across_chunk_boundaries(tmp_path, chunk):
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(DOC, indent=1, ensure_ascii=False), encoding="utf-8")
+    members = list(iter_members(path, chunk_chars=chunk))
+    assert [item for key, item in members if key == "images"] == DOC["images"]
+    assert [item for key, item in members if key == "annotations"] == DOC["annotations"]
+    assert ("info", {"year": 2017}) in members and ("number", 12345678901234) in members
+    assert not [m for m in members if m[0] == "empty"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"images": [{"id": 1}, {"id": ', '{"images": [1, 2,, 3]}', '["not", "an", "object"]', '{"a": 1} trailing', '{"a" 1}'],
+)
+def test_stream_reports_malformed_json_with_a_position(tmp_path, text):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(JsonStreamError, match="character"):
+        list(iter_members(path, chunk_chars=4))
+
+
+def write_layout(root, images, captions, instances=None, files=()):
+    (root / "annotations").mkdir(parents=True)
+    (root / "val2017").mkdir()
+    doc = {"images": images, "annotations": captions}
+    (root / "annotations" / "captions_val2017.json").write_text(json.dumps(doc))
+    if instances is not None:
+        inst = {"images": images, "annotations": instances, "categories": [{"id": 3, "name": "car", "supercategory": "vehicle"}]}
+        (root / "annotations" / "instances_val2017.json").write_text(json.dumps(inst))
+    for name in files:
+        (root / "val2017" / name).write_bytes(b"\xff\xd8\xff")
+    return root
+
+
+def test_read_joins_captions_and_objects_and_rejects_bad_entries(tmp_path):
+    images = [
+        {"id": 7, "file_name": "a.jpg", "width": 10, "height": 10},
+        {"id": 3, "file_name": "b.jpg"},
+        {"id": 7, "file_name": "again.jpg"},
+        {"file_name": "no_id.jpg"},
+        {"id": 9, "file_name": "c.jpg"},
+    ]
+    captions = [
+        {"id": 2, "image_id": 7, "caption": "second"},
+        {"id": 1, "image_id": 7, "caption": "first"},
+        {"id": 3, "image_id": 3, "caption": "bee"},
+        {"id": 4, "image_id": 55, "caption": "orphan"},
+        {"id": 5, "image_id": 3, "caption": None},
+    ]
+    instances = [
+        {"id": 11, "image_id": 7, "category_id": 3, "bbox": [1, 2, 3, 4], "area": 9.5, "iscrowd": 0},
+        {"id": 12, "image_id": 7, "category_id": 3, "bbox": [1, 2, 3]},
+        {"id": 13, "image_id": 7, "category_id": 99, "bbox": [0, 0, 1, 1]},
+    ]
+    listing = coco.discover(write_layout(tmp_path, images, captions, instances), splits=("val2017",))
+    records = {u.sample_id: u for u in listing.units if isinstance(u, CaptionedImage)}
+    rejects = {u.reason: u for u in listing.units if isinstance(u, Reject)}
+    assert list(records) == ["000000000003", "000000000007"]
+    assert records["000000000007"].captions == ("first", "second") and records["000000000007"].caption_ids == (1, 2)
+    (obj,) = records["000000000007"].objects
+    assert (obj.category, obj.bbox, obj.area, obj.iscrowd) == ("car", (1.0, 2.0, 3.0, 4.0), 9.5, False)
+    assert records["000000000003"].objects == ()
+    assert set(rejects) == {"no_captions", "duplicate_image_id", "annotation_malformed", "orphan_annotation", "unknown_category"}
+    assert rejects["no_captions"].sample_id == "000000000009"
+    assert sum(isinstance(u, Reject) and u.reason == "annotation_malformed" for u in listing.units) == 3
+    assert listing.expected_examples() == len(listing.units)
+
+
+def test_parse_checks_the_file_is_inside_the_split_folder_and_present(tmp_path):
+    images = [{"id": i, "file_name": name} for i, name in enumerate(["ok.jpg", "../x.jpg", "/etc/passwd", "gone.jpg"])]
+    captions = [{"id": i, "image_id": i, "caption": "c"} for i in range(4)]
+    listing = coco.discover(write_layout(tmp_path, images, captions, files=["ok.jpg"]))
+    outcomes = [out for unit in listing.units for out in coco.parse_unit(unit)]
+    assert [getattr(o, "reason", "ok") for o in outcomes] == ["ok", "path_escapes_root", "path_escapes_root", "image_missing"]
+
+
+def test_discover_fails_clearly_on_a_wrong_layout(tmp_path):
+    with pytest.raises(LayoutError, match="captions_<split>.json"):
+        coco.discover(tmp_path)
+    root = write_layout(tmp_path / "c", [], [])
+    with pytest.raises(LayoutError, match="no captions file for train2017"):
+        coco.discover(root, splits=("train2017",))
+    (root / "val2017").rmdir()
+    with pytest.raises(LayoutError, match="image folder of split 'val2017' is missing"):
+        coco.discover(root)

@@ -13,7 +13,7 @@ $(BIN)/python:
 # torch is pinned: a CPU wheel of torch==2.13.0 is what these machines have; unpinned torch pulls GB of CUDA wheels.
 $(VENV)/.installed: pyproject.toml $(BIN)/python
 	$(PIP) install "torch==2.13.0"
-	$(PIP) install -e ".[dev,encoders]"
+	$(PIP) install -e ".[dev,encoders,samples]"
 	$(BIN)/python -c "import mmfeat.runners.cli, torch, apache_beam" 
 	touch $@
 
@@ -23,7 +23,8 @@ demo: venv
 	rm -rf $(DEMO)
 	$(BIN)/mmfeat sample-data $(DEMO)/data
 	$(BIN)/mmfeat run librispeech --input $(DEMO)/data/LibriSpeech --output $(DEMO)/out
-	@echo "Parquet shards, rejects and _manifest.json are under $(DEMO)/out/librispeech"
+	$(BIN)/mmfeat run coco --input $(DEMO)/data/coco --output $(DEMO)/out
+	@echo "Parquet shards, rejects and _manifest.json are under $(DEMO)/out/librispeech and $(DEMO)/out/coco"
 
 test: venv
 	$(BIN)/ruff check .
@@ -35,6 +36,7 @@ lint: venv
 bench: venv
 	$(BIN)/python benchmarks/librispeech.py
 	$(BIN)/python benchmarks/encoders.py
+	$(BIN)/python benchmarks/coco.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

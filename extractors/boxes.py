@@ -49,3 +49,19 @@ def transform_boxes(
     keep = (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (size[:, 0] >= min_side) & (size[:, 1] >= min_side)
     out = np.concatenate([low, size], axis=1)[keep]
     return out.astype(np.float32), keep
+
+
+def orientation_matrix(orientation: int, width: float, height: float) -> np.ndarray:
+    """Map stored-pixel coordinates of a ``width`` x ``height`` image to its EXIF-oriented (upright) frame."""
+    w, h = width, height
+    rows = {
+        1: [[1, 0, 0], [0, 1, 0]],
+        2: [[-1, 0, w], [0, 1, 0]],  # mirrored left-right
+        3: [[-1, 0, w], [0, -1, h]],  # rotated 180
+        4: [[1, 0, 0], [0, -1, h]],  # mirrored top-bottom
+        5: [[0, 1, 0], [1, 0, 0]],  # transposed
+        6: [[0, -1, h], [1, 0, 0]],  # rotated 90 clockwise to display
+        7: [[0, -1, h], [-1, 0, w]],  # transverse
+        8: [[0, 1, 0], [-1, 0, w]],  # rotated 90 counter-clockwise to display
+    }[orientation]
+    return np.array([*rows, [0, 0, 1]], dtype=np.float64)

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from mmfeat.extractors.audio import AudioCleanConfig
 from mmfeat.extractors.augment import AugmentConfig
+from mmfeat.extractors.encoders.base import EncodeConfig
+from mmfeat.extractors.image import ImageCleanConfig
 from mmfeat.extractors.spectral import MfccConfig
 from mmfeat.extractors.text import TextConfig, VocabConfig
 
@@ -40,7 +42,9 @@ class PipelineConfig:
     mfcc: MfccConfig = field(default_factory=MfccConfig)
     text: TextConfig = field(default_factory=TextConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
+    image: ImageCleanConfig = field(default_factory=ImageCleanConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ source units ─ parse ─ text ─┬─ vocabulary (full pass, train split) �
                              └─ token ids ◄─────────────────────────┘
                                  └─ AssignShards (light records only) ─ GroupByKey
                                       └─ heavy stages (decode/clean/augment/extract), rejects riding along
-                                           └─ WriteShards (rows + rejects) ─ WriteManifest (last)
+                                           └─ WriteShards (rows + rejects) ─ [DropDuplicates] ─ WriteManifest (last)
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from mmfeat.pipelines.config import PipelineConfig
+from mmfeat.pipelines.transforms.dedupe import DropDuplicates
 from mmfeat.pipelines.transforms.manifest import WriteManifest
 from mmfeat.pipelines.transforms.shard import AssignShards
 from mmfeat.pipelines.transforms.stage import REJECTS, Row, Stage, WorkItem, run_stages
@@ -37,6 +38,9 @@ class FeatureGraph:
     schema: pa.Schema  # the output table
     record_columns: Callable[[Any], dict[str, Any]]  # columns taken from the typed record
     require_text: bool = True  # reject a record whose texts are all empty (text_empty)
+    deduplicate: bool = False  # drop exact (and near, see below) duplicates within a split; report leakage across splits
+    near_duplicate_distance: int | None = None  # max Hamming distance of perceptual hashes; None = exact copies only
+    encoders: tuple[Any, ...] = ()  # EncoderConfigs its stages run (checked before the pipeline starts)
 
 
 def _is_record(element: Any) -> bool:
@@ -71,9 +75,17 @@ def build_feature_pipeline(
     sharded = with_ids | "AssignShards" >> AssignShards(config.output.rows_per_shard)
     processed = run_stages(sharded, graph.stages)
     outcomes = processed | "ToRow" >> beam.Map(_to_row, record_columns=graph.record_columns)
-    results = outcomes | "WriteShards" >> beam.ParDo(WriteShards(out, graph.schema, config.output))
+    results = outcomes | "WriteShards" >> beam.ParDo(
+        WriteShards(out, graph.schema, config.output, fingerprints=graph.deduplicate)
+    )
+    leakage = None
+    if graph.deduplicate:
+        results, leakage = results | "DropDuplicates" >> DropDuplicates(
+            out, config.output, near_distance=graph.near_duplicate_distance
+        )
 
     input_count = inputs | "CountInputs" >> beam.combiners.Count.Globally()
-    _ = (results, input_count, vocab) | "WriteManifest" >> WriteManifest(
+    manifest_inputs = (results, input_count, vocab) + ((leakage,) if leakage is not None else ())
+    _ = manifest_inputs | "WriteManifest" >> WriteManifest(
         out, dataset=graph.dataset, config=config.to_dict(), config_sha256=config.digest(), runner=runner, vocab_file=VOCAB_FILE
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmfeat.pipelines import librispeech
+from mmfeat.pipelines import coco, librispeech
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 
@@ -22,5 +22,8 @@ class DatasetSpec:
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
-    for spec in (DatasetSpec(librispeech.NAME, librispeech.LibriSpeechConfig, librispeech.discover, librispeech.feature_graph),)
+    for spec in (
+        DatasetSpec(librispeech.NAME, librispeech.LibriSpeechConfig, librispeech.discover, librispeech.feature_graph),
+        DatasetSpec(coco.NAME, coco.CocoConfig, coco.discover, coco.feature_graph),
+    )
 }

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample-data", help="write tiny sample datasets in their real layouts (with broken files)")
     sample.add_argument("out", type=Path, metavar="OUT", help="folder to write the datasets into")
-    sample.add_argument("--datasets", default="librispeech", help="comma-separated datasets to write (default: %(default)s)")
+    sample.add_argument("--datasets", default="librispeech,coco", help="comma-separated datasets to write (default: %(default)s)")
 
     run = commands.add_parser(
         "run", help="run a dataset pipeline", epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,7 +65,10 @@ def _sample_data(args: argparse.Namespace) -> int:
     if unknown:
         return _fail(f"--datasets: no sample for {', '.join(unknown)} (known: {', '.join(sorted(SAMPLES))})")
     for name in names:
-        root = SAMPLES[name](args.out)
+        try:
+            root = SAMPLES[name](args.out)
+        except RuntimeError as err:  # e.g. a sample that needs an optional package
+            return _fail(f"{name}: {err}")
         print(f"{name}: {root}")
     return 0
 
@@ -87,6 +90,25 @@ def _preflight(config) -> None:
             raise ConfigError(f"text.lemmatize: {err}") from err
 
 
+def _feature_graph(dataset: str, listing, config):
+    """The dataset's graph, with its encoders checked: unknown names, missing packages, no GPU for device=cuda."""
+    from mmfeat.extractors.encoders import get_encoder
+    from mmfeat.extractors.encoders.base import resolve_device
+    from mmfeat.pipelines.registry import DATASETS
+    from mmfeat.runners.config import ConfigError
+
+    try:
+        graph = DATASETS[dataset].feature_graph(listing, config)
+        for encoder in graph.encoders:
+            get_encoder(encoder.name)
+            if encoder.device == "cuda":
+                resolve_device(encoder.device)
+    except (ImportError, KeyError, RuntimeError) as err:
+        message = err.args[0] if err.args else str(err)
+        raise ConfigError(f"encode: {message} (set encode.<modality>.name=null to run without it)") from err
+    return graph
+
+
 def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mmfeat.pipelines.registry import DATASETS
     from mmfeat.pipelines.sources.base import LayoutError
@@ -99,6 +121,7 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         config = load_config(args.dataset, path=args.config, overrides=args.overrides)
         _preflight(config)
         listing = DATASETS[args.dataset].discover(args.input, config)
+        graph = _feature_graph(args.dataset, listing, config)
     except (ConfigError, LayoutError) as err:
         return _fail(str(err))
 
@@ -118,7 +141,6 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mmfeat.schemas.manifest import read_manifest
 
     options = pipeline_options(beam_args)
-    graph = DATASETS[args.dataset].feature_graph(listing, config)
     started = time.perf_counter()
     pipeline = beam.Pipeline(options=options)
     build_feature_pipeline(pipeline, graph, config, dataset_dir, runner=runner_name(options))

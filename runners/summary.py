@@ -23,6 +23,11 @@ def format_summary(manifest: dict[str, Any], dataset_dir: Path, wall_s: float) -
         lines.append(
             f"  vocabulary      {vocab['size']:>8} tokens from {', '.join(vocab['source_splits']) or '-'} ({vocab['path']})"
         )
+    leakage = manifest.get("leakage")
+    if leakage:
+        pairs = ", ".join(f"{m['split']}/{m['sample_id']} = {m['of_split']}/{m['of_sample_id']}" for m in leakage[:3])
+        more = f", … ({len(leakage)} in _manifest.json)" if len(leakage) > 3 else ""
+        lines.append(f"  leakage         {len(leakage):>8}   same image in two splits: {pairs}{more}")
     lines.append(
         f"  output          {dataset_dir}  "
         f"({len(manifest['shards'])} shards, {len(manifest['rejects'])} rejects files, _manifest.json)"

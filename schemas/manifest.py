@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ def build_manifest(
     config_sha256: str,
     runner: str,
     vocabulary: Mapping[str, Any] | None,
+    leakage: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Assemble the manifest from the writer's shard results; raise :class:`CountsMismatch` if counts do not balance."""
     shards = sorted(shards, key=lambda s: s["name"])
@@ -64,6 +65,7 @@ def build_manifest(
         "rejects": [s["rejects_path"] for s in shards if s["rejects_path"]],
         "partial_shards": [s["name"] for s in shards if s.get("partial")],
         "vocabulary": dict(vocabulary) if vocabulary else None,
+        "leakage": [dict(m) for m in leakage] if leakage is not None else None,  # same image in two splits
     }
 
 

@@ -19,13 +19,16 @@ class CliRun:
     stdout: str
     stderr: str
     output: Path
+    dataset: str = "librispeech"
 
     @property
     def dataset_dir(self) -> Path:
-        return self.output / "librispeech"
+        return self.output / self.dataset
 
 
-def run_cli(*args: str, output: Path | None = None, env: dict[str, str] | None = None, timeout: int = 600) -> CliRun:
+def run_cli(
+    *args: str, output: Path | None = None, env: dict[str, str] | None = None, timeout: int = 600, dataset: str = "librispeech"
+) -> CliRun:
     """Run the real command line in a fresh interpreter, as a user would (``env`` is added to the environment)."""
     proc = subprocess.run(
         [sys.executable, "-m", "mmfeat.runners.cli", *args],
@@ -34,7 +37,7 @@ def run_cli(*args: str, output: Path | None = None, env: dict[str, str] | None =
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
-    return CliRun(proc.returncode, proc.stdout, proc.stderr, output or Path())
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, output or Path(), dataset)
 
 
 def run_librispeech(input_dir: Path, output: Path, *extra: str, env: dict[str, str] | None = None) -> CliRun:
@@ -43,6 +46,48 @@ def run_librispeech(input_dir: Path, output: Path, *extra: str, env: dict[str, s
     )
     assert run.returncode == 0, run.stderr[-4000:]
     return run
+
+
+def run_coco(input_dir: Path, output: Path, *extra: str) -> CliRun:
+    run = run_cli(
+        "run", "coco", "--input", str(input_dir), "--output", str(output), "--no-progress", *extra, output=output, dataset="coco"
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    return run
+
+
+@pytest.fixture(scope="session")
+def coco_root(tmp_path_factory) -> Path:
+    from mmfeat.runners.samples.coco import write_coco_sample
+
+    return write_coco_sample(tmp_path_factory.mktemp("coco_data"))
+
+
+@pytest.fixture(scope="session")
+def coco_run(coco_root, tmp_path_factory) -> CliRun:
+    return run_coco(coco_root, tmp_path_factory.mktemp("coco_default"))
+
+
+COCO_AUGMENTED = (
+    "--set", "augment.views=2", "--set", "image.jpeg_quality=90", "--set", "image.size=96",
+    "--set", "encode.image.name=null", "--set", "output.rows_per_shard=4",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def coco_augmented_multiprocess_run(coco_root, tmp_path_factory) -> CliRun:
+    return run_coco(
+        coco_root,
+        tmp_path_factory.mktemp("coco_mp"),
+        *COCO_AUGMENTED,
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
+    )
+
+
+@pytest.fixture(scope="session")
+def coco_augmented_inprocess_run(coco_root, tmp_path_factory) -> CliRun:
+    return run_coco(coco_root, tmp_path_factory.mktemp("coco_ip"), *COCO_AUGMENTED)
 
 
 @pytest.fixture(scope="session")

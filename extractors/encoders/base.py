@@ -8,7 +8,7 @@ pooling) runs on batches on the chosen device. Beam's RunInference wraps the two
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -36,6 +36,13 @@ class EncoderConfig:
             raise ValueError("device must be auto, cpu or cuda")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError("dtype must be float32, float16 or bfloat16")
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """The encoders a pipeline may run, by modality; a dataset uses those that fit its data (name null = off)."""
+
+    image: EncoderConfig = field(default_factory=lambda: EncoderConfig(name="efficientnet_lite0"))
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def preprocess(image: np.ndarray) -> np.ndarray:
-    """RGB uint8 (H, W, 3) of any size -> (224, 224, 3) uint8: shorter side to 256, centre crop."""
+    """RGB uint8 (H, W, 3) of any size -> (224, 224, 3) uint8: shorter side to 256, centre crop.
+
+    An image that is already 224 x 224 (a pipeline view of that size) is used as it is.
+    """
     import cv2
 
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    if image.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
+        return np.ascontiguousarray(image)
     height, width = image.shape[:2]
     scale = RESIZE_TO / min(height, width)
     resized = cv2.resize(

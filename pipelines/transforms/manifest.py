@@ -15,7 +15,13 @@ from mmfeat.schemas.manifest import MANIFEST_FILE, build_manifest
 
 
 def _write_manifest(
-    results: list[Any], input_count: int, vocab: Vocabulary | None, *, dataset_dir: str, static: dict[str, Any]
+    results: list[Any],
+    input_count: int,
+    vocab: Vocabulary | None,
+    leakage: list[dict[str, Any]] | None,
+    *,
+    dataset_dir: str,
+    static: dict[str, Any],
 ) -> str:
     vocabulary = None
     if vocab is not None:
@@ -34,6 +40,7 @@ def _write_manifest(
         config_sha256=static["config_sha256"],
         runner=static["runner"],
         vocabulary=vocabulary,
+        leakage=leakage,
     )
     path = Path(dataset_dir) / MANIFEST_FILE
     write_text_atomically(path, json.dumps(manifest, indent=2, sort_keys=False))
@@ -41,7 +48,7 @@ def _write_manifest(
 
 
 class WriteManifest(beam.PTransform):
-    """Shard results + input count (+ vocabulary) → ``_manifest.json``; fails the run if counts do not balance."""
+    """Shard results + input count (+ vocabulary, + leakage) → ``_manifest.json``; fails the run if counts do not balance."""
 
     def __init__(
         self, dataset_dir: str, *, dataset: str, config: dict[str, Any], config_sha256: str, runner: str, vocab_file: str
@@ -56,13 +63,15 @@ class WriteManifest(beam.PTransform):
             "vocab_file": vocab_file,
         }
 
-    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection, beam.PCollection | None]) -> beam.PCollection:
-        results, input_count, vocab = inputs
+    def expand(self, inputs: tuple[beam.PCollection, ...]) -> beam.PCollection:
+        results, input_count, vocab, *rest = inputs
+        leakage = rest[0] if rest else None
         gathered = results | "GatherShards" >> beam.combiners.ToList()
         return gathered | "Write" >> beam.Map(
             _write_manifest,
             input_count=beam.pvalue.AsSingleton(input_count),
             vocab=beam.pvalue.AsSingleton(vocab) if vocab is not None else None,
+            leakage=beam.pvalue.AsSingleton(leakage) if leakage is not None else None,
             dataset_dir=self.dataset_dir,
             static=self.static,
         )

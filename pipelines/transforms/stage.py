@@ -106,8 +106,11 @@ class Stage(beam.DoFn):
         yield from outputs
 
 
-def run_stages(stream: beam.PCollection, stages: Iterable[Stage]) -> beam.PCollection:
-    """Chain stages over a stream of WorkItems and keyed rejects; returns the same kind of stream."""
+def run_stages(stream: beam.PCollection, stages: Iterable[Stage | beam.PTransform]) -> beam.PCollection:
+    """Chain stages (DoFns, or PTransforms such as ``Encode``) over a stream of WorkItems and keyed rejects."""
     for stage in stages:
-        stream = stream | stage.name.capitalize() >> beam.ParDo(stage)
+        if isinstance(stage, beam.PTransform):
+            stream = stream | stage.label >> stage
+        else:
+            stream = stream | stage.name.capitalize() >> beam.ParDo(stage)
     return stream

@@ -50,6 +50,11 @@ class ShardResult:
     rejects_path: str | None
     reject_rows: int
     partial: bool = False
+    fingerprints: tuple[tuple[str, str, int | None], ...] = ()  # (sample_id, content_sha256, perceptual_hash) when asked for
+
+    def marker(self) -> str:
+        """The ``_shards/<name>.json`` completion marker (without the fingerprints)."""
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "fingerprints"}, sort_keys=True)
 
 
 @dataclass
@@ -74,11 +79,12 @@ class _ShardBuffer:
 class WriteShards(beam.DoFn):
     """(ShardKey, Row | Reject) → one :class:`ShardResult` per shard, written as soon as the shard is complete."""
 
-    def __init__(self, dataset_dir: str, schema: pa.Schema, config: OutputConfig) -> None:
+    def __init__(self, dataset_dir: str, schema: pa.Schema, config: OutputConfig, *, fingerprints: bool = False) -> None:
         super().__init__()
         self.dataset_dir = dataset_dir
         self.schema = schema
         self.config = config
+        self.fingerprints = fingerprints  # report each written example's content and perceptual hashes (for deduplication)
         self._rows_written = Metrics.counter(METRICS_NAMESPACE, "rows_written")
         self._shards_written = Metrics.counter(METRICS_NAMESPACE, "shards_written")
 
@@ -110,13 +116,13 @@ class WriteShards(beam.DoFn):
         name = buffer.key.name + (f".partial-{uuid.uuid4().hex[:8]}" if partial else "")
         data_path = rejects_path = None
         rejects = sorted(buffer.rejects, key=lambda r: (r.sample_id, -1 if r.view is None else r.view))
-        if buffer.rows:
-            rows = sorted(buffer.rows, key=lambda r: (r.sample_id, r.view))
+        rows = sorted(buffer.rows, key=lambda r: (r.sample_id, r.view))
+        if rows:
             data_path = f"{buffer.key.split}/{name}.parquet"
             self._write(rows_to_table([r.columns for r in rows], self.schema), root / data_path)
         if rejects:
             rejects_path = f"{REJECTS_DIR}/{name}.parquet"
-            self._write(rows_to_table([_reject_row(r) for r in rejects], REJECTS_SCHEMA), root / rejects_path)
+            self._write(rows_to_table([reject_row(r) for r in rejects], REJECTS_SCHEMA), root / rejects_path)
         written_ids = {r.sample_id for r in buffer.rows}
         rejected_first: dict[str, str] = {}  # an example with no row counts once, under its first reason
         for reject in rejects:
@@ -134,8 +140,9 @@ class WriteShards(beam.DoFn):
             rejects_path=rejects_path,
             reject_rows=len(buffer.rejects),
             partial=partial,
+            fingerprints=_fingerprints(rows) if self.fingerprints and buffer.rows else (),
         )
-        write_text_atomically(root / SHARD_MARKERS_DIR / f"{name}.json", json.dumps(asdict(result), sort_keys=True))
+        write_text_atomically(root / SHARD_MARKERS_DIR / f"{name}.json", result.marker())
         self._rows_written.inc(len(buffer.rows))
         self._shards_written.inc()
         return result
@@ -150,7 +157,14 @@ class WriteShards(beam.DoFn):
         )
 
 
-def _reject_row(reject: Reject) -> dict[str, Any]:
+def _fingerprints(rows: list[Row]) -> tuple[tuple[str, str, int | None], ...]:
+    first = {}
+    for row in rows:  # sorted: the first row of an example is its lowest view
+        first.setdefault(row.sample_id, (row.sample_id, row.columns["content_sha256"], row.columns.get("perceptual_hash")))
+    return tuple(first.values())
+
+
+def reject_row(reject: Reject) -> dict[str, Any]:
     return {
         "sample_id": reject.sample_id,
         "split": reject.split,

@@ -100,3 +100,14 @@ def test_augmented_view_is_deterministic_and_differs_from_the_clean_view():
 def test_min_decode_side_grows_with_the_smallest_crop():
     assert ImageAugmentConfig(crop=CropConfig(scale=(0.25, 1.0))).min_decode_side(224) == 448
     assert ImageAugmentConfig(crop=CropConfig(p=0.0)).min_decode_side(224) == 224
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_matrix_follows_the_exif_rotation(orientation):
+    from mmfeat.extractors.image import apply_orientation
+
+    box = (30, 10, 40, 20)
+    stored = marker_image(120, 80, box)
+    upright = apply_orientation(stored, orientation)
+    (moved,), _ = geometry.transform_boxes(np.array([box]), geometry.orientation_matrix(orientation, 120, 80), 1e9, 1e9)
+    assert tuple(moved) == white_extent(upright)

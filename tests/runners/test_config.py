@@ -5,8 +5,17 @@ import pytest
 from mmfeat.runners.config import DEFAULTS_FILE, ConfigError, load_config
 
 
-def test_documented_defaults_equal_the_code_defaults():
-    assert load_config("librispeech", path=DEFAULTS_FILE) == load_config("librispeech")
+@pytest.mark.parametrize("dataset", ["librispeech", "coco"])
+def test_documented_defaults_equal_the_code_defaults(dataset):
+    assert load_config(dataset, path=DEFAULTS_FILE) == load_config(dataset)
+
+
+def test_image_and_encoder_settings_are_validated_with_their_key():
+    with pytest.raises(ConfigError, match=r"^augment\.image\.flip: flip.p must be in \[0, 1\]"):
+        load_config("coco", overrides=["augment.image.flip.p=2"])
+    with pytest.raises(ConfigError, match=r"^encode\.image\.device: 'tpu' is not one of"):
+        load_config("coco", overrides=["encode.image.device=tpu"])
+    assert load_config("coco", overrides=["encode.image.name=null", "coco.splits=val2017"]).encode.image.name is None
 
 
 def test_yaml_file_then_overrides(tmp_path):

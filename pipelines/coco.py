@@ -1,0 +1,102 @@
+"""COCO: images + captions (+ boxes) → image tensor, embedding, caption tokens and boxes per image (and per view)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from mmfeat.extractors.encoders import get_encoder
+from mmfeat.pipelines.config import PipelineConfig
+from mmfeat.pipelines.graph import FeatureGraph
+from mmfeat.pipelines.sources import coco as source
+from mmfeat.pipelines.transforms.encode import Encode
+from mmfeat.pipelines.transforms.image import CLEAN_IMAGE_FIELDS, CleanImage, ImageViews, image_view_fields
+from mmfeat.pipelines.transforms.text import text_columns, text_fields
+from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
+from mmfeat.schemas.records import CaptionedImage
+
+NAME = "coco"
+EMBEDDING_COLUMN = "image_embedding"
+
+COCO_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("image_id", pa.int64()),
+    pa.field("captions", pa.list_(pa.string())),  # as annotated, ordered by annotation id
+    pa.field("caption_ids", pa.list_(pa.int64())),
+)
+
+
+@dataclass(frozen=True)
+class CocoConfig:
+    """Which splits to read and how strictly; duplicates are judged within a split, leakage across splits."""
+
+    splits: tuple[str, ...] = ()  # e.g. [val2017]; empty = every annotations/captions_<split>.json found
+    instances: bool = True  # read annotations/instances_<split>.json when present (boxes, categories)
+    require_captions: bool = True  # reject images without captions (no_captions); false keeps them, caption lists empty
+    deduplicate: bool = True  # drop exact and near duplicates within a split (lowest image id kept)
+    near_duplicate_distance: int | None = 4  # perceptual-hash bits; null = exact copies only
+
+    def __post_init__(self) -> None:
+        if self.near_duplicate_distance is not None and not 0 <= self.near_duplicate_distance < 32:
+            raise ValueError("near_duplicate_distance must be within 0..31 (or null)")
+
+
+def row_schema(config: PipelineConfig) -> pa.Schema:
+    """The COCO table, assembled from the columns each producer declares."""
+    embedding = ()
+    if config.encode.image.name:
+        dim = get_encoder(config.encode.image.name).output_dim
+        embedding = (pa.field(EMBEDDING_COLUMN, pa.list_(pa.float32(), dim)),)
+    return assemble_schema(
+        SAMPLE_FIELDS,
+        COCO_FIELDS,
+        text_fields(config.text, each="caption"),
+        CLEAN_IMAGE_FIELDS,
+        image_view_fields(config.image),
+        embedding,
+        table=NAME,
+    )
+
+
+def record_columns(record: CaptionedImage) -> dict[str, Any]:
+    return {
+        "sample_id": record.sample_id,
+        "split": record.split,
+        "source_path": record.source_path,
+        "image_id": record.image_id,
+        "captions": list(record.captions),
+        "caption_ids": list(record.caption_ids),
+        **text_columns(record, each="caption"),
+    }
+
+
+def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
+    section: CocoConfig = config.dataset
+    return source.discover(
+        input_dir, splits=section.splits, instances=section.instances, require_captions=section.require_captions
+    )
+
+
+def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGraph:
+    section: CocoConfig = config.dataset
+    size = config.image.size
+    decode_side = config.augment.image.min_decode_side(size) if config.augment.views else size
+    stages: list[Any] = [CleanImage(config.image, decode_side=decode_side), ImageViews(config.image, config.augment)]
+    encoders = ()
+    if config.encode.image.name:
+        stages.append(Encode(config.encode.image, input_array="image", output_column=EMBEDDING_COLUMN))
+        encoders = (config.encode.image,)
+    return FeatureGraph(
+        dataset=NAME,
+        units=listing.units,
+        parse=source.parse_unit,
+        stages=tuple(stages),
+        schema=row_schema(config),
+        record_columns=record_columns,
+        require_text=section.require_captions,
+        deduplicate=section.deduplicate,
+        near_duplicate_distance=section.near_duplicate_distance,
+        encoders=encoders,
+    )

@@ -1,0 +1,141 @@
+"""Drop duplicate examples after the shards are written, and report cross-split leakage.
+
+Duplicates can only be known once every example is hashed, and hashing needs the decode, so
+deciding before the heavy stages would mean decoding twice or holding decoded images across a
+global barrier. Instead the writer reports each example's (content, perceptual) hashes with its
+shard; :func:`extractors.dedupe.find_duplicates` runs once over those light records; and only the
+shards that hold a duplicate are rewritten without it, the duplicate going to that shard's
+rejects with the id it copies. Shards without duplicates are not touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mmfeat.extractors.dedupe import DuplicateReport, Fingerprint, Match, find_duplicates
+from mmfeat.pipelines.config import OutputConfig
+from mmfeat.pipelines.io import write_parquet_atomically, write_text_atomically
+from mmfeat.pipelines.transforms.write import REJECTS_DIR, SHARD_MARKERS_DIR, ShardResult, reject_row
+from mmfeat.schemas.fields import REJECTS_SCHEMA, rows_to_table
+from mmfeat.schemas.records import Reject
+
+STAGE = "deduplicate"
+REASONS = {"exact": "duplicate_image", "near": "near_duplicate_image"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DedupePlan:
+    """Per shard, the examples to drop; and the cross-split matches for the manifest."""
+
+    drops: dict[str, tuple[Match, ...]]
+    leakage: tuple[Match, ...]
+
+
+def plan_deduplication(results: list[ShardResult], *, near_distance: int | None) -> DedupePlan:
+    shard_of: dict[tuple[str, str], str] = {}
+    prints = []
+    for result in results:
+        for sample_id, sha, phash in result.fingerprints:
+            shard_of[(result.split, sample_id)] = result.name
+            prints.append(Fingerprint(result.split, sample_id, sha, phash))
+    report: DuplicateReport = find_duplicates(prints, near_distance=near_distance)
+    drops: dict[str, list[Match]] = defaultdict(list)
+    for match in report.dropped:
+        drops[shard_of[(match.split, match.sample_id)]].append(match)
+    return DedupePlan(drops={k: tuple(v) for k, v in drops.items()}, leakage=report.leakage)
+
+
+def leakage_records(plan: DedupePlan) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(m) for m in plan.leakage]
+
+
+class PruneShard(beam.DoFn):
+    """Rewrite one shard without its duplicates (rows out, rejects in); other shards pass through."""
+
+    def __init__(self, dataset_dir: str, config: OutputConfig) -> None:
+        super().__init__()
+        self.dataset_dir = Path(dataset_dir)
+        self.config = config
+
+    def process(self, result: ShardResult, plan: DedupePlan) -> Any:
+        drops = plan.drops.get(result.name, ())
+        if not drops:
+            yield dataclasses.replace(result, fingerprints=())
+            return
+        dropped = {m.sample_id: m for m in drops}
+        table = pq.read_table(self.dataset_dir / result.path)
+        mask = pc.is_in(table["sample_id"], value_set=pa.array(sorted(dropped)))
+        removed = table.filter(mask)
+        kept = table.filter(pc.invert(mask))
+        sources = dict(zip(removed["sample_id"].to_pylist(), removed["source_path"].to_pylist()))
+        new_rejects = [_reject_of(match, result.split, sources[match.sample_id]) for match in drops]
+        path = result.path
+        if kept.num_rows:
+            self._write(kept, self.dataset_dir / path)
+        else:
+            (self.dataset_dir / path).unlink()
+            path = None
+        rejects_path = result.rejects_path or f"{REJECTS_DIR}/{result.name}.parquet"
+        old = pq.read_table(self.dataset_dir / rejects_path) if result.rejects_path else REJECTS_SCHEMA.empty_table()
+        merged = pa.concat_tables([old, rows_to_table([reject_row(r) for r in new_rejects], REJECTS_SCHEMA)])
+        merged = merged.sort_by([("sample_id", "ascending"), ("view", "ascending")])
+        self._write(merged, self.dataset_dir / rejects_path)
+        reasons = Counter(result.rejected_by_reason)
+        reasons.update(r.reason for r in new_rejects)
+        pruned = dataclasses.replace(
+            result,
+            path=path,
+            rows=kept.num_rows,
+            written=result.written - len(dropped),
+            rejected=result.rejected + len(dropped),
+            rejected_by_reason=dict(sorted(reasons.items())),
+            rejects_path=rejects_path,
+            reject_rows=result.reject_rows + len(new_rejects),
+            fingerprints=(),
+        )
+        write_text_atomically(self.dataset_dir / SHARD_MARKERS_DIR / f"{result.name}.json", pruned.marker())
+        yield pruned
+
+    def _write(self, table: pa.Table, path: Path) -> None:
+        write_parquet_atomically(
+            table,
+            path,
+            compression=self.config.compression,
+            compression_level=self.config.compression_level,
+            row_group_rows=self.config.row_group_rows,
+        )
+
+
+def _reject_of(match: Match, split: str, source_path: str) -> Reject:
+    if match.kind == "exact":
+        detail = f"same bytes as {match.of_sample_id} (kept)"
+    else:
+        detail = f"near-duplicate of {match.of_sample_id} (kept): perceptual hashes {match.distance} bits apart"
+    return Reject(match.sample_id, split, source_path, STAGE, REASONS[match.kind], detail)
+
+
+class DropDuplicates(beam.PTransform):
+    """Shard results (with fingerprints) → (pruned shard results, leakage list as a singleton)."""
+
+    def __init__(self, dataset_dir: str, config: OutputConfig, *, near_distance: int | None) -> None:
+        super().__init__()
+        self.dataset_dir = dataset_dir
+        self.config = config
+        self.near_distance = near_distance
+
+    def expand(self, results: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        plan = (
+            results
+            | "GatherFingerprints" >> beam.combiners.ToList()
+            | "FindDuplicates" >> beam.Map(plan_deduplication, near_distance=self.near_distance)
+        )
+        pruned = results | "Prune" >> beam.ParDo(PruneShard(self.dataset_dir, self.config), plan=beam.pvalue.AsSingleton(plan))
+        return pruned, plan | "Leakage" >> beam.Map(leakage_records)

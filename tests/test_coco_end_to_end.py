@@ -1,0 +1,133 @@
+"""The COCO pipeline as a user runs it, with the Parquet read back."""
+
+import json
+
+import numpy as np
+import pyarrow.dataset as ds
+import pytest
+
+from mmfeat.extractors import boxes as geometry
+from mmfeat.extractors.augment.image import ImageAugmentParams, render_view
+from mmfeat.extractors.image import check_image, decode_image
+from mmfeat.pipelines.coco import row_schema
+from mmfeat.runners.config import load_config
+from mmfeat.schemas.manifest import read_manifest
+from mmfeat.schemas.tensors import arrow_to_tensors
+from tests.conftest import COCO_AUGMENTED, run_cli
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_REJECTS = {
+    "annotation_malformed": 1,
+    "duplicate_image": 1,
+    "image_aspect_ratio": 1,
+    "image_empty": 1,
+    "image_missing": 1,
+    "image_too_large": 1,
+    "image_too_small": 1,
+    "image_truncated": 1,
+    "image_undecodable": 1,
+    "near_duplicate_image": 1,
+    "no_captions": 1,
+    "orphan_annotation": 1,
+    "path_escapes_root": 1,
+}
+
+
+def read_rows(dataset_dir):
+    paths = [dataset_dir / s["path"] for s in read_manifest(dataset_dir)["shards"]]
+    return ds.dataset(paths, format="parquet").to_table().sort_by([("sample_id", "ascending"), ("view", "ascending")])
+
+
+def test_counts_balance_every_broken_case_has_its_reason_and_leakage_is_reported(coco_run):
+    manifest = read_manifest(coco_run.dataset_dir)
+    counts = manifest["counts"]
+    assert counts["input"] == counts["written"] + counts["rejected"] == 29
+    assert counts["rejected_by_reason"] == EXPECTED_REJECTS
+    rejects = ds.dataset(str(coco_run.dataset_dir / "rejects"), format="parquet").to_table().to_pylist()
+    assert len(rejects) == counts["rejected"] and all(r["detail"] for r in rejects)
+    by_id = {r["sample_id"]: r for r in rejects}
+    assert by_id["000000000301"]["detail"] == "same bytes as 000000000100 (kept)"
+    assert "near-duplicate of 000000000107" in by_id["000000000302"]["detail"]
+    assert [(m["split"], m["sample_id"], m["of_sample_id"], m["kind"]) for m in manifest["leakage"]] == [
+        ("val2017", "000000000950", "000000000114", "exact")
+    ]
+    assert "leakage" in coco_run.stdout and "rejected" in coco_run.stdout
+
+
+def test_rows_hold_tensor_captions_tokens_boxes_and_embedding(coco_run):
+    table = read_rows(coco_run.dataset_dir)
+    assert table.schema.equals(row_schema(load_config("coco")), check_metadata=False)
+    assert table.num_rows == 16 and set(table["view"].to_pylist()) == {0}
+    images = arrow_to_tensors(table["image"])
+    assert images.shape == (16, 224, 224, 3) and images.dtype == np.uint8
+    row = table.filter(ds.field("sample_id") == "000000000100").to_pylist()[0]
+    assert row["captions"][0] == "A ginger tabby cat looking to the side." and len(row["caption_tokens"]) == 5
+    assert row["caption_tokens"][0][:3] == ["a", "ginger", "tabby"] and all(i > 1 for i in row["caption_token_ids"][0])
+    assert row["box_categories"] == ["cat"] and (row["width"], row["height"]) == (451, 300)
+    rotated = table.filter(ds.field("sample_id") == "000000000205").to_pylist()[0]
+    assert (rotated["orientation"], rotated["width"], rotated["height"]) == (6, 300, 451)  # upright, portrait
+    # The cat box (95, 10, 300, 290) on the stored 451x300 pixels, turned 90 degrees clockwise with them, is
+    # (0, 95, 290, 300) upright; the centre crop starts at y=75.5 and scales by 224/300 (to within half a pixel).
+    np.testing.assert_allclose(rotated["boxes"][0], [0.0, 19.5 * 224 / 300, 290 * 224 / 300, 280.5 * 224 / 300], atol=0.5)
+
+
+def test_pipeline_embeddings_equal_a_direct_model_call(coco_run):
+    import torch
+
+    from mmfeat.extractors.encoders import get_encoder
+    from mmfeat.extractors.encoders.base import EncoderConfig
+
+    table = read_rows(coco_run.dataset_dir)
+    spec = get_encoder("efficientnet_lite0")
+    model = spec.load(EncoderConfig(name=spec.name))
+    with torch.inference_mode():
+        direct = spec.forward(model, torch.from_numpy(arrow_to_tensors(table["image"]))).numpy()
+    stored = np.stack(table["image_embedding"].to_numpy(zero_copy_only=False))
+    assert stored.shape == (16, 1280)
+    np.testing.assert_allclose(stored, direct, rtol=0, atol=1e-4)  # batch composition differs: float rounding only
+
+
+def test_augmented_views_reproduce_from_their_recorded_parameters(coco_augmented_inprocess_run, coco_root):
+    config = load_config("coco", overrides=[COCO_AUGMENTED[i + 1] for i in range(0, len(COCO_AUGMENTED), 2)])
+    table = read_rows(coco_augmented_inprocess_run.dataset_dir)
+    assert set(table["view"].to_pylist()) == {0, 1, 2} and table.num_rows == 16 * 3
+    assert table["image_jpeg"].null_count == 0
+    annotations = json.loads((coco_root / "annotations" / "instances_train2017.json").read_text())
+    boxes_of = {}
+    for ann in sorted(annotations["annotations"], key=lambda a: a["id"]):
+        boxes_of.setdefault(ann["image_id"], []).append(ann["bbox"])
+    checked = 0
+    for row, image in zip(table.to_pylist(), arrow_to_tensors(table["image"])):
+        if row["view"] == 0 or row["orientation"] != 1:
+            continue
+        data = (coco_root / row["source_path"]).read_bytes()
+        decoded = decode_image(data, check_image(data, config.image), config.image, min_side_needed=163)
+        recorded = {k: v for k, v in row["augment"].items() if k != "seed"}
+        params = ImageAugmentParams(**{**recorded, "crop": tuple(recorded["crop"]) if recorded["crop"] else None})
+        view = render_view(decoded, 96, params)
+        assert np.array_equal(view.pixels, image), row["sample_id"]
+        if row["image_id"] in boxes_of:
+            expected, _ = geometry.transform_boxes(np.array(boxes_of[row["image_id"]]), view.matrix, 96, 96)
+            np.testing.assert_allclose(np.array(row["boxes"]).reshape(-1, 4), expected, atol=1e-4)
+        checked += 1
+    assert checked >= 20
+
+
+def test_shards_do_not_depend_on_workers_or_runs(coco_augmented_inprocess_run, coco_augmented_multiprocess_run):
+    def files(run):
+        return {p.relative_to(run.dataset_dir).as_posix(): p.read_bytes() for p in sorted(run.dataset_dir.rglob("*.parquet"))}
+
+    one, two = files(coco_augmented_inprocess_run), files(coco_augmented_multiprocess_run)
+    assert len(one) >= 4 and one == two
+
+
+def test_cli_refuses_a_folder_that_is_not_coco_and_names_a_broken_annotation_file(tmp_path, coco_root):
+    run = run_cli("run", "coco", "--input", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert run.returncode == 2 and "annotations/captions_<split>.json" in run.stderr
+    broken = tmp_path / "broken"
+    (broken / "annotations").mkdir(parents=True)
+    (broken / "train2017").mkdir()
+    (broken / "annotations" / "captions_train2017.json").write_text('{"images": [{"id": 1, "file_name": "a.jpg"}, {"id": ')
+    run = run_cli("run", "coco", "--input", str(broken), "--output", str(tmp_path / "out"))
+    assert run.returncode == 2 and "captions_train2017.json: not a valid COCO annotation file" in run.stderr

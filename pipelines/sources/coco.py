@@ -134,11 +134,12 @@ def parse_unit(unit: CaptionedImage | Reject) -> Iterator[CaptionedImage | Rejec
 def _read_images(split: str, path: Path) -> tuple[dict[int, dict[str, Any]], list[Reject]]:
     images: dict[int, dict[str, Any]] = {}
     rejects: list[Reject] = []
-    for index, entry in enumerate(item for key, item in _members(path) if key == "images"):
-        problem = _image_entry_problem(entry)
+    for index, raw in enumerate(item for key, item in _members(path) if key == "images"):
+        entry = _normalised_image_entry(raw)
+        problem = _image_entry_problem(entry, raw)
         if problem:
             image_id = entry.get("id") if isinstance(entry, dict) else None
-            sample = sample_id_of(image_id) if isinstance(image_id, int) and image_id >= 0 else f"images[{index}]"
+            sample = sample_id_of(image_id) if image_id is not None else f"images[{index}]"
             rejects.append(Reject(sample, split, f"annotations/{path.name}", _STAGE, "annotation_malformed", problem))
         elif entry["id"] in images:
             rejects.append(
@@ -156,26 +157,48 @@ def _read_images(split: str, path: Path) -> tuple[dict[int, dict[str, Any]], lis
     return images, rejects
 
 
-def _image_entry_problem(entry: Any) -> str | None:
+def as_id(value: Any) -> int | None:
+    """A non-negative integer id from an int, an integral float (``12.0``) or a digit string (``"12"``); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _normalised_image_entry(raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        return raw
+    sizes = {k: as_id(raw.get(k)) for k in ("width", "height")}
+    return {**raw, "id": as_id(raw.get("id")), **sizes}
+
+
+def _image_entry_problem(entry: Any, raw: Any) -> str | None:
     if not isinstance(entry, dict):
-        return f"image entry is not an object: {str(entry)[:80]}"
-    if not isinstance(entry.get("id"), int) or isinstance(entry.get("id"), bool) or entry["id"] < 0:
-        return f"image entry has no non-negative integer id: {str(entry)[:120]}"
+        return f"image entry is not an object: {str(raw)[:80]}"
+    if entry["id"] is None:
+        return f"image entry has no non-negative integer id: {str(raw)[:120]}"
     if not isinstance(entry.get("file_name"), str) or not entry["file_name"].strip():
         return f"image {entry['id']} has no file_name"
     for key in ("width", "height"):
-        if entry.get(key) is not None and (not isinstance(entry[key], int) or entry[key] <= 0):
-            return f"image {entry['id']} has a bad {key}: {entry[key]!r}"
+        if raw.get(key) is not None and not entry[key]:
+            return f"image {entry['id']} has a bad {key}: {raw[key]!r}"
     return None
 
 
 def _read_captions(split: str, path: Path, rejects: list[Reject]) -> Iterator[tuple[int, int, str]]:
     for index, ann in enumerate(item for key, item in _members(path) if key == "annotations"):
-        ann_id = ann.get("id", index) if isinstance(ann, dict) else index
-        if not isinstance(ann, dict) or not isinstance(ann.get("image_id"), int) or not isinstance(ann.get("caption"), str):
-            rejects.append(_annotation_reject(split, path, ann_id, "annotation_malformed", f"caption entry: {str(ann)[:120]}"))
+        ann_id = as_id(ann.get("id")) if isinstance(ann, dict) else None
+        image_id = as_id(ann.get("image_id")) if isinstance(ann, dict) else None
+        if ann_id is None or image_id is None or not isinstance(ann.get("caption"), str):
+            label = ann_id if ann_id is not None else f"annotations[{index}]"
+            rejects.append(_annotation_reject(split, path, label, "annotation_malformed", f"caption entry: {str(ann)[:120]}"))
             continue
-        yield ann_id, ann["image_id"], ann["caption"]
+        yield ann_id, image_id, ann["caption"]
 
 
 def _read_objects(
@@ -184,12 +207,12 @@ def _read_objects(
     categories: dict[int, str] = {}
     pending: list[tuple[int, ImageObject]] = []
     for key, item in _members(path):
-        if key == "categories" and isinstance(item, dict) and isinstance(item.get("id"), int):
-            categories[item["id"]] = str(item.get("name", ""))
+        if key == "categories" and isinstance(item, dict) and as_id(item.get("id")) is not None:
+            categories[as_id(item["id"])] = str(item.get("name", ""))
         elif key == "annotations":
             parsed = _object_of(item)
             if isinstance(parsed, str):
-                ann_id = item.get("id", "?") if isinstance(item, dict) else "?"
+                ann_id = item.get("id", "?") if isinstance(item, dict) else "?"  # as written, for the reject id
                 rejects.append(_annotation_reject(split, path, ann_id, "annotation_malformed", parsed))
             elif parsed[0] not in images:
                 rejects.append(
@@ -210,8 +233,10 @@ def _read_objects(
 
 def _object_of(ann: Any) -> tuple[int, ImageObject] | str:
     """(image_id, object) from an instance annotation, or what is wrong with it."""
-    if not isinstance(ann, dict) or not all(isinstance(ann.get(k), int) for k in ("id", "image_id", "category_id")):
+    ids = {k: as_id(ann.get(k)) for k in ("id", "image_id", "category_id")} if isinstance(ann, dict) else {}
+    if not ids or None in ids.values():
         return f"instance entry without integer id/image_id/category_id: {str(ann)[:120]}"
+    ann = {**ann, **ids}
     bbox = ann.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite(v) for v in bbox) or bbox[2] < 0 or bbox[3] < 0:
         return f"annotation {ann['id']}: bbox must be [x, y, w, h] with w, h >= 0, got {bbox!r}"

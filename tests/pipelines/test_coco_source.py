@@ -102,3 +102,12 @@ def test_discover_fails_clearly_on_a_wrong_layout(tmp_path):
     (root / "val2017").rmdir()
     with pytest.raises(LayoutError, match="image folder of split 'val2017' is missing"):
         coco.discover(root)
+
+
+def test_ids_and_sizes_written_as_integral_floats_or_digit_strings_are_accepted(tmp_path):
+    images = [{"id": "12", "file_name": "a.jpg", "width": 640.0, "height": 480.0}, {"id": 1.5, "file_name": "b.jpg"}]
+    captions = [{"id": 3.0, "image_id": "12", "caption": "a cat"}]
+    listing = coco.discover(write_layout(tmp_path, images, captions))
+    record = next(u for u in listing.units if isinstance(u, CaptionedImage))
+    assert (record.image_id, record.width, record.height, record.caption_ids) == (12, 640, 480, (3,))
+    assert [u.reason for u in listing.units if isinstance(u, Reject)] == ["annotation_malformed"]

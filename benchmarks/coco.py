@@ -3,7 +3,8 @@
     python benchmarks/coco.py [--images 400] [--encoder-images 128]
 
 Every measurement runs in a fresh child process. Without the encoder:
-  bare loop  = read file + cv2.imdecode (same reduced-size decode) + RGB + shorter side to 224 + centre crop;
+  bare loop  = read file + cv2.imdecode (same reduced-size decode) + RGB + shorter side to 224 + centre crop
+               (and, in a second variant, the tensors written to Parquet with pyarrow's defaults);
   pipeline   = `mmfeat run coco` on DirectRunner (1 worker), encode.image.name=null: the same work plus
                header checks, content and perceptual hashes, caption tokens, Parquet shards, dedupe, manifest.
 With the encoder (EfficientNet-Lite0, CPU, float32, batch 32), the bare loop adds batched model calls.
@@ -64,7 +65,7 @@ def write_dataset(root: Path, count: int, seed: int = 0) -> Path:
     return root
 
 
-def _child_bare(input_dir: str, encoder: bool) -> dict:
+def _child_bare(input_dir: str, encoder: bool, write_to: str | None = None) -> dict:
     import cv2
     import numpy as np
 
@@ -74,8 +75,6 @@ def _child_bare(input_dir: str, encoder: bool) -> dict:
     started = time.perf_counter()
     model = spec = None
     if encoder:
-        import torch
-
         from mmfeat.extractors.encoders import get_encoder
         from mmfeat.extractors.encoders.base import EncoderConfig
 
@@ -96,15 +95,33 @@ def _child_bare(input_dir: str, encoder: bool) -> dict:
         resized = cv2.resize(image, (max(224, round(w * s)), max(224, round(h * s))), interpolation=cv2.INTER_AREA)
         top, left = (resized.shape[0] - 224) // 2, (resized.shape[1] - 224) // 2
         batch.append(np.ascontiguousarray(resized[top : top + 224, left : left + 224]))
-        if encoder and len(batch) == 32:
-            with torch.inference_mode():
-                spec.forward(model, torch.from_numpy(np.stack(batch)))
+        if len(batch) == 32:
+            _finish_batch(batch, spec, model, write_to)
             batch = []
-    if encoder and batch:
-        with torch.inference_mode():
-            spec.forward(model, torch.from_numpy(np.stack(batch)))
+    if batch:
+        _finish_batch(batch, spec, model, write_to)
     done = time.perf_counter()
     return {"seconds": done - started, "steady_seconds": done - loop_started, "images": len(files)}
+
+
+def _finish_batch(batch: list, spec, model, write_to: str | None) -> None:
+    """Encode a batch (with the encoder), and/or write it as a Parquet file of tensors with pyarrow's defaults."""
+    import numpy as np
+
+    if model is not None:
+        import torch
+
+        with torch.inference_mode():
+            spec.forward(model, torch.from_numpy(np.stack(batch)))
+    if write_to is not None:
+        import uuid
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tensors = pa.FixedShapeTensorArray.from_numpy_ndarray(np.stack(batch))
+        Path(write_to).mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"image": tensors}), Path(write_to) / f"{uuid.uuid4().hex}.parquet")
 
 
 def _child_pipeline(input_dir: str, output: str, encoder: bool, beam_args: list[str]) -> dict:
@@ -148,7 +165,7 @@ def main() -> None:
         kind, input_dir, encoder, *rest = args.child
         use_encoder = encoder == "encoder"
         if kind == "bare":
-            result = _child_bare(input_dir, use_encoder)
+            result = _child_bare(input_dir, use_encoder, rest[0] if rest else None)
         else:
             result = _child_pipeline(input_dir, rest[0], use_encoder, beam_args)
         print(json.dumps(result))
@@ -160,10 +177,12 @@ def main() -> None:
         plain = write_dataset(work / "plain", args.images)
         small = write_dataset(work / "small", args.encoder_images, seed=1)
         rows = []
-        for label, root, encoder in (("decode+clean+resize", plain, "none"), ("... + EfficientNet-Lite0", small, "encoder")):
-            bare = _run_child("bare", str(root), encoder)
-            pipe = _run_child("pipeline", str(root), encoder, str(work / f"out-{encoder}"))
-            rows.append((label, bare, pipe))
+        plain_pipe = _run_child("pipeline", str(plain), "none", str(work / "out-none"))
+        rows.append(("decode+clean+resize", _run_child("bare", str(plain), "none"), plain_pipe))
+        bare_written = _run_child("bare", str(plain), "none", str(work / "bare-parquet"))
+        rows.append(("... + Parquet write (bare)", bare_written, plain_pipe))
+        encoded_pipe = _run_child("pipeline", str(small), "encoder", str(work / "out-encoder"))
+        rows.append(("... + EfficientNet-Lite0", _run_child("bare", str(small), "encoder"), encoded_pipe))
 
     print(f"\n{os.cpu_count()} CPUs, DirectRunner, 1 worker")
     header = f"{'images':>6} {'bare img/s':>11} {'pipeline img/s':>15} {'ratio':>6}   "

@@ -180,7 +180,10 @@ def perceptual_hash(image: np.ndarray) -> int:
     import cv2
 
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    height, width = grey.shape
+    # Area averaging down to 32x32 is fastest by a whole factor: first snap to a multiple of 32 (bilinear, a small step).
+    snapped = cv2.resize(grey, (max(32, width // 32 * 32), max(32, height // 32 * 32)), interpolation=cv2.INTER_LINEAR)
+    small = cv2.resize(snapped, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
     low = cv2.dct(small)[:8, :8].ravel()
     bits = low > np.median(low[1:])  # the DC term is left out of the threshold
     return int.from_bytes(np.packbits(bits).tobytes(), "big")

@@ -6,7 +6,7 @@ _pinned = False
 
 
 def single_threaded_math() -> None:
-    """Limit this process's BLAS/OpenMP pools to one thread (idempotent).
+    """Limit this process's BLAS/OpenMP pools and OpenCV's own pool to one thread (idempotent).
 
     Multi-threaded OpenBLAS sums in a different order depending on its thread count, which moved
     MFCC values by ~2e-5 between a 1-thread and a 2-thread run (measured here): features would
@@ -19,4 +19,10 @@ def single_threaded_math() -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=1)
+        try:
+            import cv2
+        except ImportError:  # pragma: no cover - OpenCV is a dependency, but the audio path does not need it
+            pass
+        else:
+            cv2.setNumThreads(1)
         _pinned = True

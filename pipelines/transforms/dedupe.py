@@ -79,7 +79,7 @@ class PruneShard(beam.DoFn):
         new_rejects = [_reject_of(match, result.split, sources[match.sample_id]) for match in drops]
         path = result.path
         if kept.num_rows:
-            self._write(kept, self.dataset_dir / path)
+            write_parquet_atomically(kept, self.dataset_dir / path, self.config)
         else:
             (self.dataset_dir / path).unlink()
             path = None
@@ -87,7 +87,7 @@ class PruneShard(beam.DoFn):
         old = pq.read_table(self.dataset_dir / rejects_path) if result.rejects_path else REJECTS_SCHEMA.empty_table()
         merged = pa.concat_tables([old, rows_to_table([reject_row(r) for r in new_rejects], REJECTS_SCHEMA)])
         merged = merged.sort_by([("sample_id", "ascending"), ("view", "ascending")])
-        self._write(merged, self.dataset_dir / rejects_path)
+        write_parquet_atomically(merged, self.dataset_dir / rejects_path, self.config)
         reasons = Counter(result.rejected_by_reason)
         reasons.update(r.reason for r in new_rejects)
         pruned = dataclasses.replace(
@@ -103,15 +103,6 @@ class PruneShard(beam.DoFn):
         )
         write_text_atomically(self.dataset_dir / SHARD_MARKERS_DIR / f"{result.name}.json", pruned.marker())
         yield pruned
-
-    def _write(self, table: pa.Table, path: Path) -> None:
-        write_parquet_atomically(
-            table,
-            path,
-            compression=self.config.compression,
-            compression_level=self.config.compression_level,
-            row_group_rows=self.config.row_group_rows,
-        )
 
 
 def _reject_of(match: Match, split: str, source_path: str) -> Reject:

@@ -119,10 +119,11 @@ class WriteShards(beam.DoFn):
         rows = sorted(buffer.rows, key=lambda r: (r.sample_id, r.view))
         if rows:
             data_path = f"{buffer.key.split}/{name}.parquet"
-            self._write(rows_to_table([r.columns for r in rows], self.schema), root / data_path)
+            write_parquet_atomically(rows_to_table([r.columns for r in rows], self.schema), root / data_path, self.config)
         if rejects:
             rejects_path = f"{REJECTS_DIR}/{name}.parquet"
-            self._write(rows_to_table([reject_row(r) for r in rejects], REJECTS_SCHEMA), root / rejects_path)
+            table = rows_to_table([reject_row(r) for r in rejects], REJECTS_SCHEMA)
+            write_parquet_atomically(table, root / rejects_path, self.config)
         written_ids = {r.sample_id for r in buffer.rows}
         rejected_first: dict[str, str] = {}  # an example with no row counts once, under its first reason
         for reject in rejects:
@@ -146,15 +147,6 @@ class WriteShards(beam.DoFn):
         self._rows_written.inc(len(buffer.rows))
         self._shards_written.inc()
         return result
-
-    def _write(self, table: pa.Table, path: Path) -> None:
-        write_parquet_atomically(
-            table,
-            path,
-            compression=self.config.compression,
-            compression_level=self.config.compression_level,
-            row_group_rows=self.config.row_group_rows,
-        )
 
 
 def _fingerprints(rows: list[Row]) -> tuple[tuple[str, str, int | None], ...]:

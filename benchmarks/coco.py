@@ -44,12 +44,8 @@ def write_dataset(root: Path, count: int, seed: int = 0) -> Path:
     (root / "train2017").mkdir()
     images, captions = [], []
     for image_id in range(1, count + 1):
-        photo = photos[int(rng.integers(len(photos)))]
         width, height = SIZES[int(rng.integers(len(SIZES)))]
-        scale = rng.uniform(0.4, 1.0)
-        ch, cw = max(32, int(photo.shape[0] * scale)), max(32, int(photo.shape[1] * scale))
-        y, x = int(rng.integers(0, photo.shape[0] - ch + 1)), int(rng.integers(0, photo.shape[1] - cw + 1))
-        crop = cv2.resize(photo[y : y + ch, x : x + cw], (width, height), interpolation=cv2.INTER_CUBIC)
+        crop = _mosaic(photos, rng, width, height)  # four random crops of random photos: no two images alike
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         hsv = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2HSV)
@@ -63,6 +59,21 @@ def write_dataset(root: Path, count: int, seed: int = 0) -> Path:
     doc = {"images": images, "annotations": captions}
     (root / "annotations" / "captions_train2017.json").write_text(json.dumps(doc))
     return root
+
+
+def _mosaic(photos: list, rng, width: int, height: int):
+    import cv2
+    import numpy as np
+
+    tiles = []
+    for tile_w, tile_h in ((width // 2, height // 2),) * 4:
+        photo = photos[int(rng.integers(len(photos)))]
+        photo = photo if photo.ndim == 3 else np.repeat(photo[:, :, None], 3, axis=2)
+        ch, cw = int(photo.shape[0] * rng.uniform(0.3, 0.9)), int(photo.shape[1] * rng.uniform(0.3, 0.9))
+        y, x = int(rng.integers(0, photo.shape[0] - ch + 1)), int(rng.integers(0, photo.shape[1] - cw + 1))
+        tiles.append(cv2.resize(photo[y : y + ch, x : x + cw, :3], (tile_w, tile_h), interpolation=cv2.INTER_CUBIC))
+    mosaic = np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
+    return cv2.resize(mosaic, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _child_bare(input_dir: str, encoder: bool, write_to: str | None = None) -> dict:

@@ -37,8 +37,8 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     them back to 8 bits (224x224x3 image: 161 -> 121 KiB per row, and faster to write).
     """
 
-    def is_text(data_type: pa.DataType) -> bool:
-        return pa.types.is_string(data_type) or (pa.types.is_list(data_type) and pa.types.is_string(data_type.value_type))
+    def is_text(data_type: pa.DataType) -> bool:  # strings, lists of strings, lists of lists of strings…
+        return pa.types.is_string(data_type) or (pa.types.is_list(data_type) and is_text(data_type.value_type))
 
     def is_byte_tensor(data_type: pa.DataType) -> bool:
         return is_tensor_type(data_type) and data_type.value_type.bit_width == 8

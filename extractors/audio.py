@@ -149,9 +149,37 @@ def normalize_level(waveform: np.ndarray, *, mode: str, target_dbfs: float, peak
     return (waveform * gain).astype(np.float32)
 
 
+def read_audio_span(path: str, start_s: float, end_s: float | None, *, tolerance_s: float = 0.1) -> DecodedAudio:
+    """Decode only [start_s, end_s) of an audio file (seeking, not reading the whole file); ``end_s`` None = to the end.
+
+    A span that starts past the end, or ends more than ``tolerance_s`` after it, is rejected
+    (``segment_out_of_range``); an end within the tolerance is cut to the file's end.
+    """
+    try:
+        with soundfile.SoundFile(path) as handle:
+            rate, total, subtype = handle.samplerate, handle.frames, handle.subtype
+            first, last = round(start_s * rate), (round(end_s * rate) if end_s is not None else total)
+            if first >= total or last > total + tolerance_s * rate or last <= first:
+                span = f"[{start_s:.3f}, {end_s if end_s is not None else total / rate:.3f}]"
+                raise Rejected("segment_out_of_range", f"{span} s is outside the audio's {total / rate:.3f} s")
+            handle.seek(first)
+            samples = handle.read(min(last, total) - first, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
+        raise Rejected("audio_undecodable", _OBJECT_ADDRESS.sub("<file>", str(err))) from err
+    if samples.shape[0] == 0:
+        raise Rejected("audio_empty", "the span decodes to 0 samples")
+    if not np.isfinite(samples).all():
+        raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
+    return DecodedAudio(samples=samples, sample_rate=rate, subtype=subtype)
+
+
 def clean_audio(data: bytes, config: AudioCleanConfig) -> CleanAudio:
     """Decode, check clipping, downmix, resample, remove DC, reject silence, trim, check duration, normalise."""
-    decoded = decode_audio(data)
+    return clean_samples(decode_audio(data), config)
+
+
+def clean_samples(decoded: DecodedAudio, config: AudioCleanConfig) -> CleanAudio:
+    """:func:`clean_audio` on samples already decoded (e.g. one utterance's span of a long recording)."""
     clipped = clipped_fraction(decoded.samples, level=config.clip_level)
     if clipped > config.max_clipped_fraction:
         raise Rejected("audio_clipped", f"{clipped:.2%} of samples at full scale (limit {config.max_clipped_fraction:.2%})")

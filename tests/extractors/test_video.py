@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from mmfeat.extractors.errors import Rejected
+from mmfeat.extractors.video import FramesConfig, VideoSource, avi_has_audio_stream, frames_at, sample_times
+
+pytest.importorskip("decord")
+av = pytest.importorskip("av")
+
+
+def test_frames_are_chosen_by_timestamp_not_by_index():
+    # 10 fps with a 1 s hole after frame 4: frame 5 starts at 1.5 s, not 0.5 s.
+    starts = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 1.5, 1.6, 1.7])
+    timestamps = np.stack([starts, starts + 0.1], axis=1)
+    assert frames_at(timestamps, np.array([0.05, 0.45, 0.9, 1.49, 1.5, 1.65, 9.0])).tolist() == [0, 4, 4, 4, 5, 6, 7]
+    assert np.allclose(sample_times(1.0, 2.0, 4), [1.125, 1.375, 1.625, 1.875])
+
+
+@pytest.fixture(scope="module")
+def gapped_video(tmp_path_factory):
+    """15 fps, 40 frames, each a flat grey level = 5 * index; frames after index 19 are stamped 10 periods late."""
+    from mmfeat.runners.samples.iemocap import write_avi
+
+    path = tmp_path_factory.mktemp("video") / "gap.avi"
+    frames = [np.full((120, 160, 3), 5 * i, np.uint8) for i in range(40)]
+    write_avi(path, frames, None, gap_after=19)
+    return path
+
+
+def test_a_video_with_a_timestamp_gap_gives_the_frames_on_screen(gapped_video):
+    source = VideoSource(gapped_video)
+    try:
+        assert len(source.timestamps) == 40
+        assert np.isclose(source.timestamps[20, 0], 30 / 15)  # index 20 shows at 2.0 s, not at 20/15 s
+        frames, times = source.frames(1.2, 2.2, FramesConfig(num_frames=4, size=32))
+        levels = frames.reshape(4, -1).mean(axis=1) / 5
+        # sample times 1.325, 1.575, 1.825, 2.075 s: frame 19 (the last before the gap) three times, then frame 21
+        # (frame 20 shows from 2.0 s, frame 21 from 2.067 s); index x fps would have given frames 19, 23, 27, 31
+        assert np.round(levels).tolist() == [19, 19, 19, 21]
+        assert np.allclose(times, [19 / 15, 19 / 15, 19 / 15, 31 / 15])
+        assert frames.shape == (4, 32, 32, 3) and frames.dtype == np.uint8
+    finally:
+        source.close()
+
+
+def test_segments_outside_the_video_and_unreadable_files_are_rejected(gapped_video, tmp_path):
+    source = VideoSource(gapped_video)
+    with pytest.raises(Rejected) as err:
+        source.frames(2.0, 9.0, FramesConfig())
+    assert err.value.reason == "segment_out_of_range"
+    source.close()
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00AVI " + bytes(64))
+    with pytest.raises(Rejected) as err:
+        VideoSource(broken)
+    assert err.value.reason == "video_unreadable" and str(tmp_path) not in err.value.detail
+
+
+def test_avi_audio_stream_is_detected_from_the_header(gapped_video, tmp_path):
+    from mmfeat.runners.samples.iemocap import write_avi
+
+    with_audio = tmp_path / "a.avi"
+    write_avi(with_audio, [np.zeros((120, 160, 3), np.uint8)] * 3, np.zeros(16000, np.float32))
+    assert avi_has_audio_stream(with_audio) is True
+    assert avi_has_audio_stream(gapped_video) is False
+    (tmp_path / "x.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    assert avi_has_audio_stream(tmp_path / "x.mp4") is None

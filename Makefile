@@ -13,7 +13,7 @@ $(BIN)/python:
 # torch is pinned: a CPU wheel of torch==2.13.0 is what these machines have; unpinned torch pulls GB of CUDA wheels.
 $(VENV)/.installed: pyproject.toml $(BIN)/python
 	$(PIP) install "torch==2.13.0"
-	$(PIP) install -e ".[dev,encoders,samples]"
+	$(PIP) install -e ".[dev,encoders,samples,video]"
 	$(BIN)/python -c "import mmfeat.runners.cli, torch, apache_beam" 
 	touch $@
 
@@ -24,7 +24,8 @@ demo: venv
 	$(BIN)/mmfeat sample-data $(DEMO)/data
 	$(BIN)/mmfeat run librispeech --input $(DEMO)/data/LibriSpeech --output $(DEMO)/out
 	$(BIN)/mmfeat run coco --input $(DEMO)/data/coco --output $(DEMO)/out
-	@echo "Parquet shards, rejects and _manifest.json are under $(DEMO)/out/librispeech and $(DEMO)/out/coco"
+	$(BIN)/mmfeat run iemocap --input $(DEMO)/data/IEMOCAP --output $(DEMO)/out
+	@echo "Parquet shards, rejects and _manifest.json are under $(DEMO)/out/<dataset>/"
 
 test: venv
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ from mmfeat.extractors.encoders.base import EncodeConfig
 from mmfeat.extractors.image import ImageCleanConfig
 from mmfeat.extractors.spectral import MfccConfig
 from mmfeat.extractors.text import TextConfig, VocabConfig
+from mmfeat.extractors.video import FramesConfig
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class PipelineConfig:
     text: TextConfig = field(default_factory=TextConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
     image: ImageCleanConfig = field(default_factory=ImageCleanConfig)
+    video: FramesConfig = field(default_factory=FramesConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

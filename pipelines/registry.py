@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmfeat.pipelines import coco, librispeech
+from mmfeat.pipelines import coco, iemocap, librispeech
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 
@@ -25,5 +25,6 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         DatasetSpec(librispeech.NAME, librispeech.LibriSpeechConfig, librispeech.discover, librispeech.feature_graph),
         DatasetSpec(coco.NAME, coco.CocoConfig, coco.discover, coco.feature_graph),
+        DatasetSpec(iemocap.NAME, iemocap.IemocapConfig, iemocap.discover, iemocap.feature_graph),
     )
 }

@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample-data", help="write tiny sample datasets in their real layouts (with broken files)")
     sample.add_argument("out", type=Path, metavar="OUT", help="folder to write the datasets into")
-    sample.add_argument("--datasets", default="librispeech,coco", help="comma-separated datasets to write (default: %(default)s)")
+    sample.add_argument(
+        "--datasets", default="librispeech,coco,iemocap", help="comma-separated datasets to write (default: %(default)s)"
+    )
 
     run = commands.add_parser(
         "run", help="run a dataset pipeline", epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -67,8 +69,8 @@ def _sample_data(args: argparse.Namespace) -> int:
     for name in names:
         try:
             root = SAMPLES[name](args.out)
-        except RuntimeError as err:  # e.g. a sample that needs an optional package
-            return _fail(f"{name}: {err}")
+        except (RuntimeError, ImportError) as err:  # e.g. a sample that needs an optional package
+            return _fail(f"{name}: {err} (the samples need `pip install 'mmfeat[samples]'`)")
         print(f"{name}: {root}")
     return 0
 
@@ -99,6 +101,9 @@ def _feature_graph(dataset: str, listing, config):
 
     try:
         graph = DATASETS[dataset].feature_graph(listing, config)
+    except ValueError as err:  # a setting the dataset cannot honour
+        raise ConfigError(str(err)) from err
+    try:
         for encoder in graph.encoders:
             get_encoder(encoder.name)
             if encoder.device == "cuda":

@@ -98,3 +98,35 @@ class CaptionedImage:
     @property
     def raw_texts(self) -> tuple[str, ...]:
         return self.captions
+
+
+@dataclass(frozen=True)
+class DialogUtterance:
+    """One timed utterance of a recorded dialog (IEMOCAP and alike): its media span, text and label."""
+
+    sample_id: str  # utterance id, e.g. Ses01F_impro01_F000
+    split: str
+    source_path: str  # the video, relative to the dataset root
+    dialog: str
+    session: int
+    speaker: str  # e.g. Ses01_F: IEMOCAP has one actor per gender per session
+    start_s: float
+    end_s: float
+    transcript: str
+    label: str  # after label mapping
+    raw_label: str  # as annotated
+    vad: tuple[float, float, float] | None  # valence, activation, dominance
+    video_path: str  # absolute
+    audio_path: str  # absolute: the dialog's wav (span start_s..end_s) or the utterance's own wav
+    audio_start_s: float  # span within ``audio_path``
+    audio_end_s: float | None  # None = to the end of the file (an utterance's own wav)
+    prepared: PreparedText | None = None  # set by the text stage
+
+    @property
+    def raw_texts(self) -> tuple[str, ...]:
+        return (self.transcript,)
+
+    @property
+    def shard_group(self) -> str:
+        """Utterances of one dialog share a shard, so a worker opens each video once."""
+        return self.dialog

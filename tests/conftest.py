@@ -48,12 +48,34 @@ def run_librispeech(input_dir: Path, output: Path, *extra: str, env: dict[str, s
     return run
 
 
-def run_coco(input_dir: Path, output: Path, *extra: str) -> CliRun:
-    run = run_cli(
-        "run", "coco", "--input", str(input_dir), "--output", str(output), "--no-progress", *extra, output=output, dataset="coco"
-    )
+def run_dataset(dataset: str, input_dir: Path, output: Path, *extra: str) -> CliRun:
+    args = ("run", dataset, "--input", str(input_dir), "--output", str(output), "--no-progress", *extra)
+    run = run_cli(*args, output=output, dataset=dataset)
     assert run.returncode == 0, run.stderr[-4000:]
     return run
+
+
+def run_coco(input_dir: Path, output: Path, *extra: str) -> CliRun:
+    return run_dataset("coco", input_dir, output, *extra)
+
+
+@pytest.fixture(scope="session")
+def iemocap_root(tmp_path_factory) -> Path:
+    pytest.importorskip("av")
+    from mmfeat.runners.samples.iemocap import write_iemocap_sample
+
+    return write_iemocap_sample(tmp_path_factory.mktemp("iemocap_data"))
+
+
+@pytest.fixture(scope="session")
+def iemocap_run(iemocap_root, tmp_path_factory) -> CliRun:
+    return run_dataset("iemocap", iemocap_root, tmp_path_factory.mktemp("iemocap_default"))
+
+
+@pytest.fixture(scope="session")
+def iemocap_multiprocess_run(iemocap_root, tmp_path_factory) -> CliRun:
+    workers = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
+    return run_dataset("iemocap", iemocap_root, tmp_path_factory.mktemp("iemocap_mp"), *workers)
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,14 @@ CLEAN_AUDIO_FIELDS: tuple[pa.Field, ...] = (
     pa.field("trimmed_s", pa.float32()),
 )
 
-AUDIO_VIEW_FIELDS: tuple[pa.Field, ...] = (
+WAVEFORM_FIELDS: tuple[pa.Field, ...] = (
     pa.field("sample_rate", pa.int32()),
     pa.field("num_samples", pa.int64()),
     pa.field("duration_s", pa.float32()),
+)
+
+AUDIO_VIEW_FIELDS: tuple[pa.Field, ...] = (
+    *WAVEFORM_FIELDS,
     pa.field(
         "augment",
         pa.struct(

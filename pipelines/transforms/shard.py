@@ -1,7 +1,8 @@
 """Deterministic shard assignment on light records, before any decoding.
 
 Each split gets ``ceil(n / rows_per_shard)`` shards; an example goes to shard
-``stable_bucket(sample_id)``. Grouping light records by shard (not heavy features) keeps memory
+``stable_bucket(sample_id)`` (or of the record's ``shard_group``, e.g. its dialog).
+Grouping light records by shard (not heavy features) keeps memory
 bounded on every runner, makes shard contents independent of bundling and worker count, and
 makes a shard the unit of work: its examples are processed and written together.
 """
@@ -21,7 +22,8 @@ from mmfeat.schemas.records import Reject, ShardKey
 
 def _shard_of(element: Any, counts: dict[str, int], rows_per_shard: int) -> tuple[tuple[str, int, int], Any]:
     count = max(1, math.ceil(counts[element.split] / rows_per_shard))
-    return (element.split, stable_bucket(element.sample_id, count), count), element
+    group = getattr(element, "shard_group", None) or element.sample_id  # e.g. a dialog's utterances stay together
+    return (element.split, stable_bucket(group, count), count), element
 
 
 def _expand(group: tuple[tuple[str, int, int], Any]) -> Iterator[Any]:

@@ -5,7 +5,7 @@ import pytest
 from mmfeat.runners.config import DEFAULTS_FILE, ConfigError, load_config
 
 
-@pytest.mark.parametrize("dataset", ["librispeech", "coco"])
+@pytest.mark.parametrize("dataset", ["librispeech", "coco", "iemocap"])
 def test_documented_defaults_equal_the_code_defaults(dataset):
     assert load_config(dataset, path=DEFAULTS_FILE) == load_config(dataset)
 

@@ -1,0 +1,130 @@
+"""Dialog-video stages: an utterance's audio span (cleaned like any audio), its frames, and their alignment.
+
+Utterances of one dialog share a shard (``DialogUtterance.shard_group``) and arrive sorted, so
+:class:`ExtractFrames` keeps the dialog's video open across them and closes it when the next
+dialog starts (decord releases decoder memory only when a reader is deleted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from mmfeat.extractors.audio import AudioCleanConfig, clean_samples, read_audio_span
+from mmfeat.extractors.errors import Rejected
+from mmfeat.extractors.spectral import MfccConfig, frame_geometry
+from mmfeat.extractors.video import FramesConfig, VideoSource, avi_has_audio_stream
+from mmfeat.pipelines.transforms.stage import Stage, WorkItem
+
+FRAME_ALIGNMENT_FIELD = pa.field("frame_mfcc_index", pa.list_(pa.int32()))  # per frame: the MFCC frame at the same time
+
+
+def frame_fields(config: FramesConfig) -> tuple[pa.Field, ...]:
+    """Columns added by :class:`ExtractFrames` (and the alignment column)."""
+    return (
+        pa.field("frames", pa.fixed_shape_tensor(pa.uint8(), [config.num_frames, config.size, config.size, 3])),
+        pa.field("frame_timestamps_s", pa.list_(pa.float64())),  # presentation time of each frame in the video
+        pa.field("video_has_audio", pa.bool_()),  # null when the container is not AVI
+        FRAME_ALIGNMENT_FIELD,
+    )
+
+
+class CleanSegmentAudio(Stage):
+    """Decode the utterance's span only, then the same cleaning as any audio (``extractors.audio.clean_samples``).
+
+    Leading/trailing silence is not trimmed: the span's times are the annotation, and frames and
+    MFCC frames are aligned on them.
+    """
+
+    name = "clean_audio"
+
+    def __init__(self, config: AudioCleanConfig) -> None:
+        super().__init__()
+        self.config = dataclasses.replace(config, trim_top_db=None)
+
+    def apply(self, item: WorkItem) -> Iterator[WorkItem]:
+        record = item.record
+        decoded = read_audio_span(record.audio_path, record.audio_start_s, record.audio_end_s)
+        clean = clean_samples(decoded, self.config)
+        item.columns.update(
+            content_sha256=hashlib.sha256(decoded.samples.tobytes()).hexdigest(),  # of the decoded source span
+            source_sample_rate=clean.source_sample_rate,
+            source_channels=clean.source_channels,
+            trimmed_s=0.0,
+            sample_rate=clean.sample_rate,
+            num_samples=len(clean.waveform),
+            duration_s=clean.duration_s,
+        )
+        item.arrays["waveform"] = clean.waveform
+        yield item
+
+
+class ExtractFrames(Stage):
+    """``num_frames`` frames of the utterance's time span, picked by presentation timestamp."""
+
+    name = "extract_frames"
+
+    def __init__(self, config: FramesConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def setup(self) -> None:
+        super().setup()
+        self._source: VideoSource | None = None
+        self._failed: tuple[str, Rejected] | None = None  # a video that did not open is not retried per utterance
+
+    def apply(self, item: WorkItem) -> Iterator[WorkItem]:
+        record = item.record
+        source = self._open(record.video_path)
+        frames, timestamps = source.frames(record.start_s, record.end_s, self.config)
+        item.columns.update(
+            view=0,
+            frames=frames,
+            frame_timestamps_s=timestamps.tolist(),
+            video_has_audio=avi_has_audio_stream(record.video_path),
+        )
+        yield item
+
+    def _open(self, path: str) -> VideoSource:
+        if self._source is not None and self._source.path == path:
+            return self._source
+        if self._failed is not None and self._failed[0] == path:
+            raise self._failed[1]
+        self._close()
+        try:
+            self._source = VideoSource(path)
+        except Rejected as err:
+            self._failed = (path, err)
+            raise
+        return self._source
+
+    def _close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
+    def finish_bundle(self) -> None:
+        self._close()  # a bundle holds whole shards, so a dialog never spans two bundles
+
+    def teardown(self) -> None:
+        self._close()
+
+
+class AlignFrames(Stage):
+    """For each frame, the index of the MFCC frame centred nearest to it (librosa frames are centred on k x hop)."""
+
+    name = "align_frames"
+
+    def __init__(self, config: MfccConfig, sample_rate: int) -> None:
+        super().__init__()
+        self.hop_s = frame_geometry(config, sample_rate).hop_length / sample_rate
+
+    def apply(self, item: WorkItem) -> Iterator[WorkItem]:
+        offsets = np.asarray(item.columns["frame_timestamps_s"]) - item.record.start_s
+        last = item.columns["mfcc_frames"] - 1
+        item.columns["frame_mfcc_index"] = np.clip(np.rint(offsets / self.hop_s), 0, last).astype(np.int32).tolist()
+        yield item

@@ -1,0 +1,110 @@
+import pytest
+
+from mmfeat.pipelines.iemocap import IemocapConfig
+from mmfeat.pipelines.sources import iemocap
+from mmfeat.pipelines.sources.base import LayoutError
+from mmfeat.schemas.records import DialogUtterance, Reject
+
+# Lines as they appear in IEMOCAP: zero-padded times, spaces around the dash in EmoEvaluation, tabs, CRLF.
+TRANSCRIPT = (
+    "Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.\r\n"
+    "Ses01F_impro01_M000 [007.5712-010.4750]:  Do you have your forms?\n"
+    "Ses01F_impro01_MXX0 [010.9-011.2]: [LAUGHTER]\n"
+    "\n"
+    "M: breathing\n"
+)
+LABELS = (
+    "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
+    "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]\n"
+    "C-E2:\tNeutral;\t()\n"
+    "A-E3:\tval 3; act 2; dom  2;\t()\n\n"
+    "[7.5712 - 10.4750]\tSes01F_impro01_M000\texc\t[3.5000, 4.0000, 3.0000]\n"
+    "[12.0 - 13.0] broken line\n"
+)
+
+
+def test_transcript_lines_parse_with_odd_spacing_and_bad_lines_are_reported():
+    parsed = list(iemocap.parse_transcript(TRANSCRIPT))
+    assert parsed[0] == (1, "Ses01F_impro01_F000", 6.2901, 8.2357, "Excuse me.")
+    assert parsed[1][1:] == ("Ses01F_impro01_M000", 7.5712, 10.475, "Do you have your forms?")
+    assert parsed[2][1] == "Ses01F_impro01_MXX0"
+    assert parsed[3] == (5, "M: breathing")
+
+
+def test_label_lines_skip_annotators_and_report_malformed_summaries():
+    parsed = list(iemocap.parse_labels(LABELS))
+    assert parsed[0] == (3, "Ses01F_impro01_F000", "neu", (2.5, 2.5, 2.5))
+    assert parsed[1] == (7, "Ses01F_impro01_M000", "exc", (3.5, 4.0, 3.0))
+    assert parsed[2] == (8, "[12.0 - 13.0] broken line")
+
+
+def test_label_mapping_merges_drops_and_keeps():
+    rules = IemocapConfig(keep_labels=("neu", "hap", "sad", "ang")).rules()
+    assert [rules.apply(x) for x in ("exc", "hap", "xxx", "fru", "ang")] == ["hap", "hap", None, None, "ang"]
+    assert IemocapConfig().rules().apply("fru") == "fru"
+    with pytest.raises(ValueError):
+        IemocapConfig(merge_labels=("exc",))
+    with pytest.raises(ValueError):
+        IemocapConfig(test_sessions=(1,), dev_sessions=(1,))
+
+
+def test_splits_are_by_session():
+    assert [iemocap.split_of(s, test_sessions=(5,), dev_sessions=(4,)) for s in (1, 4, 5)] == ["train", "dev", "test"]
+
+
+def write_dialog(root, session=1, dialog="Ses01F_impro01", *, video=True, wav=True):
+    base = root / f"Session{session}" / "dialog"
+    for sub in ("transcriptions", "EmoEvaluation", "avi/DivX", "wav"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / "transcriptions" / f"{dialog}.txt").write_text(TRANSCRIPT)
+    (base / "transcriptions" / f"._{dialog}.txt").write_bytes(b"\x00\x05\x16\x07")
+    (base / "EmoEvaluation" / f"{dialog}.txt").write_text(LABELS)
+    if video:
+        (base / "avi" / "DivX" / f"{dialog}.avi").write_bytes(b"RIFF")
+    if wav:
+        (base / "wav" / f"{dialog}.wav").write_bytes(b"RIFF")
+    return root
+
+
+def parse_all(root, **kwargs):
+    listing = iemocap.discover(root)
+    config = IemocapConfig(**kwargs)
+    return [
+        out
+        for unit in listing.units
+        for out in iemocap.parse_unit(
+            unit, root=str(root), rules=config.rules(), test_sessions=config.test_sessions, dev_sessions=config.dev_sessions
+        )
+    ]
+
+
+def test_parse_joins_by_utterance_id_and_rejects_the_rest(tmp_path):
+    outcomes = parse_all(write_dialog(tmp_path))
+    records = [o for o in outcomes if isinstance(o, DialogUtterance)]
+    rejects = {o.sample_id: o.reason for o in outcomes if isinstance(o, Reject)}
+    assert [(r.sample_id, r.label, r.raw_label, r.speaker, r.split) for r in records] == [
+        ("Ses01F_impro01_F000", "neu", "neu", "Ses01_F", "train"),
+        ("Ses01F_impro01_M000", "hap", "exc", "Ses01_M", "train"),
+    ]
+    assert records[0].source_path == "Session1/dialog/avi/DivX/Ses01F_impro01.avi" and records[0].audio_start_s == 6.2901
+    assert rejects == {
+        "Ses01F_impro01#labels8": "label_malformed_line",
+        "Ses01F_impro01_MXX0": "label_missing",
+        "Ses01F_impro01#line5": "transcript_malformed_line",
+    }
+
+
+def test_missing_media_are_rejected_per_utterance(tmp_path):
+    reasons = {o.reason for o in parse_all(write_dialog(tmp_path, video=False)) if isinstance(o, Reject)}
+    assert "video_missing" in reasons
+    reasons = {o.reason for o in parse_all(write_dialog(tmp_path / "b", wav=False)) if isinstance(o, Reject)}
+    assert "audio_missing" in reasons
+
+
+def test_discover_fails_clearly_on_a_wrong_layout(tmp_path):
+    with pytest.raises(LayoutError, match="Session<N>/dialog/transcriptions"):
+        iemocap.discover(tmp_path)
+    write_dialog(tmp_path)
+    with pytest.raises(LayoutError, match="no Session3"):
+        iemocap.discover(tmp_path, sessions=(3,))
+    assert len(iemocap.discover(tmp_path).units) == 1  # the ._ companion file is not a dialog

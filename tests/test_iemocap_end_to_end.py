@@ -1,0 +1,91 @@
+"""The IEMOCAP-style pipeline as a user runs it, with the Parquet read back."""
+
+import numpy as np
+import pyarrow.dataset as ds
+import pytest
+
+from mmfeat.extractors.audio import clean_samples, read_audio_span
+from mmfeat.extractors.spectral import frame_geometry, mfcc_features
+from mmfeat.extractors.video import VideoSource
+from mmfeat.pipelines.iemocap import row_schema
+from mmfeat.runners.config import load_config
+from mmfeat.schemas.manifest import read_manifest
+from mmfeat.schemas.tensors import arrow_to_matrices, arrow_to_tensors
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_REJECTS = {
+    "audio_missing": 1,
+    "label_dropped": 1,
+    "label_missing": 1,
+    "segment_out_of_range": 1,
+    "transcript_malformed_line": 1,
+    "transcript_missing": 1,
+    "video_unreadable": 2,
+}
+
+
+def read_rows(dataset_dir):
+    paths = [dataset_dir / s["path"] for s in read_manifest(dataset_dir)["shards"]]
+    return ds.dataset(paths, format="parquet").to_table().sort_by([("sample_id", "ascending")])
+
+
+def test_counts_balance_and_every_broken_case_has_its_reason(iemocap_run):
+    counts = read_manifest(iemocap_run.dataset_dir)["counts"]
+    assert counts["input"] == counts["written"] + counts["rejected"] == 16
+    assert counts["rejected_by_reason"] == EXPECTED_REJECTS
+    rejects = ds.dataset(str(iemocap_run.dataset_dir / "rejects"), format="parquet").to_table().to_pylist()
+    assert len(rejects) == 8 and all(r["detail"] for r in rejects)
+
+
+def test_rows_labels_and_session_splits(iemocap_run):
+    config = load_config("iemocap")
+    table = read_rows(iemocap_run.dataset_dir)
+    assert table.schema.equals(row_schema(config), check_metadata=False)
+    rows = table.to_pylist()
+    assert {(r["split"], r["session"]) for r in rows} == {("train", 1), ("test", 5)}
+    train_speakers = {r["speaker"] for r in rows if r["split"] == "train"}
+    assert train_speakers.isdisjoint({r["speaker"] for r in rows if r["split"] == "test"})
+    merged = next(r for r in rows if r["sample_id"] == "Ses01F_impro01_M000")
+    assert (merged["label"], merged["raw_label"], merged["valence"]) == ("hap", "exc", 3.5)
+    assert merged["tokens"] == ["do", "you", "have", "your", "forms", "?"]
+    assert arrow_to_tensors(table["frames"]).shape == (8, 8, 112, 112, 3)
+    has_audio = {r["dialog"]: r["video_has_audio"] for r in rows}
+    assert has_audio == {"Ses01F_impro01": True, "Ses01M_script01_1": False, "Ses05F_impro02": True}
+
+
+def test_frames_mfcc_and_alignment_match_the_extractors_on_the_same_span(iemocap_run, iemocap_root):
+    from mmfeat.extractors.threads import single_threaded_math
+
+    single_threaded_math()  # as the pipeline's stages do: the same bits
+    config = load_config("iemocap")
+    table = read_rows(iemocap_run.dataset_dir)
+    hop_s = frame_geometry(config.mfcc, config.audio.sample_rate).hop_length / config.audio.sample_rate
+    frames_all = arrow_to_tensors(table["frames"])
+    mfcc_all = arrow_to_matrices(table["mfcc"])
+    for i, row in enumerate(table.to_pylist()):
+        wav = iemocap_root / f"Session{row['session']}" / "dialog" / "wav" / f"{row['dialog']}.wav"
+        clean = clean_samples(read_audio_span(str(wav), row["start_s"], row["end_s"]), config.audio.__class__(trim_top_db=None))
+        assert np.array_equal(mfcc_all[i], mfcc_features(clean.waveform, 16000, config.mfcc)["mfcc"])
+        offsets = np.array(row["frame_timestamps_s"]) - row["start_s"]
+        expected = np.clip(np.rint(offsets / hop_s), 0, row["mfcc_frames"] - 1).astype(int)
+        assert row["frame_mfcc_index"] == expected.tolist()
+        assert all(t < row["end_s"] for t in row["frame_timestamps_s"])
+        source = VideoSource(iemocap_root / row["source_path"])
+        frames, stamps = source.frames(row["start_s"], row["end_s"], config.video)
+        source.close()
+        assert np.array_equal(frames, frames_all[i]) and np.allclose(stamps, row["frame_timestamps_s"])
+
+
+def test_the_video_gap_is_respected(iemocap_run):
+    row = next(r for r in read_rows(iemocap_run.dataset_dir).to_pylist() if r["sample_id"] == "Ses05F_impro02_M000")
+    stamps = np.array(row["frame_timestamps_s"])
+    assert np.diff(stamps).max() > 0.6  # Session5's video has no frame between ~4.13 s and ~4.87 s: the frame on screen repeats
+    assert (np.diff(stamps) >= 0).all()
+
+
+def test_shards_do_not_depend_on_workers(iemocap_run, iemocap_multiprocess_run):
+    def files(run):
+        return {p.relative_to(run.dataset_dir).as_posix(): p.read_bytes() for p in sorted(run.dataset_dir.rglob("*.parquet"))}
+
+    assert files(iemocap_run) == files(iemocap_multiprocess_run)

@@ -1,0 +1,173 @@
+"""IEMOCAP-style throughput and memory: the pipeline against a bare decord + librosa loop, in the same run.
+
+    python benchmarks/iemocap.py [--dialogs 6] [--utterances 20]
+
+Every measurement runs in a fresh child process.
+  bare loop = per dialog one decord VideoReader; per utterance: frames by timestamp (one get_batch),
+              centre crop + resize, the audio span read from the dialog wav, cleaned, MFCC;
+  pipeline  = `mmfeat run iemocap` on DirectRunner (1 worker): the same work plus parsing, tokens,
+              vocabulary, alignment, Parquet shards and the manifest.
+Peak RSS of the pipeline at 1x and 4x the dialogs shows whether decoder memory grows over a run.
+Target: pipeline >= 0.9 x bare loop. This is not a timed test: it prints the figures and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
+SECONDS_PER_UTTERANCE = 3.0
+
+
+def write_dataset(root: Path, dialogs: int, utterances: int) -> Path:
+    """``dialogs`` dialogs of ``utterances`` utterances each, in the IEMOCAP layout (Session1 only: all train)."""
+    import numpy as np
+    import soundfile
+
+    from mmfeat.runners.samples import iemocap as sample
+
+    rng = np.random.default_rng(0)
+    base = root / "Session1" / "dialog"
+    for sub in ("avi/DivX", "wav", "transcriptions", "EmoEvaluation"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    for d in range(dialogs):
+        name = f"Ses01F_impro{d + 1:02d}"
+        lines = tuple(
+            sample.Line(
+                f"{'FM'[i % 2]}{i:03d}",
+                i * SECONDS_PER_UTTERANCE + 0.2,
+                (i + 1) * SECONDS_PER_UTTERANCE - 0.3,
+                "the quick brown fox jumps over the lazy dog",
+                "neu",
+            )
+            for i in range(utterances)
+        )
+        seconds = utterances * SECONDS_PER_UTTERANCE
+        audio = sample._dialog_audio(seconds, lines, rng)
+        soundfile.write(base / "wav" / f"{name}.wav", audio, sample.RATE, subtype="PCM_16")
+        photos = tuple(PHOTOS[(d + k) % len(PHOTOS)] for k in range(3))
+        sample.write_avi(base / "avi" / "DivX" / f"{name}.avi", sample._frames(photos, seconds), audio)
+        (base / "transcriptions" / f"{name}.txt").write_text(sample._transcript(name, lines))
+        (base / "EmoEvaluation" / f"{name}.txt").write_text(sample._labels(name, lines))
+    return root
+
+
+def _child_bare(input_dir: str) -> dict:
+    import soundfile  # noqa: F401  (imported before the clock, as the pipeline's workers have it)
+
+    from mmfeat.extractors.audio import clean_samples, read_audio_span
+    from mmfeat.extractors.spectral import mfcc_features
+    from mmfeat.extractors.threads import single_threaded_math
+    from mmfeat.extractors.video import VideoSource
+    from mmfeat.pipelines.sources.iemocap import parse_transcript
+    from mmfeat.runners.config import load_config
+
+    config = load_config("iemocap")
+    audio_config = config.audio.__class__(trim_top_db=None)
+    single_threaded_math()
+    started = time.perf_counter()
+    base = Path(input_dir) / "Session1" / "dialog"
+    utterances = frames = 0
+    for transcript in sorted((base / "transcriptions").glob("*.txt")):
+        video = VideoSource(base / "avi" / "DivX" / f"{transcript.stem}.avi")
+        for _, _, start, end, _ in parse_transcript(transcript.read_text()):
+            images, _ = video.frames(start, end, config.video)
+            clean = clean_samples(read_audio_span(str(base / "wav" / f"{transcript.stem}.wav"), start, end), audio_config)
+            mfcc_features(clean.waveform, clean.sample_rate, config.mfcc)
+            utterances, frames = utterances + 1, frames + len(images)
+        video.close()
+    return {"seconds": time.perf_counter() - started, "utterances": utterances, "frames": frames}
+
+
+def _child_pipeline(input_dir: str, output: str, beam_args: list[str]) -> dict:
+    import apache_beam as beam
+
+    from mmfeat.pipelines.graph import build_feature_pipeline
+    from mmfeat.pipelines.registry import DATASETS
+    from mmfeat.runners.config import load_config
+    from mmfeat.runners.options import pipeline_options
+    from mmfeat.schemas.manifest import read_manifest
+
+    config = load_config("iemocap", overrides=["output.rows_per_shard=20"])
+    spec = DATASETS["iemocap"]
+    started = time.perf_counter()
+    listing = spec.discover(input_dir, config)
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    build_feature_pipeline(pipeline, spec.feature_graph(listing, config), config, Path(output) / "iemocap", runner="bench")
+    pipeline.run().wait_until_finish()
+    seconds = time.perf_counter() - started
+    counts = read_manifest(Path(output) / "iemocap")["counts"]
+    markers = sorted(
+        (p.stat().st_mtime, json.loads(p.read_text())["examples"]) for p in (Path(output) / "iemocap").glob("_shards/*.json")
+    )
+    return {
+        "seconds": seconds,
+        "utterances": counts["written"],
+        "frames": counts["written"] * config.video.num_frames,
+        "steady_seconds": markers[-1][0] - markers[0][0],
+        "steady_utterances": sum(n for _, n in markers[1:]),
+    }
+
+
+def _warm_up() -> None:
+    """First librosa calls JIT-compile: pay that before timing, in every child alike."""
+    import numpy as np
+
+    from mmfeat.extractors.spectral import MfccConfig, mfcc_features
+
+    mfcc_features(np.random.default_rng(0).standard_normal(16000).astype(np.float32), 16000, MfccConfig())
+
+
+def _run_child(*args: str) -> tuple[dict, int]:
+    proc = subprocess.Popen([sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"child {args} failed")
+    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss // 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dialogs", type=int, default=6)
+    parser.add_argument("--utterances", type=int, default=20, help="per dialog")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args, beam_args = parser.parse_known_args()
+    if args.child:
+        _warm_up()
+        kind, input_dir, *rest = args.child
+        print(json.dumps(_child_bare(input_dir) if kind == "bare" else _child_pipeline(input_dir, rest[0], beam_args)))
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        print(f"writing {args.dialogs} dialogs x {args.utterances} utterances (and 4x for memory) ...", flush=True)
+        one = write_dataset(work / "x1", args.dialogs, args.utterances)
+        four = write_dataset(work / "x4", 4 * args.dialogs, args.utterances)
+        bare, _ = _run_child("bare", str(one))
+        pipe, rss1 = _run_child("pipeline", str(one), str(work / "o1"))
+        pipe4, rss4 = _run_child("pipeline", str(four), str(work / "o4"))
+
+    steady = pipe["steady_utterances"] / pipe["steady_seconds"]
+    print(f"\n{bare['utterances']} utterances ({args.dialogs} dialogs), {os.cpu_count()} CPUs, DirectRunner, 1 worker")
+    print(f"  {'':<28} {'wall':>7} {'utt/s':>7} {'frames/s':>9}")
+    for label, result in (("bare decord+librosa loop", bare), ("pipeline", pipe)):
+        wall = result["seconds"]
+        print(f"  {label:<28} {wall:6.1f}s {result['utterances'] / wall:7.1f} {result['frames'] / wall:9.1f}")
+    print(f"  pipeline, steady state                {steady:7.1f} {steady * 8:9.1f}")
+    print(f"  peak RSS: {pipe['utterances']} utterances {rss1} MiB, {pipe4['utterances']} utterances {rss4} MiB")
+    print("\nratios (target)")
+    print(f"  pipeline / bare, end to end     {bare['seconds'] / pipe['seconds']:6.2f}  (>= 0.9)")
+    print(f"  pipeline / bare, steady state   {steady / (bare['utterances'] / bare['seconds']):6.2f}  (>= 0.9)")
+    print(f"  peak RSS 4x / 1x                {rss4 / rss1:6.2f}  (<= 1.1)")
+
+
+if __name__ == "__main__":
+    main()

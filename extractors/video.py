@@ -101,3 +101,35 @@ def avi_has_audio_stream(path: str | Path) -> bool | None:
     if head[:4] != b"RIFF" or head[8:12] != b"AVI ":
         return None
     return re.search(rb"strh.{4}auds", head, re.DOTALL) is not None  # chunk id, 4-byte size, stream type
+
+
+def read_video_audio_span(path: str | Path, start_s: float, end_s: float | None, *, sample_rate: int, tolerance_s: float = 0.1):
+    """The audio track of a video container over [start_s, end_s), resampled to ``sample_rate`` by decord.
+
+    For datasets whose utterances have no separate audio file. Returns ``extractors.audio.DecodedAudio``;
+    a video without an audio stream is rejected (``video_has_no_audio``), a span outside it too.
+    """
+    import decord
+
+    from mmfeat.extractors.audio import DecodedAudio
+
+    name = Path(path).name
+    try:
+        reader = decord.AudioReader(str(path), ctx=decord.cpu(0), sample_rate=sample_rate, mono=False)
+        total = reader.shape[1]
+        first = round(start_s * sample_rate)
+        last = round(end_s * sample_rate) if end_s is not None else total
+        if first >= total or last > total + tolerance_s * sample_rate or last <= first:
+            raise Rejected(
+                "segment_out_of_range", f"[{start_s:.3f}, {end_s}] s is outside {name}'s {total / sample_rate:.3f} s of audio"
+            )
+        samples = reader[first : min(last, total)].asnumpy().T.astype(np.float32)
+    except decord.DECORDError as err:
+        if "audio stream" in str(err):
+            raise Rejected("video_has_no_audio", f"{name} has no audio stream and no separate audio file") from err
+        raise Rejected(
+            "audio_undecodable", f"decord cannot read {name}'s audio: {str(err).replace(str(path), name)[:200]}"
+        ) from err
+    if not np.isfinite(samples).all():
+        raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
+    return DecodedAudio(samples=np.ascontiguousarray(samples), sample_rate=sample_rate, subtype="from-video")

@@ -120,6 +120,7 @@ class DialogUtterance:
     audio_path: str  # absolute: the dialog's wav (span start_s..end_s) or the utterance's own wav
     audio_start_s: float  # span within ``audio_path``
     audio_end_s: float | None  # None = to the end of the file (an utterance's own wav)
+    audio_from_video: bool = False  # no separate audio file: ``audio_path`` is the video, read its audio track
     prepared: PreparedText | None = None  # set by the text stage
 
     @property

@@ -15,7 +15,7 @@ from mmfeat.schemas.tensors import arrow_to_matrices, arrow_to_tensors
 pytestmark = pytest.mark.slow
 
 EXPECTED_REJECTS = {
-    "audio_missing": 1,
+    "video_has_no_audio": 1,
     "label_dropped": 1,
     "label_missing": 1,
     "segment_out_of_range": 1,
@@ -89,3 +89,23 @@ def test_shards_do_not_depend_on_workers(iemocap_run, iemocap_multiprocess_run):
         return {p.relative_to(run.dataset_dir).as_posix(): p.read_bytes() for p in sorted(run.dataset_dir.rglob("*.parquet"))}
 
     assert files(iemocap_run) == files(iemocap_multiprocess_run)
+
+
+def test_a_generic_manifest_runs_the_same_pipeline_with_audio_from_the_video(iemocap_root, tmp_path):
+    from tests.conftest import run_dataset
+
+    dialog = iemocap_root / "Session1" / "dialog"
+    video, wav = dialog / "avi" / "DivX" / "Ses01F_impro01.avi", dialog / "wav" / "Ses01F_impro01.wav"
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text(
+        "utterance_id,video,audio,start,end,text,label,split\n"
+        f"a,{video},{wav},0.4,2.1,Excuse me.,neu,train\n"
+        f"b,{video},,2.5,4.6,Do you have your forms?,exc,train\n"
+        f"c,{dialog / 'avi' / 'DivX' / 'Ses01M_script01_1.avi'},,0.3,2.4,No audio track here.,sad,train\n"
+    )
+    run = run_dataset("iemocap", manifest, tmp_path / "out")
+    counts = read_manifest(run.dataset_dir)["counts"]
+    assert (counts["written"], counts["rejected_by_reason"]) == (2, {"video_has_no_audio": 1})
+    rows = {r["sample_id"]: r for r in read_rows(run.dataset_dir).to_pylist()}
+    assert rows["b"]["label"] == "hap" and abs(rows["b"]["duration_s"] - 2.1) < 0.01  # cut from the .avi's MP3 track
+    assert rows["a"]["source_sample_rate"] == 16000 and rows["b"]["mfcc_frames"] == 211

@@ -9,12 +9,14 @@
 
 ``discover`` lists one unit per dialog; ``parse_unit`` joins its transcript and label lines by
 utterance id into :class:`DialogUtterance` records, or rejects (malformed line, no label, label
-dropped by the mapping, no transcript, missing media). The split comes from the session, so no
+dropped by the mapping, no transcript, no video). Audio comes from the dialog wav (or the
+utterance's sentence wav), else from the video's own audio track. The split comes from the session, so no
 speaker is in two splits. macOS ``._*`` companion files, common in copies of IEMOCAP, are skipped.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,12 +24,14 @@ from pathlib import Path
 from typing import Literal
 
 from mmfeat.pipelines.sources.base import LayoutError, describe_directory, relative_to_root
+from mmfeat.pipelines.sources.dialog_manifest import ManifestRows, is_manifest, parse_rows, read_manifest_rows
 from mmfeat.schemas.records import DialogUtterance, Reject
 
 _STAGE = "read"
 EXPECTED_LAYOUT = (
     "expected an IEMOCAP folder: Session<N>/dialog/transcriptions/<dialog>.txt with EmoEvaluation/<dialog>.txt, "
-    "avi/DivX/<dialog>.avi and wav/<dialog>.wav beside transcriptions/"
+    "avi/DivX/<dialog>.avi and wav/<dialog>.wav beside transcriptions/; or a manifest file (.csv or .jsonl) with "
+    "columns utterance_id, video, start, end, text, label (and optionally audio, split, session, speaker, dialog)"
 )
 TRANSCRIPT_LINE = re.compile(
     r"^(?P<id>\S+)\s*\[\s*(?P<start>\d+(?:\.\d+)?)\s*-\s*(?P<end>\d+(?:\.\d+)?)\s*\]\s*:\s?(?P<text>.*)$"
@@ -70,11 +74,13 @@ class DialogUnit:
 @dataclass(frozen=True)
 class Listing:
     root: Path
-    units: tuple[DialogUnit, ...]
+    units: tuple[DialogUnit | ManifestRows, ...]
 
     def expected_examples(self) -> int:
-        total = 0
+        total = sum(len(unit.rows) for unit in self.units if isinstance(unit, ManifestRows))
         for unit in self.units:
+            if isinstance(unit, ManifestRows):
+                continue
             try:
                 total += sum(1 for line in Path(unit.transcript).read_bytes().splitlines() if line.strip())
             except OSError:
@@ -83,8 +89,13 @@ class Listing:
 
 
 def discover(root: str | Path, *, sessions: Sequence[int] = ()) -> Listing:
-    """One unit per dialog of the chosen sessions (all when empty); raises :class:`LayoutError`."""
+    """One unit per dialog of the chosen sessions (all when empty); raises :class:`LayoutError`.
+
+    ``root`` may also be a generic manifest (``.csv``/``.jsonl``, see ``dialog_manifest``).
+    """
     root = Path(root).expanduser()
+    if is_manifest(root):
+        return Listing(root=root.parent, units=tuple(read_manifest_rows(root)))
     found = {int(m.group(1)): p for p in sorted(root.glob("Session*")) if (m := _SESSION.match(p.name)) and p.is_dir()}
     found = {n: p for n, p in found.items() if (p / "dialog" / "transcriptions").is_dir()}
     if not found:
@@ -150,7 +161,7 @@ def parse_labels(text: str) -> Iterator[tuple[int, str, str, tuple[float, float,
 
 
 def parse_unit(
-    unit: DialogUnit,
+    unit: DialogUnit | ManifestRows,
     *,
     root: str,
     rules: LabelRules,
@@ -158,7 +169,11 @@ def parse_unit(
     dev_sessions: Sequence[int],
     audio: Literal["dialog", "sentence"] = "dialog",
 ) -> Iterator[DialogUtterance | Reject]:
-    """Join one dialog's transcript and label lines into records (or rejects)."""
+    """Join one dialog's transcript and label lines into records (or rejects); or read a chunk of manifest rows."""
+    if isinstance(unit, ManifestRows):
+        sessions = functools.partial(split_of, test_sessions=test_sessions, dev_sessions=dev_sessions)
+        yield from parse_rows(unit, root=root, apply_label=rules.apply, split_of_session=sessions)
+        return
     split = split_of(unit.session, test_sessions=test_sessions, dev_sessions=dev_sessions)
     video_rel = relative_to_root(unit.video, root)
     transcript_rel = relative_to_root(unit.transcript, root)
@@ -193,8 +208,8 @@ def parse_unit(
             yield reject(utt_id, "label_dropped", f"label {raw_label!r} is dropped by the label mapping")
             continue
         media = _media(unit, utt_id, start, end, audio)
-        if isinstance(media, str):
-            yield reject(utt_id, media.split(":")[0], media.split(":", 1)[1].strip())
+        if media is None:
+            yield reject(utt_id, "video_missing", f"{Path(unit.video).name} not found")
             continue
         speaker = _SPEAKER.match(utt_id)
         yield DialogUtterance(
@@ -214,6 +229,7 @@ def parse_unit(
             audio_path=media[0],
             audio_start_s=media[1],
             audio_end_s=media[2],
+            audio_from_video=media[0] == unit.video,
         )
     for utt_id in sorted(set(labels) - seen):
         yield reject(utt_id, "transcript_missing", f"{utt_id} has a label but no transcript line")
@@ -242,10 +258,13 @@ def _read_labels(unit: DialogUnit, split: str, root: str) -> tuple[Labels, list[
     return labels, rejects
 
 
-def _media(unit: DialogUnit, utt_id: str, start: float, end: float, audio: str) -> tuple[str, float, float | None] | str:
-    """(audio path, span start, span end) or 'reason: detail' when the media are missing."""
+def _media(unit: DialogUnit, utt_id: str, start: float, end: float, audio: str) -> tuple[str, float, float | None] | None:
+    """(audio path, span start, span end), None when the video is missing.
+
+    The preferred wav (dialog or sentence), else the other, else the video's own audio track.
+    """
     if not Path(unit.video).is_file():
-        return f"video_missing: {Path(unit.video).name} not found"
+        return None
     sentence = Path(unit.sentences) / f"{utt_id}.wav"
     dialog_span = (unit.wav, start, end)
     sentence_span = (str(sentence), 0.0, None)
@@ -253,4 +272,4 @@ def _media(unit: DialogUnit, utt_id: str, start: float, end: float, audio: str) 
     for path, span_start, span_end in order:
         if Path(path).is_file():
             return path, span_start, span_end
-    return f"audio_missing: neither {Path(unit.wav).name} nor sentences/wav/{unit.dialog}/{utt_id}.wav"
+    return unit.video, start, end

@@ -17,7 +17,7 @@ import pyarrow as pa
 from mmfeat.extractors.audio import AudioCleanConfig, clean_samples, read_audio_span
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry
-from mmfeat.extractors.video import FramesConfig, VideoSource, avi_has_audio_stream
+from mmfeat.extractors.video import FramesConfig, VideoSource, avi_has_audio_stream, read_video_audio_span
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
 
 FRAME_ALIGNMENT_FIELD = pa.field("frame_mfcc_index", pa.list_(pa.int32()))  # per frame: the MFCC frame at the same time
@@ -34,7 +34,8 @@ def frame_fields(config: FramesConfig) -> tuple[pa.Field, ...]:
 
 
 class CleanSegmentAudio(Stage):
-    """Decode the utterance's span only, then the same cleaning as any audio (``extractors.audio.clean_samples``).
+    """Decode the utterance's span only (from its wav, or the video's audio track), then the same cleaning as
+    any audio (``extractors.audio.clean_samples``).
 
     Leading/trailing silence is not trimmed: the span's times are the annotation, and frames and
     MFCC frames are aligned on them.
@@ -48,7 +49,12 @@ class CleanSegmentAudio(Stage):
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         record = item.record
-        decoded = read_audio_span(record.audio_path, record.audio_start_s, record.audio_end_s)
+        if record.audio_from_video:
+            decoded = read_video_audio_span(
+                record.audio_path, record.audio_start_s, record.audio_end_s, sample_rate=self.config.sample_rate
+            )
+        else:
+            decoded = read_audio_span(record.audio_path, record.audio_start_s, record.audio_end_s)
         clean = clean_samples(decoded, self.config)
         item.columns.update(
             content_sha256=hashlib.sha256(decoded.samples.tobytes()).hexdigest(),  # of the decoded source span

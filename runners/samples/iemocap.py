@@ -7,7 +7,7 @@ Session5 is "test" (the default ``iemocap.test_sessions``).
 Broken cases, one reject each (or per utterance of a broken dialog): a malformed transcript line,
 an utterance without a label line, a label without a transcript line, a label dropped by the
 mapping (xxx), a segment past the end of the media, an unreadable video (two utterances), a
-dialog whose audio is missing. One dialog's video has no audio stream: it is still processed from
+dialog with no wav whose video has no audio stream either. One dialog's video has no audio stream: it is still processed from
 the dialog wav (``video_has_audio`` = false).
 """
 
@@ -204,7 +204,7 @@ def write_iemocap_sample(out: str | Path) -> Path:
     (s5 / "transcriptions" / f"{broken}.txt").write_text(_transcript(broken, lines), encoding="utf-8")
     (s5 / "EmoEvaluation" / f"{broken}.txt").write_text(_labels(broken, lines), encoding="utf-8")
 
-    silent = "Ses05F_script02_1"  # the dialog wav is missing and there are no sentence wavs: audio_missing
+    silent = "Ses05F_script02_1"  # no wav and a video without an audio stream: video_has_no_audio
     lines = (Line("F000", 0.5, 2.0, "Where is the sound?", "neu"),)
     write_avi(s5 / "avi" / "DivX" / f"{silent}.avi", _frames(("coffee",), 3.0), None)
     (s5 / "transcriptions" / f"{silent}.txt").write_text(_transcript(silent, lines), encoding="utf-8")

@@ -73,7 +73,11 @@ def parse_all(root, **kwargs):
         out
         for unit in listing.units
         for out in iemocap.parse_unit(
-            unit, root=str(root), rules=config.rules(), test_sessions=config.test_sessions, dev_sessions=config.dev_sessions
+            unit,
+            root=str(listing.root),
+            rules=config.rules(),
+            test_sessions=config.test_sessions,
+            dev_sessions=config.dev_sessions,
         )
     ]
 
@@ -97,8 +101,8 @@ def test_parse_joins_by_utterance_id_and_rejects_the_rest(tmp_path):
 def test_missing_media_are_rejected_per_utterance(tmp_path):
     reasons = {o.reason for o in parse_all(write_dialog(tmp_path, video=False)) if isinstance(o, Reject)}
     assert "video_missing" in reasons
-    reasons = {o.reason for o in parse_all(write_dialog(tmp_path / "b", wav=False)) if isinstance(o, Reject)}
-    assert "audio_missing" in reasons
+    no_wav = [o for o in parse_all(write_dialog(tmp_path / "b", wav=False)) if isinstance(o, DialogUtterance)]
+    assert no_wav and all(r.audio_from_video and r.audio_path.endswith(".avi") for r in no_wav)  # the video's own track
 
 
 def test_discover_fails_clearly_on_a_wrong_layout(tmp_path):
@@ -108,3 +112,32 @@ def test_discover_fails_clearly_on_a_wrong_layout(tmp_path):
     with pytest.raises(LayoutError, match="no Session3"):
         iemocap.discover(tmp_path, sessions=(3,))
     assert len(iemocap.discover(tmp_path).units) == 1  # the ._ companion file is not a dialog
+
+
+def test_a_generic_csv_or_jsonl_manifest_lists_utterances_with_rejects_for_bad_rows(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "clips" / "a.wav").write_bytes(b"x")
+    csv_text = (
+        "utterance_id,video,audio,start,end,text,label,session,speaker\n"
+        "u1,clips/a.mp4,clips/a.wav,1.0,2.5,hello there,exc,5,spk1\n"
+        "u2,clips/a.mp4,,3.0,4.0,no audio file,neu,1,spk2\n"
+        "u3,clips/a.mp4,,5.0,4.0,end before start,neu,1,spk2\n"
+        "u4,clips/missing.mp4,,1.0,2.0,gone,neu,1,spk2\n"
+        "u5,clips/a.mp4,,1.0,2.0,dropped,xxx,1,spk2\n"
+    )
+    (tmp_path / "m.csv").write_text(csv_text)
+    outcomes = parse_all(tmp_path / "m.csv")
+    records = {o.sample_id: o for o in outcomes if isinstance(o, DialogUtterance)}
+    rejects = {o.sample_id: o.reason for o in outcomes if isinstance(o, Reject)}
+    assert (records["u1"].label, records["u1"].split, records["u1"].audio_from_video) == ("hap", "test", False)
+    assert (records["u2"].split, records["u2"].audio_from_video, records["u2"].source_path) == ("train", True, "clips/a.mp4")
+    assert rejects == {"u3": "manifest_malformed_row", "u4": "video_missing", "u5": "label_dropped"}
+
+    jsonl = '{"utterance_id": "j1", "video": "clips/a.mp4", "start": 0, "end": 1, "text": "hi", "label": "ang"}\nnot json\n'
+    (tmp_path / "m.jsonl").write_text(jsonl)
+    outcomes = parse_all(tmp_path / "m.jsonl")
+    assert [getattr(o, "reason", o.sample_id) for o in outcomes] == ["j1", "manifest_malformed_row"]
+    (tmp_path / "bad.csv").write_text("id,video\n1,a.mp4\n")
+    with pytest.raises(LayoutError, match="no column utterance_id"):
+        iemocap.discover(tmp_path / "bad.csv")

@@ -12,14 +12,16 @@ from mmfeat.extractors.encoders import get_encoder
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import coco as source
-from mmfeat.pipelines.transforms.encode import Encode
+from mmfeat.pipelines.transforms.encode import Encode, from_raw_texts
 from mmfeat.pipelines.transforms.image import CLEAN_IMAGE_FIELDS, CleanImage, ImageViews, image_view_fields
 from mmfeat.pipelines.transforms.text import text_columns, text_fields
 from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
 from mmfeat.schemas.records import CaptionedImage
+from mmfeat.schemas.tensors import matrix_type
 
 NAME = "coco"
 EMBEDDING_COLUMN = "image_embedding"
+CAPTION_EMBEDDING_COLUMN = "caption_embeddings"
 
 COCO_FIELDS: tuple[pa.Field, ...] = (
     pa.field("image_id", pa.int64()),
@@ -45,10 +47,12 @@ class CocoConfig:
 
 def row_schema(config: PipelineConfig) -> pa.Schema:
     """The COCO table, assembled from the columns each producer declares."""
-    embedding = ()
+    embedding: tuple[pa.Field, ...] = ()
     if config.encode.image.name:
         dim = get_encoder(config.encode.image.name).output_dim
-        embedding = (pa.field(EMBEDDING_COLUMN, pa.list_(pa.float32(), dim)),)
+        embedding += (pa.field(EMBEDDING_COLUMN, pa.list_(pa.float32(), dim)),)
+    if config.encode.text.name:  # one row per caption, aligned with ``captions``
+        embedding += (pa.field(CAPTION_EMBEDDING_COLUMN, matrix_type(get_encoder(config.encode.text.name).output_dim)),)
     return assemble_schema(
         SAMPLE_FIELDS,
         COCO_FIELDS,
@@ -84,10 +88,13 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
     size = config.image.size
     decode_side = config.augment.image.min_decode_side(size) if config.augment.views else size
     stages: list[Any] = [CleanImage(config.image, decode_side=decode_side), ImageViews(config.image, config.augment)]
-    encoders = ()
+    encoders = []
     if config.encode.image.name:
         stages.append(Encode(config.encode.image, input_array="image", output_column=EMBEDDING_COLUMN))
-        encoders = (config.encode.image,)
+        encoders.append(config.encode.image)
+    if config.encode.text.name:
+        stages.append(Encode(config.encode.text, input_of=from_raw_texts, many=True, output_column=CAPTION_EMBEDDING_COLUMN))
+        encoders.append(config.encode.text)
     return FeatureGraph(
         dataset=NAME,
         units=listing.units,
@@ -98,5 +105,5 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         require_text=section.require_captions,
         deduplicate=section.deduplicate,
         near_duplicate_distance=section.near_duplicate_distance,
-        encoders=encoders,
+        encoders=tuple(encoders),
     )

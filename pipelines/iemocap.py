@@ -10,16 +10,22 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from mmfeat.extractors.encoders import get_encoder
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import iemocap as source
 from mmfeat.pipelines.transforms.audio import CLEAN_AUDIO_FIELDS, WAVEFORM_FIELDS, ExtractMfcc, mfcc_fields
+from mmfeat.pipelines.transforms.encode import Encode, from_raw_text
+from mmfeat.pipelines.transforms.fusion import FuseFeatures, fusion_field
 from mmfeat.pipelines.transforms.text import text_columns, text_fields
 from mmfeat.pipelines.transforms.video import AlignFrames, CleanSegmentAudio, ExtractFrames, frame_fields
 from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
 from mmfeat.schemas.records import DialogUtterance
+from mmfeat.schemas.tensors import is_matrix_type, matrix_type
 
 NAME = "iemocap"
+FRAME_EMBEDDING_COLUMN = "frame_embeddings"  # (frames, dim)
+TEXT_EMBEDDING_COLUMN = "text_embedding"  # of the transcript
 
 IEMOCAP_FIELDS: tuple[pa.Field, ...] = (
     pa.field("dialog", pa.string()),
@@ -47,6 +53,8 @@ class IemocapConfig:
     drop_labels: tuple[str, ...] = ("xxx", "oth")  # rejected as label_dropped
     keep_labels: tuple[str, ...] = ()  # if set, only these labels (after merging) are kept
     audio: Literal["dialog", "sentence"] = "dialog"  # which wav to cut the utterance from first (the other is the fallback)
+    frame_embeddings: bool = False  # embed every frame with encode.image (column frame_embeddings)
+    fusion: bool = False  # column fusion = mean frame embedding ⊕ mean MFCC ⊕ transcript embedding (with encode.text)
 
     def __post_init__(self) -> None:
         if set(self.test_sessions) & set(self.dev_sessions):
@@ -55,9 +63,32 @@ class IemocapConfig:
         if bad:
             raise ValueError(f"merge_labels entries look like exc=hap, got {bad[0]!r}")
 
+    def embeddings(self, config: PipelineConfig) -> list[tuple[str, Any]]:
+        """(column, encoder config) for each embedding this run computes."""
+        out = []
+        if self.frame_embeddings or self.fusion:
+            out.append((FRAME_EMBEDDING_COLUMN, config.encode.image))
+        if config.encode.text.name:
+            out.append((TEXT_EMBEDDING_COLUMN, config.encode.text))
+        return out
+
     def rules(self) -> source.LabelRules:
         merge = tuple(tuple(m.split("=")) for m in self.merge_labels)
         return source.LabelRules(merge=merge, drop=self.drop_labels, keep=self.keep_labels)
+
+
+def embedding_fields(config: PipelineConfig) -> tuple[pa.Field, ...]:
+    fields = []
+    for column, encoder in config.dataset.embeddings(config):
+        dim = get_encoder(encoder.name).output_dim
+        fields.append(pa.field(column, matrix_type(dim) if column == FRAME_EMBEDDING_COLUMN else pa.list_(pa.float32(), dim)))
+    if config.dataset.fusion:
+        fields.append(fusion_field(sum(_pooled_dim(f) for f in fields) + config.mfcc.mfcc_dim))
+    return tuple(fields)
+
+
+def _pooled_dim(field: pa.Field) -> int:
+    return field.type.value_type.list_size if is_matrix_type(field.type) else field.type.list_size
 
 
 def row_schema(config: PipelineConfig) -> pa.Schema:
@@ -69,6 +100,7 @@ def row_schema(config: PipelineConfig) -> pa.Schema:
         WAVEFORM_FIELDS,
         mfcc_fields(config.mfcc),
         frame_fields(config.video),
+        embedding_fields(config),
         table=NAME,
     )
 
@@ -113,16 +145,30 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         dev_sessions=section.dev_sessions,
         audio=section.audio,
     )
+    if section.fusion and not config.encode.image.name:
+        raise ValueError("iemocap.fusion needs frame embeddings: set encode.image.name (e.g. efficientnet_lite0)")
+    stages: list[Any] = [
+        CleanSegmentAudio(config.audio),
+        ExtractMfcc(config.mfcc, rate),
+        ExtractFrames(config.video),
+        AlignFrames(config.mfcc, rate),
+    ]
+    embeddings = section.embeddings(config)
+    for column, encoder in embeddings:
+        if column == FRAME_EMBEDDING_COLUMN:
+            stages.append(Encode(encoder, input_array="frames", many=True, output_column=column))
+        else:
+            stages.append(Encode(encoder, input_of=from_raw_text, output_column=column))
+    if section.fusion:
+        stages.append(
+            FuseFeatures([FRAME_EMBEDDING_COLUMN, "mfcc"] + ([TEXT_EMBEDDING_COLUMN] if config.encode.text.name else []))
+        )
     return FeatureGraph(
         dataset=NAME,
         units=listing.units,
         parse=parse,
-        stages=(
-            CleanSegmentAudio(config.audio),
-            ExtractMfcc(config.mfcc, rate),
-            ExtractFrames(config.video),
-            AlignFrames(config.mfcc, rate),
-        ),
+        stages=tuple(stages),
         schema=row_schema(config),
         record_columns=record_columns,
+        encoders=tuple(encoder for _, encoder in embeddings),
     )

@@ -73,6 +73,12 @@ def iemocap_run(iemocap_root, tmp_path_factory) -> CliRun:
 
 
 @pytest.fixture(scope="session")
+def iemocap_fusion_run(iemocap_root, tmp_path_factory) -> CliRun:
+    fusion = ("--set", "iemocap.fusion=true", "--set", "video.size=224", "--set", "encode.text.name=minilm_l6")
+    return run_dataset("iemocap", iemocap_root, tmp_path_factory.mktemp("iemocap_fusion"), *fusion)
+
+
+@pytest.fixture(scope="session")
 def iemocap_multiprocess_run(iemocap_root, tmp_path_factory) -> CliRun:
     workers = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
     return run_dataset("iemocap", iemocap_root, tmp_path_factory.mktemp("iemocap_mp"), *workers)
@@ -92,7 +98,7 @@ def coco_run(coco_root, tmp_path_factory) -> CliRun:
 
 COCO_AUGMENTED = (
     "--set", "augment.views=2", "--set", "image.jpeg_quality=90", "--set", "image.size=96",
-    "--set", "encode.image.name=null", "--set", "output.rows_per_shard=4",
+    "--set", "encode.image.name=null", "--set", "output.rows_per_shard=4", "--set", "encode.text.name=minilm_l6",
 )  # fmt: skip
 
 

@@ -109,3 +109,16 @@ def test_a_generic_manifest_runs_the_same_pipeline_with_audio_from_the_video(iem
     rows = {r["sample_id"]: r for r in read_rows(run.dataset_dir).to_pylist()}
     assert rows["b"]["label"] == "hap" and abs(rows["b"]["duration_s"] - 2.1) < 0.01  # cut from the .avi's MP3 track
     assert rows["a"]["source_sample_rate"] == 16000 and rows["b"]["mfcc_frames"] == 211
+
+
+def test_frame_and_text_embeddings_and_the_fusion_vector(iemocap_fusion_run):
+    table = read_rows(iemocap_fusion_run.dataset_dir)
+    assert arrow_to_tensors(table["frames"]).shape[1:] == (8, 224, 224, 3)
+    frames = arrow_to_matrices(table["frame_embeddings"])
+    mfcc = arrow_to_matrices(table["mfcc"])
+    text = np.stack(table["text_embedding"].to_numpy(zero_copy_only=False))
+    fusion = np.stack(table["fusion"].to_numpy(zero_copy_only=False))
+    assert frames[0].shape == (8, 1280) and text.shape == (8, 384) and fusion.shape == (8, 1280 + 40 + 384)
+    for i in range(len(fusion)):
+        expected = np.concatenate([frames[i].mean(axis=0), mfcc[i].mean(axis=0), text[i]])
+        np.testing.assert_allclose(fusion[i], expected, rtol=1e-6, atol=1e-6)

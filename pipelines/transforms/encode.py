@@ -16,7 +16,7 @@ across workers). Results stay attached to their sample ids because the elements 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -32,29 +32,51 @@ _log = logging.getLogger(__name__)
 STAGE = "encode"
 
 
+def from_array(name: str) -> Callable[[WorkItem], Any]:
+    """Encoder input: an array a previous stage left on the item (e.g. the view's image, a clip's frames)."""
+    return lambda item: item.arrays[name]
+
+
+def from_raw_texts(item: WorkItem) -> Any:
+    """Encoder input: the record's texts as written (every caption); text encoders normalise on their own."""
+    return list(item.record.raw_texts)
+
+
+def from_raw_text(item: WorkItem) -> Any:
+    """Encoder input: the record's one text as written (a transcript)."""
+    return item.record.raw_texts[0]
+
+
 class PrepareForEncoder(Stage):
-    """CPU-side preprocessing of ``arrays[input_array]`` into ``arrays[<encoder>_input]`` (e.g. resize + crop)."""
+    """CPU-side preprocessing of the item's input into ``arrays[<encoder>_input]`` (resize + crop, tokenise).
+
+    With ``many`` the input is a sequence (a clip's frames, an image's captions): each part is
+    preprocessed and the encoder returns one embedding per part.
+    """
 
     name = "prepare_encoder_input"
 
-    def __init__(self, config: EncoderConfig, input_array: str) -> None:
+    def __init__(self, config: EncoderConfig, input_of: Callable[[WorkItem], Any], *, many: bool = False) -> None:
         super().__init__()
         self.config = config
-        self.input_array = input_array
+        self.input_of = input_of
+        self.many = many
 
     def setup(self) -> None:
         super().setup()
         self._spec = get_encoder(self.config.name)
 
     def apply(self, item: WorkItem) -> Iterable[WorkItem]:
-        item.arrays[f"{self._spec.name}_input"] = self._spec.preprocess(item.arrays[self.input_array])
+        value = self.input_of(item)
+        prepared = [self._spec.preprocess(part) for part in value] if self.many else self._spec.preprocess(value)
+        item.arrays[f"{self._spec.name}_input"] = prepared
         yield item
 
 
 class EncodeModelHandler(ModelHandler[Any, Any, Any]):
     """Encodes the WorkItems of each batch into ``columns[output_column]`` (float32 vectors)."""
 
-    def __init__(self, config: EncoderConfig, output_column: str) -> None:
+    def __init__(self, config: EncoderConfig, output_column: str, *, many: bool = False) -> None:
         super().__init__(
             min_batch_size=config.min_batch_size,
             max_batch_size=config.max_batch_size,
@@ -64,6 +86,7 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
             raise ValueError("EncodeModelHandler needs an encoder name")
         self.config = config
         self.output_column = output_column
+        self.many = many  # each item has a sequence of inputs: its column is a (parts, dim) matrix
         self._input_array = f"{config.name}_input"
         self._spec: EncoderSpec | None = None
 
@@ -102,44 +125,76 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
                 return [items[0].reject(STAGE, "encode_failed", f"{type(err).__name__}: {err}")]
         return [out for item in items for out in self._encode_isolating_failures([item], model)]  # find the bad one(s)
 
-    def _encode(self, items: list[WorkItem], model: Any) -> np.ndarray:
+    def _encode(self, items: list[WorkItem], model: Any) -> list[np.ndarray]:
+        """One embedding per item (a vector), or with ``many`` one (parts, dim) matrix per item."""
         import torch
 
         spec = self.spec
-        device = next(model.parameters()).device
-        batch = torch.from_numpy(np.stack([item.arrays[self._input_array] for item in items])).to(device, non_blocking=True)
-        use_autocast = device.type == "cuda" and self.config.dtype != "float32"
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch_dtype(self.config.dtype), enabled=use_autocast):
-            embeddings = spec.forward(model, batch)
-        out = embeddings.float().cpu().numpy()
+        inputs = [item.arrays[self._input_array] for item in items]
+        parts = [part for value in inputs for part in value] if self.many else inputs
+        counts = [len(value) for value in inputs] if self.many else [1] * len(inputs)
+        out = np.zeros((0, spec.output_dim), dtype=np.float32)
+        if parts:
+            device = next(model.parameters()).device
+            batch = _to_device(spec.collate(parts), device)
+            use_autocast = device.type == "cuda" and self.config.dtype != "float32"
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch_dtype(self.config.dtype), enabled=use_autocast):
+                embeddings = spec.forward(model, batch)
+            out = embeddings.float().cpu().numpy()
         if not np.isfinite(out).all():
             raise FloatingPointError("encoder produced NaN or Inf")
-        return out
+        pieces = np.split(out, np.cumsum(counts)[:-1])
+        return pieces if self.many else [piece[0] for piece in pieces]
 
-    def _with_embeddings(self, items: list[WorkItem], embeddings: np.ndarray) -> list[WorkItem]:
-        for item, vector in zip(items, embeddings):
-            item.columns[self.output_column] = np.ascontiguousarray(vector, dtype=np.float32)
+    def _with_embeddings(self, items: list[WorkItem], embeddings: list[np.ndarray]) -> list[WorkItem]:
+        for item, value in zip(items, embeddings):
+            item.columns[self.output_column] = np.ascontiguousarray(value, dtype=np.float32)
         return items
 
     def get_num_bytes(self, batch: Sequence[Any]) -> int:
         """Input bytes of a batch (Beam's default pickles the whole batch just to measure it)."""
-        return sum(
-            int(e.arrays[self._input_array].nbytes) for e in batch if isinstance(e, WorkItem) and self._input_array in e.arrays
-        )
+        total = 0
+        for element in batch:
+            if isinstance(element, WorkItem) and self._input_array in element.arrays:
+                value = element.arrays[self._input_array]
+                total += sum(int(p.nbytes) for p in value) if self.many else int(value.nbytes)
+        return total
 
     def get_metrics_namespace(self) -> str:
         return f"mmfeat.encode.{self.config.name}"
 
 
-class Encode(beam.PTransform):
-    """Preprocess on the CPU, then RunInference with :class:`EncodeModelHandler`; the stream's shape is kept."""
+def _to_device(batch: Any, device: Any) -> Any:
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(part.to(device, non_blocking=True) for part in batch)
+    return batch.to(device, non_blocking=True)
 
-    def __init__(self, config: EncoderConfig, *, input_array: str, output_column: str) -> None:
-        super().__init__()
+
+class Encode(beam.PTransform):
+    """Preprocess on the CPU, then RunInference with :class:`EncodeModelHandler`; the stream's shape is kept.
+
+    ``input_of`` picks the input (``from_array("image")``, ``from_raw_texts``); with ``many`` it is a
+    sequence and ``output_column`` gets a (parts, dim) matrix per item.
+    """
+
+    def __init__(
+        self,
+        config: EncoderConfig,
+        *,
+        output_column: str,
+        input_array: str | None = None,
+        input_of: Callable[[WorkItem], Any] | None = None,
+        many: bool = False,
+    ) -> None:
+        super().__init__(label=f"Encode_{output_column}")
+        if (input_array is None) == (input_of is None):
+            raise ValueError("give exactly one of input_array and input_of")
         self.config = config
-        self.input_array = input_array
+        self.input_of = input_of or from_array(input_array)
         self.output_column = output_column
+        self.many = many
 
     def expand(self, stream: beam.PCollection) -> beam.PCollection:
-        prepared = stream | "Prepare" >> beam.ParDo(PrepareForEncoder(self.config, self.input_array))
-        return prepared | "RunInference" >> RunInference(EncodeModelHandler(self.config, self.output_column))
+        prepared = stream | "Prepare" >> beam.ParDo(PrepareForEncoder(self.config, self.input_of, many=self.many))
+        handler = EncodeModelHandler(self.config, self.output_column, many=self.many)
+        return prepared | "RunInference" >> RunInference(handler)

@@ -87,6 +87,7 @@ class ExtractFrames(Stage):
         record = item.record
         source = self._open(record.video_path)
         frames, timestamps = source.frames(record.start_s, record.end_s, self.config)
+        item.arrays["frames"] = frames  # for the frame encoder
         item.columns.update(
             view=0,
             frames=frames,

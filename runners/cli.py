@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing OUT/<dataset>/ instead of refusing")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (the summary is still printed)")
 
+    inspect = commands.add_parser("inspect", help="print a run's counts, its schema and a few decoded rows")
+    inspect.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
+    inspect.add_argument("--rows", type=int, default=3, help="rows to show (default: %(default)s)")
+    inspect.add_argument("--split", help="only this split")
+
     show = commands.add_parser("config", help="print the default configuration with every setting documented")
     show.add_argument("dataset", nargs="?", help="(ignored; one file covers every dataset)")
     return parser
@@ -157,6 +162,34 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from mmfeat.runners.summary import format_counts
+    from mmfeat.schemas.manifest import read_manifest
+    from mmfeat.schemas.reader import FeatureDataset, describe_row
+
+    path = args.path.expanduser()
+    if not (path / "_manifest.json").is_file():
+        candidates = sorted(p.parent.name for p in path.glob("*/_manifest.json"))
+        hint = f" (datasets here: {', '.join(candidates)})" if candidates else ""
+        return _fail(f"{path} has no _manifest.json{hint}")
+    manifest = read_manifest(path)
+    print(format_counts(manifest, path))
+    try:
+        data = FeatureDataset(path, split=args.split)
+    except ValueError as err:
+        return _fail(str(err))
+    print("\nschema:")
+    for field in data.schema:
+        print(f"  {field.name:<24} {field.type}")
+    for i, row in enumerate(data.partition(0, 1)):
+        if i >= args.rows:
+            break
+        print(f"\nrow {i}:")
+        for name, value in describe_row(row).items():
+            print(f"  {name:<24} {value}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args, rest = _parser().parse_known_args(argv)
@@ -164,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rest:
             return _fail(f"unexpected arguments: {' '.join(rest)}")
         return _sample_data(args)
+    if args.command == "inspect":
+        if rest:
+            return _fail(f"unexpected arguments: {' '.join(rest)}")
+        return _inspect(args)
     if args.command == "config":
         from mmfeat.runners.config import DEFAULTS_FILE
 

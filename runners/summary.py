@@ -7,17 +7,24 @@ from typing import Any
 
 
 def format_summary(manifest: dict[str, Any], dataset_dir: Path, wall_s: float) -> str:
+    """The end-of-run summary: counts, throughput, vocabulary, leakage, where the output is."""
+    return format_counts(manifest, dataset_dir, wall_s=wall_s)
+
+
+def format_counts(manifest: dict[str, Any], dataset_dir: Path, *, wall_s: float | None = None) -> str:
     counts = manifest["counts"]
     splits = ", ".join(f"{split}: {rows}" for split, rows in counts["rows_by_split"].items()) or "none"
+    done = f"done in {wall_s:.1f} s on" if wall_s is not None else "written by"
     lines = [
-        f"mmfeat {manifest['dataset']}: done in {wall_s:.1f} s on {manifest['runner']}",
+        f"mmfeat {manifest['dataset']}: {done} {manifest['runner']} (schema {manifest['schema_version']})",
         f"  examples in     {counts['input']:>8}",
         f"  written         {counts['written']:>8}   rows {counts['rows']} ({splits})",
         f"  rejected        {counts['rejected']:>8}",
     ]
     width = max((len(r) for r in counts["rejected_by_reason"]), default=0)
     lines += [f"    {reason:<{width}} {n:>6}" for reason, n in counts["rejected_by_reason"].items()]
-    lines.append(f"  throughput      {counts['input'] / wall_s if wall_s > 0 else 0:>8.1f} examples/s")
+    if wall_s is not None:
+        lines.append(f"  throughput      {counts['input'] / wall_s if wall_s > 0 else 0:>8.1f} examples/s")
     vocab = manifest.get("vocabulary")
     if vocab:
         lines.append(

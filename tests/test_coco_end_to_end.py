@@ -159,3 +159,22 @@ def test_caption_embeddings_have_one_row_per_caption_and_match_a_direct_call(coc
     with torch.inference_mode():
         direct = spec.forward(model, spec.collate([spec.preprocess(c) for c in captions[0]])).numpy()
     np.testing.assert_allclose(embeddings[0], direct, atol=1e-5)
+
+
+def test_the_training_reader_round_trips_every_tensor_column(coco_run):
+    from mmfeat.schemas.reader import FeatureDataset, collate_features
+
+    table = read_rows(coco_run.dataset_dir)
+    data = FeatureDataset(coco_run.dataset_dir, columns=["sample_id", "image", "image_embedding", "boxes", "caption_token_ids"])
+    rows = sorted(data.partition(0, 1), key=lambda r: r["sample_id"])
+    assert [r["sample_id"] for r in rows] == table["sample_id"].to_pylist()
+    assert np.array_equal(np.stack([r["image"] for r in rows]), arrow_to_tensors(table["image"]))
+    assert rows[0]["image_embedding"].shape == (1280,) and rows[0]["boxes"].shape == (1, 4)
+    batch = collate_features(rows[:4])
+    assert tuple(batch["image"].shape) == (4, 224, 224, 3) and batch["boxes_lengths"].tolist() == [1, 1, 1, 0]
+
+
+def test_inspect_prints_counts_schema_and_decoded_rows(coco_run):
+    run = run_cli("inspect", str(coco_run.dataset_dir), "--rows", "1")
+    assert run.returncode == 0, run.stderr
+    assert "examples in" in run.stdout and "schema:" in run.stdout and "uint8[224, 224, 3]" in run.stdout

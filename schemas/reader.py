@@ -1,0 +1,215 @@
+"""Read the feature store from training code: a torch ``IterableDataset`` over a pipeline's output.
+
+    from mmfeat.schemas.reader import FeatureDataset, collate_features
+    data = FeatureDataset("OUT/librispeech", split="train-clean-100", columns=["mfcc", "token_ids"], shuffle=True, seed=0)
+    loader = torch.utils.data.DataLoader(data, batch_size=32, num_workers=2, collate_fn=collate_features)
+    for epoch in range(10):
+        data.set_epoch(epoch)
+        for batch in loader: ...   # batch["mfcc"]: (B, T, 40), batch["mfcc_lengths"], batch["mfcc_mask"]
+
+The unit of work is a Parquet row group. Units are ordered (shuffled per seed and epoch when
+asked), then dealt round-robin to every (rank, DataLoader worker) pair: each row is read exactly
+once per epoch across all of them, even with fewer shards than workers. Rows are decoded to numpy
+with their shapes: tensor columns to (H, W, C)…, matrix columns to (frames, dim), vectors to (dim,).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mmfeat.schemas.manifest import read_manifest
+from mmfeat.schemas.tensors import is_matrix_type, is_tensor_type
+
+try:  # torch is optional for the rest of mmfeat; without it the reader is a plain iterable
+    from torch.utils.data import IterableDataset as _Base
+except ImportError:  # pragma: no cover
+    _Base = object
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One row group of one shard."""
+
+    path: str
+    row_group: int
+    rows: int
+
+
+class FeatureDataset(_Base):
+    """Rows of one dataset output directory (``OUT/<dataset>``), as dicts of numpy arrays and Python values."""
+
+    def __init__(
+        self,
+        dataset_dir: str | Path,
+        *,
+        split: str | Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        shuffle_buffer: int = 256,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        self.dataset_dir = Path(dataset_dir)
+        manifest = read_manifest(self.dataset_dir)
+        splits = {split} if isinstance(split, str) else set(split) if split is not None else None
+        shards = [s for s in manifest["shards"] if splits is None or s["split"] in splits]
+        if splits and not shards:
+            known = sorted({s["split"] for s in manifest["shards"]})
+            raise ValueError(f"no shards for split {sorted(splits)} in {self.dataset_dir} (splits: {', '.join(known)})")
+        self.units = [
+            unit for shard in sorted(shards, key=lambda s: s["path"]) for unit in _units(self.dataset_dir / shard["path"])
+        ]
+        self.schema = pq.read_schema(self.dataset_dir / shards[0]["path"]) if shards else pa.schema([])
+        unknown = sorted(set(columns or ()) - set(self.schema.names))
+        if unknown:
+            raise ValueError(f"unknown columns {unknown} (columns: {', '.join(self.schema.names)})")
+        self.columns = list(columns) if columns else list(self.schema.names)
+        self.shuffle, self.seed, self.shuffle_buffer = shuffle, seed, shuffle_buffer
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffling differs per epoch (and is the same for the same seed and epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(unit.rows for unit in self.units)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rank, world = self._distributed()
+        worker, workers = _dataloader_worker()
+        yield from self.partition(rank * workers + worker, world * workers)
+
+    def partition(self, index: int, count: int) -> Iterator[dict[str, Any]]:
+        """The rows of reader ``index`` out of ``count`` (rank-major, then DataLoader worker)."""
+        order = list(range(len(self.units)))
+        if self.shuffle:
+            np.random.default_rng([self.seed, self.epoch]).shuffle(order)
+        mine = [self.units[i] for i in order[index::count]]
+        rows = (row for unit in mine for row in self._read(unit))
+        if not self.shuffle:
+            yield from rows
+            return
+        yield from _shuffled(rows, self.shuffle_buffer, np.random.default_rng([self.seed, self.epoch, index]))
+
+    def _read(self, unit: Unit) -> Iterator[dict[str, Any]]:
+        table = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=self.columns)
+        decoded = {name: decode_column(table[name]) for name in table.column_names}
+        for i in range(table.num_rows):
+            yield {name: values[i] for name, values in decoded.items()}
+
+    def _distributed(self) -> tuple[int, int]:
+        if self.rank is not None and self.world_size is not None:
+            return self.rank, self.world_size
+        try:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                return dist.get_rank(), dist.get_world_size()
+        except ImportError:  # pragma: no cover
+            pass
+        return 0, 1
+
+
+def _units(path: Path) -> list[Unit]:
+    metadata = pq.ParquetFile(path).metadata
+    return [Unit(str(path), i, metadata.row_group(i).num_rows) for i in range(metadata.num_row_groups)]
+
+
+def _dataloader_worker() -> tuple[int, int]:
+    try:
+        from torch.utils.data import get_worker_info
+    except ImportError:  # pragma: no cover
+        return 0, 1
+    info = get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
+
+
+def _shuffled(rows: Iterator[dict[str, Any]], size: int, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+    buffer: list[dict[str, Any]] = []
+    for row in rows:
+        if len(buffer) < size:
+            buffer.append(row)
+            continue
+        i = int(rng.integers(len(buffer)))
+        buffer[i], row = row, buffer[i]
+        yield row
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def decode_column(column: pa.ChunkedArray) -> list[Any]:
+    """One Python/numpy value per row: tensors with their shape, matrices (frames, dim), fixed-size vectors (dim,)."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    data_type = column.type
+    if is_tensor_type(data_type):
+        return list(column.to_numpy_ndarray()) if len(column) else []
+    if is_matrix_type(data_type):
+        dim = data_type.value_type.list_size
+        values = column.values.values.to_numpy(zero_copy_only=False)
+        offsets = column.offsets.to_numpy()
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        return [
+            values[offsets[i] * dim : offsets[i + 1] * dim].reshape(-1, dim) if valid[i] else None for i in range(len(column))
+        ]
+    if pa.types.is_fixed_size_list(data_type) and pa.types.is_floating(data_type.value_type):
+        flat = column.values.to_numpy(zero_copy_only=False).reshape(len(column), data_type.list_size)
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        return [flat[i] if valid[i] else None for i in range(len(column))]
+    if pa.types.is_list(data_type) and (pa.types.is_integer(data_type.value_type) or pa.types.is_floating(data_type.value_type)):
+        values = column.values.to_numpy(zero_copy_only=False)
+        offsets = column.offsets.to_numpy()
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        return [values[offsets[i] : offsets[i + 1]] if valid[i] else None for i in range(len(column))]
+    return column.to_pylist()
+
+
+def collate_features(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch rows: numbers and same-shape arrays are stacked; variable-length arrays (MFCC frames, token ids)
+    are zero-padded along their first axis, with ``<name>_lengths`` and a boolean ``<name>_mask``; the rest
+    (strings, nested lists) stay Python lists."""
+    import torch
+
+    batch: dict[str, Any] = {}
+    for name in rows[0]:
+        values = [row[name] for row in rows]
+        if all(isinstance(v, np.ndarray) for v in values) and values:
+            shapes = {v.shape for v in values}
+            if len(shapes) == 1:
+                batch[name] = torch.from_numpy(np.stack(values))
+                continue
+            if len({v.shape[1:] for v in values}) == 1:
+                lengths = np.array([len(v) for v in values])
+                padded = np.zeros((len(values), lengths.max(), *values[0].shape[1:]), dtype=values[0].dtype)
+                for i, v in enumerate(values):
+                    padded[i, : len(v)] = v
+                batch[name] = torch.from_numpy(padded)
+                batch[f"{name}_lengths"] = torch.from_numpy(lengths)
+                batch[f"{name}_mask"] = torch.from_numpy(np.arange(lengths.max())[None, :] < lengths[:, None])
+                continue
+        if all(isinstance(v, (bool, int, float, np.number)) for v in values):
+            batch[name] = torch.tensor(values)
+            continue
+        batch[name] = values
+    return batch
+
+
+def describe_row(row: dict[str, Any]) -> dict[str, str]:
+    """A short printable summary of a decoded row (shapes for arrays)."""
+    out = {}
+    for name, value in row.items():
+        if isinstance(value, np.ndarray):
+            out[name] = f"{value.dtype}{list(value.shape)}"
+        else:
+            text = json.dumps(value, default=str)
+            out[name] = text if len(text) <= 80 else text[:77] + "..."
+    return out

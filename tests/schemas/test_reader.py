@@ -1,0 +1,100 @@
+import json
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mmfeat.schemas.manifest import MANIFEST_FILE, MANIFEST_FORMAT  # noqa: E402
+from mmfeat.schemas.reader import FeatureDataset, collate_features  # noqa: E402
+from mmfeat.schemas.tensors import image_tensor_type, matrices_to_arrow, matrix_type, tensors_to_arrow  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    """Two splits; train has 3 shards of 10 rows in row groups of 4 (9 units), dev one shard of 5 rows."""
+    root = tmp_path_factory.mktemp("store") / "toy"
+    rng = np.random.default_rng(0)
+    shards = []
+    for split, count, size in (("train", 3, 10), ("dev", 1, 5)):
+        for index in range(count):
+            ids = [f"{split}-{index}-{i:02d}" for i in range(size)]
+            frames = [rng.standard_normal((int(rng.integers(3, 9)), 4)).astype(np.float32) for _ in ids]
+            table = pa.table(
+                {
+                    "sample_id": ids,
+                    "mfcc": matrices_to_arrow(frames, matrix_type(4)),
+                    "token_ids": pa.array([list(range(int(rng.integers(1, 6)))) for _ in ids], pa.list_(pa.int32())),
+                    "image": tensors_to_arrow(
+                        [rng.integers(0, 255, (2, 3, 3), dtype=np.uint8) for _ in ids], image_tensor_type(2, 3)
+                    ),
+                    "label": ["a"] * size,
+                    "duration_s": pa.array([1.5] * size, pa.float32()),
+                }
+            )
+            path = root / split / f"{split}-{index:05d}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, path, row_group_size=4)
+            shards.append({"path": f"{split}/{path.name}", "split": split, "rows": size})
+    (root / MANIFEST_FILE).write_text(json.dumps({"format": MANIFEST_FORMAT, "shards": shards}))
+    return root
+
+
+def test_every_row_exactly_once_across_two_ranks_and_three_workers(dataset_dir):
+    for shuffle in (False, True):
+        data = FeatureDataset(dataset_dir, split="train", columns=["sample_id"], shuffle=shuffle, seed=3)
+        seen = Counter(row["sample_id"] for reader in range(6) for row in data.partition(reader, 6))
+        assert len(seen) == len(data) == 30 and set(seen.values()) == {1}
+
+
+def test_more_readers_than_units_still_reads_everything_once(dataset_dir):
+    data = FeatureDataset(dataset_dir, split="dev", columns=["sample_id"])  # 2 row groups, 4 readers
+    assert sorted(r["sample_id"] for i in range(4) for r in data.partition(i, 4)) == [f"dev-0-{i:02d}" for i in range(5)]
+
+
+def test_shuffling_is_deterministic_per_seed_and_epoch(dataset_dir):
+    def order(seed, epoch):
+        data = FeatureDataset(dataset_dir, split="train", columns=["sample_id"], shuffle=True, seed=seed, shuffle_buffer=8)
+        data.set_epoch(epoch)
+        return [row["sample_id"] for row in data.partition(0, 1)]
+
+    assert order(1, 0) == order(1, 0)
+    assert order(1, 0) != order(1, 1) and order(1, 0) != order(2, 0)
+    assert sorted(order(1, 1)) == sorted(order(2, 5))
+
+
+def test_dataloader_workers_and_ranks_partition_the_rows(dataset_dir):
+    ids = []
+    for rank in range(2):
+        data = FeatureDataset(dataset_dir, split="train", columns=["sample_id"], rank=rank, world_size=2)
+        loader = torch.utils.data.DataLoader(data, batch_size=4, num_workers=2, collate_fn=collate_features)
+        ids += [i for batch in loader for i in batch["sample_id"]]
+    assert sorted(ids) == sorted(f"train-{s}-{i:02d}" for s in range(3) for i in range(10))
+
+
+def test_decoding_and_padding(dataset_dir):
+    data = FeatureDataset(dataset_dir, split="dev")
+    rows = list(data.partition(0, 1))
+    assert rows[0]["image"].shape == (2, 3, 3) and rows[0]["image"].dtype == np.uint8
+    assert rows[0]["mfcc"].ndim == 2 and rows[0]["mfcc"].shape[1] == 4 and rows[0]["token_ids"].dtype == np.int32
+    batch = collate_features(rows)
+    lengths = [len(r["mfcc"]) for r in rows]
+    assert batch["mfcc"].shape == (5, max(lengths), 4) and batch["mfcc_lengths"].tolist() == lengths
+    assert batch["mfcc_mask"].sum(dim=1).tolist() == lengths
+    assert torch.equal(batch["mfcc"][0, : lengths[0]], torch.tensor(rows[0]["mfcc"]))
+    assert (
+        batch["image"].shape == (5, 2, 3, 3)
+        and batch["duration_s"].dtype == torch.float32
+        or batch["duration_s"].dtype == torch.float64
+    )
+    assert batch["label"] == ["a"] * 5 and batch["token_ids_mask"].shape[0] == 5
+
+
+def test_bad_split_or_column_fails_clearly(dataset_dir):
+    with pytest.raises(ValueError, match="no shards for split"):
+        FeatureDataset(dataset_dir, split="test")
+    with pytest.raises(ValueError, match="unknown columns"):
+        FeatureDataset(dataset_dir, columns=["nope"])

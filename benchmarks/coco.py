@@ -136,29 +136,11 @@ def _finish_batch(batch: list, spec, model, write_to: str | None) -> None:
 
 
 def _child_pipeline(input_dir: str, output: str, encoder: bool, beam_args: list[str]) -> dict:
-    import apache_beam as beam
-
-    from mmfeat.pipelines.graph import build_feature_pipeline
-    from mmfeat.pipelines.registry import DATASETS
-    from mmfeat.runners.config import load_config
-    from mmfeat.runners.options import pipeline_options
-    from mmfeat.schemas.manifest import read_manifest
+    from pipeline_run import run_pipeline
 
     overrides = ["output.rows_per_shard=32"] + ([] if encoder else ["encode.image.name=null"])
-    config = load_config("coco", overrides=overrides)
-    spec = DATASETS["coco"]
-    started = time.perf_counter()
-    listing = spec.discover(input_dir, config)
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    build_feature_pipeline(pipeline, spec.feature_graph(listing, config), config, Path(output) / "coco", runner="bench")
-    pipeline.run().wait_until_finish()
-    seconds = time.perf_counter() - started
-    counts = read_manifest(Path(output) / "coco")["counts"]
-    markers = sorted(
-        (p.stat().st_mtime, json.loads(p.read_text())["examples"]) for p in (Path(output) / "coco").glob("_shards/*")
-    )
-    steady = {"steady_seconds": markers[-1][0] - markers[0][0], "steady_images": sum(n for _, n in markers[1:])}
-    return {"seconds": seconds, "images": counts["written"], "rejected": counts["rejected"], **steady}
+    result = run_pipeline("coco", input_dir, output, overrides=overrides, beam_args=beam_args)
+    return {**result, "images": result["written"], "steady_images": result["steady_examples"]}
 
 
 def _run_child(*args: str) -> dict:

@@ -87,33 +87,11 @@ def _child_bare(input_dir: str) -> dict:
 
 
 def _child_pipeline(input_dir: str, output: str, beam_args: list[str]) -> dict:
-    import apache_beam as beam
+    from pipeline_run import run_pipeline
 
-    from mmfeat.pipelines.graph import build_feature_pipeline
-    from mmfeat.pipelines.registry import DATASETS
-    from mmfeat.runners.config import load_config
-    from mmfeat.runners.options import pipeline_options
-    from mmfeat.schemas.manifest import read_manifest
-
-    config = load_config("iemocap", overrides=["output.rows_per_shard=20"])
-    spec = DATASETS["iemocap"]
-    started = time.perf_counter()
-    listing = spec.discover(input_dir, config)
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    build_feature_pipeline(pipeline, spec.feature_graph(listing, config), config, Path(output) / "iemocap", runner="bench")
-    pipeline.run().wait_until_finish()
-    seconds = time.perf_counter() - started
-    counts = read_manifest(Path(output) / "iemocap")["counts"]
-    markers = sorted(
-        (p.stat().st_mtime, json.loads(p.read_text())["examples"]) for p in (Path(output) / "iemocap").glob("_shards/*.json")
-    )
-    return {
-        "seconds": seconds,
-        "utterances": counts["written"],
-        "frames": counts["written"] * config.video.num_frames,
-        "steady_seconds": markers[-1][0] - markers[0][0],
-        "steady_utterances": sum(n for _, n in markers[1:]),
-    }
+    result = run_pipeline("iemocap", input_dir, output, overrides=["output.rows_per_shard=20"], beam_args=beam_args)
+    utterances = result["written"]
+    return {**result, "utterances": utterances, "frames": utterances * 8, "steady_utterances": result["steady_examples"]}
 
 
 def _warm_up() -> None:

@@ -62,34 +62,10 @@ def _child_bare(input_dir: str) -> dict:
 
 
 def _child_pipeline(input_dir: str, output: str, beam_args: list[str]) -> dict:
-    import apache_beam as beam
+    from pipeline_run import run_pipeline
 
-    from mmfeat.pipelines.graph import build_feature_pipeline
-    from mmfeat.pipelines.registry import DATASETS
-    from mmfeat.runners.config import load_config
-    from mmfeat.runners.options import pipeline_options
-    from mmfeat.schemas.manifest import read_manifest
-
-    config = load_config("librispeech", overrides=["output.rows_per_shard=16"])
-    spec = DATASETS["librispeech"]
-    started = time.perf_counter()
-    listing = spec.discover(input_dir, config)
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    build_feature_pipeline(pipeline, spec.feature_graph(listing, config), config, Path(output) / "librispeech", runner="bench")
-    pipeline.run().wait_until_finish()
-    seconds = time.perf_counter() - started
-    counts = read_manifest(Path(output) / "librispeech")["counts"]
-    return {"seconds": seconds, "utterances": counts["written"], **_steady_state(Path(output) / "librispeech")}
-
-
-def _steady_state(dataset_dir: Path) -> dict:
-    """Heavy-stage time from the shard completion markers: from the first shard done to the last.
-
-    The examples of the first completed shard are left out (their work started before the clock);
-    with several workers, the other workers' first shards are counted, so this slightly favours them.
-    """
-    markers = sorted((p.stat().st_mtime, json.loads(p.read_text())["examples"]) for p in dataset_dir.glob("_shards/*.json"))
-    return {"steady_seconds": markers[-1][0] - markers[0][0], "steady_utterances": sum(n for _, n in markers[1:])}
+    result = run_pipeline("librispeech", input_dir, output, overrides=["output.rows_per_shard=16"], beam_args=beam_args)
+    return {**result, "utterances": result["written"], "steady_utterances": result["steady_examples"]}
 
 
 def _warm_up() -> None:

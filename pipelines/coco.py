@@ -17,9 +17,11 @@ from mmfeat.pipelines.transforms.image import CLEAN_IMAGE_FIELDS, CleanImage, Im
 from mmfeat.pipelines.transforms.text import text_columns, text_fields
 from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
 from mmfeat.schemas.records import CaptionedImage
+from mmfeat.schemas.stats import StatsSpec
 from mmfeat.schemas.tensors import matrix_type
 
 NAME = "coco"
+STATS = StatsSpec(numeric=("width", "height", "boxes_dropped"), labels=("box_categories",), tokens=("caption_token_ids",))
 EMBEDDING_COLUMN = "image_embedding"
 CAPTION_EMBEDDING_COLUMN = "caption_embeddings"
 
@@ -102,6 +104,7 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         stages=tuple(stages),
         schema=row_schema(config),
         record_columns=record_columns,
+        stats=STATS,
         require_text=section.require_captions,
         deduplicate=section.deduplicate,
         near_duplicate_distance=section.near_duplicate_distance,

@@ -25,6 +25,7 @@ from mmfeat.pipelines.transforms.stage import REJECTS, Row, Stage, WorkItem, run
 from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, PrepareText, apply_vocabulary
 from mmfeat.pipelines.transforms.write import WriteShards
 from mmfeat.schemas.records import Reject
+from mmfeat.schemas.stats import StatsSpec
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class FeatureGraph:
     deduplicate: bool = False  # drop exact (and near, see below) duplicates within a split; report leakage across splits
     near_duplicate_distance: int | None = None  # max Hamming distance of perceptual hashes; None = exact copies only
     encoders: tuple[Any, ...] = ()  # EncoderConfigs its stages run (checked before the pipeline starts)
+    stats: StatsSpec = StatsSpec()  # columns summarised into the manifest's statistics
 
 
 def _is_record(element: Any) -> bool:
@@ -75,13 +77,12 @@ def build_feature_pipeline(
     sharded = with_ids | "AssignShards" >> AssignShards(config.output.rows_per_shard)
     processed = run_stages(sharded, graph.stages)
     outcomes = processed | "ToRow" >> beam.Map(_to_row, record_columns=graph.record_columns)
-    results = outcomes | "WriteShards" >> beam.ParDo(
-        WriteShards(out, graph.schema, config.output, fingerprints=graph.deduplicate)
-    )
+    writer = WriteShards(out, graph.schema, config.output, fingerprints=graph.deduplicate, stats=graph.stats)
+    results = outcomes | "WriteShards" >> beam.ParDo(writer)
     leakage = None
     if graph.deduplicate:
         results, leakage = results | "DropDuplicates" >> DropDuplicates(
-            out, config.output, near_distance=graph.near_duplicate_distance
+            out, config.output, near_distance=graph.near_duplicate_distance, stats=graph.stats
         )
 
     input_count = inputs | "CountInputs" >> beam.combiners.Count.Globally()

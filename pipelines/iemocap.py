@@ -21,9 +21,11 @@ from mmfeat.pipelines.transforms.text import text_columns, text_fields
 from mmfeat.pipelines.transforms.video import AlignFrames, CleanSegmentAudio, ExtractFrames, frame_fields
 from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
 from mmfeat.schemas.records import DialogUtterance
+from mmfeat.schemas.stats import StatsSpec
 from mmfeat.schemas.tensors import is_matrix_type, matrix_type
 
 NAME = "iemocap"
+STATS = StatsSpec(numeric=("duration_s", "mfcc_frames"), labels=("label", "speaker"), moments=("mfcc",), tokens=("token_ids",))
 FRAME_EMBEDDING_COLUMN = "frame_embeddings"  # (frames, dim)
 TEXT_EMBEDDING_COLUMN = "text_embedding"  # of the transcript
 
@@ -170,5 +172,6 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         stages=tuple(stages),
         schema=row_schema(config),
         record_columns=record_columns,
+        stats=STATS,
         encoders=tuple(encoder for _, encoder in embeddings),
     )

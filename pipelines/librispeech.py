@@ -23,8 +23,15 @@ from mmfeat.pipelines.transforms.audio import (
 from mmfeat.pipelines.transforms.text import text_columns, text_fields
 from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
 from mmfeat.schemas.records import AudioUtterance
+from mmfeat.schemas.stats import StatsSpec
 
 NAME = "librispeech"
+STATS = StatsSpec(
+    numeric=("duration_s", "mfcc_frames", "trimmed_s"),
+    labels=("speaker_sex",),
+    moments=("mfcc", "log_mel"),
+    tokens=("token_ids",),
+)
 
 LIBRISPEECH_FIELDS: tuple[pa.Field, ...] = (
     pa.field("speaker_id", pa.string()),
@@ -80,4 +87,5 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         stages=(CleanAudio(config.audio), AugmentAudio(config.augment, rate), ExtractMfcc(config.mfcc, rate)),
         schema=row_schema(config),
         record_columns=record_columns,
+        stats=STATS,
     )

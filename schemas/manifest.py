@@ -32,6 +32,7 @@ def build_manifest(
     runner: str,
     vocabulary: Mapping[str, Any] | None,
     leakage: Sequence[Mapping[str, Any]] | None = None,
+    statistics: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the manifest from the writer's shard results; raise :class:`CountsMismatch` if counts do not balance."""
     shards = sorted(shards, key=lambda s: s["name"])
@@ -66,6 +67,7 @@ def build_manifest(
         "partial_shards": [s["name"] for s in shards if s.get("partial")],
         "vocabulary": dict(vocabulary) if vocabulary else None,
         "leakage": [dict(m) for m in leakage] if leakage is not None else None,  # same image in two splits
+        "statistics": dict(statistics) if statistics is not None else None,  # schemas.stats.merge_statistics
     }
 
 

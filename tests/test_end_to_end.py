@@ -183,3 +183,15 @@ def test_lemmas_column_only_when_enabled():
     prepared = PreparedText(texts=("hi",), tokens=(("hi",),), token_ids=((2,),), lemmas=(("hi",),))
     record = AudioUtterance("a", "s", "p", "/p", "HI", "1", "2", prepared=prepared)
     assert record_columns(record)["lemmas"] == ["hi"]
+
+
+def test_manifest_statistics_match_the_written_training_rows(default_run):
+    statistics = read_manifest(default_run.dataset_dir)["statistics"]
+    train = read_rows(default_run.dataset_dir, "train-clean-100")
+    frames = np.concatenate(arrow_to_matrices(train["mfcc"])).astype(np.float64)
+    np.testing.assert_allclose(statistics["normalisation"]["mfcc"]["mean"], frames.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(statistics["normalisation"]["mfcc"]["std"], frames.std(axis=0), atol=1e-4)
+    summary = statistics["splits"]["train-clean-100"]
+    assert summary["rows"] == train.num_rows and summary["numeric"]["duration_s"]["count"] == train.num_rows
+    assert summary["tokens"]["token_ids"]["coverage"] == 1.0  # the vocabulary is built on this split
+    assert statistics["train_splits"] == ["train-clean-100"] and set(statistics["splits"]) == {"train-clean-100", "dev-clean"}

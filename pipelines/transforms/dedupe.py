@@ -26,6 +26,7 @@ from mmfeat.pipelines.io import write_parquet_atomically, write_text_atomically
 from mmfeat.pipelines.transforms.write import REJECTS_DIR, SHARD_MARKERS_DIR, ShardResult, reject_row
 from mmfeat.schemas.fields import REJECTS_SCHEMA, rows_to_table
 from mmfeat.schemas.records import Reject
+from mmfeat.schemas.stats import StatsSpec, shard_statistics
 
 STAGE = "deduplicate"
 REASONS = {"exact": "duplicate_image", "near": "near_duplicate_image"}
@@ -60,10 +61,11 @@ def leakage_records(plan: DedupePlan) -> list[dict[str, Any]]:
 class PruneShard(beam.DoFn):
     """Rewrite one shard without its duplicates (rows out, rejects in); other shards pass through."""
 
-    def __init__(self, dataset_dir: str, config: OutputConfig) -> None:
+    def __init__(self, dataset_dir: str, config: OutputConfig, stats: StatsSpec | None = None) -> None:
         super().__init__()
         self.dataset_dir = Path(dataset_dir)
         self.config = config
+        self.stats = stats
 
     def process(self, result: ShardResult, plan: DedupePlan) -> Any:
         drops = plan.drops.get(result.name, ())
@@ -100,6 +102,7 @@ class PruneShard(beam.DoFn):
             rejects_path=rejects_path,
             reject_rows=result.reject_rows + len(new_rejects),
             fingerprints=(),
+            stats=shard_statistics(kept, self.stats) if self.stats is not None and kept.num_rows else None,
         )
         write_text_atomically(self.dataset_dir / SHARD_MARKERS_DIR / f"{result.name}.json", pruned.marker())
         yield pruned
@@ -116,11 +119,14 @@ def _reject_of(match: Match, split: str, source_path: str) -> Reject:
 class DropDuplicates(beam.PTransform):
     """Shard results (with fingerprints) → (pruned shard results, leakage list as a singleton)."""
 
-    def __init__(self, dataset_dir: str, config: OutputConfig, *, near_distance: int | None) -> None:
+    def __init__(
+        self, dataset_dir: str, config: OutputConfig, *, near_distance: int | None, stats: StatsSpec | None = None
+    ) -> None:
         super().__init__()
         self.dataset_dir = dataset_dir
         self.config = config
         self.near_distance = near_distance
+        self.stats = stats
 
     def expand(self, results: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         plan = (
@@ -128,5 +134,6 @@ class DropDuplicates(beam.PTransform):
             | "GatherFingerprints" >> beam.combiners.ToList()
             | "FindDuplicates" >> beam.Map(plan_deduplication, near_distance=self.near_distance)
         )
-        pruned = results | "Prune" >> beam.ParDo(PruneShard(self.dataset_dir, self.config), plan=beam.pvalue.AsSingleton(plan))
+        prune = PruneShard(self.dataset_dir, self.config, self.stats)
+        pruned = results | "Prune" >> beam.ParDo(prune, plan=beam.pvalue.AsSingleton(plan))
         return pruned, plan | "Leakage" >> beam.Map(leakage_records)

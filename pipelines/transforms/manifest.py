@@ -12,6 +12,7 @@ import apache_beam as beam
 from mmfeat.extractors.text import Vocabulary
 from mmfeat.pipelines.io import write_text_atomically
 from mmfeat.schemas.manifest import MANIFEST_FILE, build_manifest
+from mmfeat.schemas.stats import merge_statistics
 
 
 def _write_manifest(
@@ -32,15 +33,19 @@ def _write_manifest(
             "oov_id": vocab.OOV_ID,
             "source_splits": list(vocab.source_splits),
         }
+    train_splits = list(vocab.source_splits) if vocab is not None else []
+    shard_stats = [{"split": r.split, "stats": r.stats} for r in results if r.stats is not None]
+    statistics = merge_statistics(shard_stats, train_splits=train_splits) if shard_stats else None
     manifest = build_manifest(
         dataset=static["dataset"],
         input_count=input_count,
-        shards=[dataclasses.asdict(r) for r in results],
+        shards=[{k: v for k, v in dataclasses.asdict(r).items() if k not in ("stats", "fingerprints")} for r in results],
         config=static["config"],
         config_sha256=static["config_sha256"],
         runner=static["runner"],
         vocabulary=vocabulary,
         leakage=leakage,
+        statistics=statistics,
     )
     path = Path(dataset_dir) / MANIFEST_FILE
     write_text_atomically(path, json.dumps(manifest, indent=2, sort_keys=False))

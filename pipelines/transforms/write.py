@@ -29,6 +29,7 @@ from mmfeat.pipelines.io import write_parquet_atomically, write_text_atomically
 from mmfeat.pipelines.transforms.stage import METRICS_NAMESPACE, Row
 from mmfeat.schemas.fields import REJECTS_SCHEMA, rows_to_table
 from mmfeat.schemas.records import Reject, ShardKey
+from mmfeat.schemas.stats import StatsSpec, shard_statistics
 
 SHARD_MARKERS_DIR = "_shards"
 REJECTS_DIR = "rejects"
@@ -51,10 +52,11 @@ class ShardResult:
     reject_rows: int
     partial: bool = False
     fingerprints: tuple[tuple[str, str, int | None], ...] = ()  # (sample_id, content_sha256, perceptual_hash) when asked for
+    stats: dict[str, Any] | None = None  # sufficient statistics of the rows (``schemas.stats``)
 
     def marker(self) -> str:
-        """The ``_shards/<name>.json`` completion marker (without the fingerprints)."""
-        return json.dumps({k: v for k, v in asdict(self).items() if k != "fingerprints"}, sort_keys=True)
+        """The ``_shards/<name>.json`` completion marker (without fingerprints and statistics)."""
+        return json.dumps({k: v for k, v in asdict(self).items() if k not in ("fingerprints", "stats")}, sort_keys=True)
 
 
 @dataclass
@@ -79,11 +81,20 @@ class _ShardBuffer:
 class WriteShards(beam.DoFn):
     """(ShardKey, Row | Reject) → one :class:`ShardResult` per shard, written as soon as the shard is complete."""
 
-    def __init__(self, dataset_dir: str, schema: pa.Schema, config: OutputConfig, *, fingerprints: bool = False) -> None:
+    def __init__(
+        self,
+        dataset_dir: str,
+        schema: pa.Schema,
+        config: OutputConfig,
+        *,
+        fingerprints: bool = False,
+        stats: StatsSpec | None = None,
+    ) -> None:
         super().__init__()
         self.dataset_dir = dataset_dir
         self.schema = schema
         self.config = config
+        self.stats = stats
         self.fingerprints = fingerprints  # report each written example's content and perceptual hashes (for deduplication)
         self._rows_written = Metrics.counter(METRICS_NAMESPACE, "rows_written")
         self._shards_written = Metrics.counter(METRICS_NAMESPACE, "shards_written")
@@ -117,9 +128,12 @@ class WriteShards(beam.DoFn):
         data_path = rejects_path = None
         rejects = sorted(buffer.rejects, key=lambda r: (r.sample_id, -1 if r.view is None else r.view))
         rows = sorted(buffer.rows, key=lambda r: (r.sample_id, r.view))
+        stats = None
         if rows:
             data_path = f"{buffer.key.split}/{name}.parquet"
-            write_parquet_atomically(rows_to_table([r.columns for r in rows], self.schema), root / data_path, self.config)
+            table = rows_to_table([r.columns for r in rows], self.schema)
+            write_parquet_atomically(table, root / data_path, self.config)
+            stats = shard_statistics(table, self.stats) if self.stats is not None else None
         if rejects:
             rejects_path = f"{REJECTS_DIR}/{name}.parquet"
             table = rows_to_table([reject_row(r) for r in rejects], REJECTS_SCHEMA)
@@ -142,6 +156,7 @@ class WriteShards(beam.DoFn):
             reject_rows=len(buffer.rejects),
             partial=partial,
             fingerprints=_fingerprints(rows) if self.fingerprints and buffer.rows else (),
+            stats=stats,
         )
         write_text_atomically(root / SHARD_MARKERS_DIR / f"{name}.json", result.marker())
         self._rows_written.inc(len(buffer.rows))

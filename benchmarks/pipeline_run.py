@@ -1,0 +1,44 @@
+"""What every benchmark's pipeline child does: run one dataset's graph in-process and time it.
+
+Imported by the benchmark scripts (they run from this folder, so it is on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+
+def run_pipeline(dataset: str, input_dir: str, output: str, *, overrides: list[str], beam_args: list[str]) -> dict[str, Any]:
+    """Run ``dataset`` end to end; wall time, counts, and the steady state from the shard markers."""
+    import apache_beam as beam
+
+    from mmfeat.pipelines.graph import build_feature_pipeline
+    from mmfeat.pipelines.registry import DATASETS
+    from mmfeat.runners.config import load_config
+    from mmfeat.runners.options import pipeline_options
+    from mmfeat.schemas.manifest import read_manifest
+
+    config = load_config(dataset, overrides=overrides)
+    spec = DATASETS[dataset]
+    dataset_dir = Path(output) / dataset
+    started = time.perf_counter()
+    listing = spec.discover(input_dir, config)
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    build_feature_pipeline(pipeline, spec.feature_graph(listing, config), config, dataset_dir, runner="bench")
+    pipeline.run().wait_until_finish()
+    seconds = time.perf_counter() - started
+    counts = read_manifest(dataset_dir)["counts"]
+    return {"seconds": seconds, "written": counts["written"], "rejected": counts["rejected"], **steady_state(dataset_dir)}
+
+
+def steady_state(dataset_dir: Path) -> dict[str, float]:
+    """Heavy-stage time from the shard completion markers: from the first shard done to the last.
+
+    The examples of the first completed shard are left out (their work started before the clock);
+    with several workers, the other workers' first shards are counted, so this slightly favours them.
+    """
+    markers = sorted((p.stat().st_mtime, json.loads(p.read_text())["examples"]) for p in dataset_dir.glob("_shards/*.json"))
+    return {"steady_seconds": markers[-1][0] - markers[0][0], "steady_examples": sum(n for _, n in markers[1:])}

@@ -13,7 +13,7 @@ $(BIN)/python:
 # torch is pinned: a CPU wheel of torch==2.13.0 is what these machines have; unpinned torch pulls GB of CUDA wheels.
 $(VENV)/.installed: pyproject.toml $(BIN)/python
 	$(PIP) install "torch==2.13.0"
-	$(PIP) install -e ".[dev,encoders,text-encoder,samples,video]"
+	$(PIP) install -e ".[dev,encoders,text-encoder,samples,video,report]"
 	$(BIN)/python -c "import mmfeat.runners.cli, torch, apache_beam" 
 	touch $@
 
@@ -25,7 +25,8 @@ demo: venv
 	$(BIN)/mmfeat run librispeech --input $(DEMO)/data/LibriSpeech --output $(DEMO)/out
 	$(BIN)/mmfeat run coco --input $(DEMO)/data/coco --output $(DEMO)/out
 	$(BIN)/mmfeat run iemocap --input $(DEMO)/data/IEMOCAP --output $(DEMO)/out
-	@echo "Parquet shards, rejects and _manifest.json are under $(DEMO)/out/<dataset>/"
+	for d in librispeech coco iemocap; do $(BIN)/mmfeat report $(DEMO)/out/$$d; done
+	@echo "Parquet shards, rejects, _manifest.json and report/index.html are under $(DEMO)/out/<dataset>/"
 
 test: venv
 	$(BIN)/ruff check .

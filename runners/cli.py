@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--rows", type=int, default=3, help="rows to show (default: %(default)s)")
     inspect.add_argument("--split", help="only this split")
 
+    report = commands.add_parser("report", help="write an HTML report with plots of a finished run")
+    report.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
+    report.add_argument("--output", type=Path, help="folder for index.html and its PNGs (default: OUT/DATASET/report)")
+
     show = commands.add_parser("config", help="print the default configuration with every setting documented")
     show.add_argument("dataset", nargs="?", help="(ignored; one file covers every dataset)")
     return parser
@@ -190,6 +194,18 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    path = args.path.expanduser()
+    if not (path / "_manifest.json").is_file():
+        return _fail(f"{path} has no _manifest.json (pass OUT/<dataset>)")
+    try:
+        from mmfeat.runners.report import write_report
+    except ImportError as err:
+        return _fail(f"the report needs matplotlib: pip install 'mmfeat[report]' ({err})")
+    print(f"report: {write_report(path, args.output)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args, rest = _parser().parse_known_args(argv)
@@ -201,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rest:
             return _fail(f"unexpected arguments: {' '.join(rest)}")
         return _inspect(args)
+    if args.command == "report":
+        if rest:
+            return _fail(f"unexpected arguments: {' '.join(rest)}")
+        return _report(args)
     if args.command == "config":
         from mmfeat.runners.config import DEFAULTS_FILE
 

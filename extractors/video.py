@@ -72,17 +72,25 @@ class VideoSource:
 
     def frames(self, start_s: float, end_s: float, config: FramesConfig) -> tuple[np.ndarray, np.ndarray]:
         """(num_frames, size, size, 3) uint8 RGB frames of [start_s, end_s) and their presentation times (s)."""
+        raw, timestamps = self.read(self.segment_times(start_s, end_s, config))
+        return np.stack([fit_square(frame, config.size) for frame in raw]), timestamps
+
+    def segment_times(self, start_s: float, end_s: float, config: FramesConfig) -> np.ndarray:
+        """The uniformly spaced sample times of a segment; a segment outside the video is rejected."""
         if start_s >= self.duration_s or end_s > self.duration_s + config.end_tolerance_s:
             detail = f"[{start_s:.3f}, {end_s:.3f}] s is outside the video's {self.duration_s:.3f} s"
             raise Rejected("segment_out_of_range", detail)
-        indices = frames_at(self.timestamps, sample_times(start_s, min(end_s, self.duration_s), config.num_frames))
+        return sample_times(start_s, min(end_s, self.duration_s), config.num_frames)
+
+    def read(self, times: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """Full-size RGB frames on screen at ``times`` (one sorted ``get_batch``) and their presentation times."""
+        indices = frames_at(self.timestamps, np.asarray(times))
         unique, positions = np.unique(indices, return_inverse=True)  # a short segment may show one frame twice
         try:
             decoded = self._reader.get_batch(unique.tolist()).asnumpy()
         except Exception as err:  # decord raises its own error types from C++
             raise Rejected("video_unreadable", f"decoding frames {unique.tolist()[:4]}…: {str(err)[:200]}") from err
-        frames = np.stack([fit_square(decoded[p], config.size) for p in positions])
-        return frames, self.timestamps[indices, 0].astype(np.float64)
+        return [decoded[p] for p in positions], self.timestamps[indices, 0].astype(np.float64)
 
     def close(self) -> None:
         del self._reader

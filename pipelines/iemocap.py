@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 from dataclasses import dataclass
@@ -10,11 +11,12 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.encoders import get_encoder
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import iemocap as source
-from mmfeat.pipelines.transforms.audio import CLEAN_AUDIO_FIELDS, WAVEFORM_FIELDS, ExtractMfcc, mfcc_fields
+from mmfeat.pipelines.transforms.audio import AUDIO_VIEW_FIELDS, CLEAN_AUDIO_FIELDS, AugmentAudio, ExtractMfcc, mfcc_fields
 from mmfeat.pipelines.transforms.encode import Encode, from_raw_text
 from mmfeat.pipelines.transforms.fusion import FuseFeatures, fusion_field
 from mmfeat.pipelines.transforms.text import text_columns, text_fields
@@ -99,7 +101,7 @@ def row_schema(config: PipelineConfig) -> pa.Schema:
         IEMOCAP_FIELDS,
         text_fields(config.text),
         CLEAN_AUDIO_FIELDS,
-        WAVEFORM_FIELDS,
+        AUDIO_VIEW_FIELDS,
         mfcc_fields(config.mfcc),
         frame_fields(config.video),
         embedding_fields(config),
@@ -128,14 +130,22 @@ def record_columns(record: DialogUtterance) -> dict[str, Any]:
     }
 
 
+def time_preserving(augment: AugmentConfig) -> AugmentConfig:
+    """The audio augmentation without speed perturbation and time shift: frames stay aligned with the MFCC."""
+    audio = dataclasses.replace(
+        augment.audio,
+        speed=dataclasses.replace(augment.audio.speed, p=0.0),
+        shift=dataclasses.replace(augment.audio.shift, p=0.0),
+    )
+    return dataclasses.replace(augment, audio=audio)
+
+
 def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
     return source.discover(input_dir, sessions=config.dataset.sessions)
 
 
 def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGraph:
     section: IemocapConfig = config.dataset
-    if config.augment.views:
-        raise ValueError("augment.views: augmentation is not implemented for iemocap yet (set augment.views=0)")
     if importlib.util.find_spec("decord") is None:
         raise ValueError("iemocap reads video with decord: pip install 'mmfeat[video]'")
     rate = config.audio.sample_rate
@@ -151,8 +161,9 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         raise ValueError("iemocap.fusion needs frame embeddings: set encode.image.name (e.g. efficientnet_lite0)")
     stages: list[Any] = [
         CleanSegmentAudio(config.audio),
+        AugmentAudio(time_preserving(config.augment), rate),
         ExtractMfcc(config.mfcc, rate),
-        ExtractFrames(config.video),
+        ExtractFrames(config.video, config.augment),
         AlignFrames(config.mfcc, rate),
     ]
     embeddings = section.embeddings(config)

@@ -122,3 +122,36 @@ def test_frame_and_text_embeddings_and_the_fusion_vector(iemocap_fusion_run):
     for i in range(len(fusion)):
         expected = np.concatenate([frames[i].mean(axis=0), mfcc[i].mean(axis=0), text[i]])
         np.testing.assert_allclose(fusion[i], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_augmented_views_jitter_times_and_reproduce_from_their_recorded_parameters(iemocap_root, tmp_path):
+    from mmfeat.extractors.augment.image import ImageAugmentParams
+    from mmfeat.extractors.augment.video import jittered_times, render_clip
+    from tests.conftest import run_dataset
+
+    run = run_dataset("iemocap", iemocap_root, tmp_path, "--set", "augment.views=2", "--set", "iemocap.sessions=[1]")
+    config = load_config("iemocap", overrides=["augment.views=2"])
+    table = read_rows(run.dataset_dir)
+    rows = table.to_pylist()
+    assert table.num_rows == 3 * read_manifest(run.dataset_dir)["counts"]["written"]
+    frames_all = arrow_to_tensors(table["frames"])
+    hop_s = frame_geometry(config.mfcc, config.audio.sample_rate).hop_length / config.audio.sample_rate
+    checked = 0
+    for row, frames in zip(rows, frames_all):
+        offsets = np.array(row["frame_timestamps_s"]) - row["start_s"]
+        assert row["frame_mfcc_index"] == np.clip(np.rint(offsets / hop_s), 0, row["mfcc_frames"] - 1).astype(int).tolist()
+        if row["view"] == 0:
+            assert row["video_augment"] is None and row["augment"] is None
+            continue
+        assert row["augment"]["speed"] is None and row["augment"]["shift_s"] is None  # time-preserving audio only
+        recorded = row["video_augment"]
+        source = VideoSource(iemocap_root / row["source_path"])
+        times = source.segment_times(row["start_s"], row["end_s"], config.video)
+        raw, stamps = source.read(jittered_times(times, tuple(recorded["time_shifts_s"]), row["start_s"], row["end_s"]))
+        source.close()
+        spatial = {k: v for k, v in recorded.items() if k not in ("seed", "time_shifts_s")}
+        params = ImageAugmentParams(**{**spatial, "crop": tuple(spatial["crop"]) if spatial["crop"] else None})
+        assert np.allclose(stamps, row["frame_timestamps_s"])
+        assert np.array_equal(render_clip(raw, config.video.size, params), frames), row["sample_id"]
+        checked += 1
+    assert checked == 2 * 5

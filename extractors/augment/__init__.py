@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from mmfeat.extractors.augment.audio import AudioAugmentConfig
 from mmfeat.extractors.augment.image import ImageAugmentConfig
+from mmfeat.extractors.augment.video import VideoAugmentConfig
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class AugmentConfig:
     keep_original: bool = True
     audio: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)
     image: ImageAugmentConfig = field(default_factory=ImageAugmentConfig)
+    video: VideoAugmentConfig = field(default_factory=VideoAugmentConfig)
 
     def __post_init__(self) -> None:
         if self.views < 0:

@@ -15,12 +15,21 @@ import numpy as np
 import pyarrow as pa
 
 from mmfeat.extractors.audio import AudioCleanConfig, clean_samples, read_audio_span
+from mmfeat.extractors.augment import AugmentConfig
+from mmfeat.extractors.augment.video import jittered_times, render_clip, sample_spatial, sample_time_shifts
 from mmfeat.extractors.errors import Rejected
+from mmfeat.extractors.seeding import derive_seed
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry
-from mmfeat.extractors.video import FramesConfig, VideoSource, avi_has_audio_stream, read_video_audio_span
+from mmfeat.extractors.video import FramesConfig, VideoSource, avi_has_audio_stream, fit_square, read_video_audio_span
+from mmfeat.pipelines.transforms.image import IMAGE_AUGMENT_TYPE
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
 
 FRAME_ALIGNMENT_FIELD = pa.field("frame_mfcc_index", pa.list_(pa.int32()))  # per frame: the MFCC frame at the same time
+
+
+VIDEO_AUGMENT_TYPE = pa.struct(  # null for view 0; the image-augmentation fields are the clip's spatial augmentation
+    [pa.field("seed", pa.uint64()), pa.field("time_shifts_s", pa.list_(pa.float64())), *list(IMAGE_AUGMENT_TYPE)[1:]]
+)
 
 
 def frame_fields(config: FramesConfig) -> tuple[pa.Field, ...]:
@@ -29,6 +38,7 @@ def frame_fields(config: FramesConfig) -> tuple[pa.Field, ...]:
         pa.field("frames", pa.fixed_shape_tensor(pa.uint8(), [config.num_frames, config.size, config.size, 3])),
         pa.field("frame_timestamps_s", pa.list_(pa.float64())),  # presentation time of each frame in the video
         pa.field("video_has_audio", pa.bool_()),  # null when the container is not AVI
+        pa.field("video_augment", VIDEO_AUGMENT_TYPE),
         FRAME_ALIGNMENT_FIELD,
     )
 
@@ -61,22 +71,25 @@ class CleanSegmentAudio(Stage):
             source_sample_rate=clean.source_sample_rate,
             source_channels=clean.source_channels,
             trimmed_s=0.0,
-            sample_rate=clean.sample_rate,
-            num_samples=len(clean.waveform),
-            duration_s=clean.duration_s,
         )
         item.arrays["waveform"] = clean.waveform
         yield item
 
 
 class ExtractFrames(Stage):
-    """``num_frames`` frames of the utterance's time span, picked by presentation timestamp."""
+    """``num_frames`` frames of the utterance's time span, picked by presentation timestamp.
+
+    Augmented views (``item.view`` > 0, fanned out by the audio augmentation stage) jitter the
+    sample times and apply one spatial augmentation to every frame, seeded by
+    (seed, sample_id + "/video", view) and recorded in ``video_augment``.
+    """
 
     name = "extract_frames"
 
-    def __init__(self, config: FramesConfig) -> None:
+    def __init__(self, config: FramesConfig, augment: AugmentConfig) -> None:
         super().__init__()
         self.config = config
+        self.augment = augment
 
     def setup(self) -> None:
         super().setup()
@@ -86,13 +99,26 @@ class ExtractFrames(Stage):
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         record = item.record
         source = self._open(record.video_path)
-        frames, timestamps = source.frames(record.start_s, record.end_s, self.config)
+        times = source.segment_times(record.start_s, record.end_s, self.config)
+        view, recorded, spatial = item.view or 0, None, None
+        if view > 0:
+            seed = derive_seed(self.augment.seed, f"{record.sample_id}/video", view)
+            rng = np.random.default_rng(seed)
+            shifts = sample_time_shifts(rng, self.augment.video, times)
+            times = jittered_times(times, shifts, record.start_s, min(record.end_s, source.duration_s))
+        raw, timestamps = source.read(times)
+        if view > 0:
+            spatial = sample_spatial(rng, self.augment.video, self.augment.image, raw[0].shape[1], raw[0].shape[0])
+            recorded = {"seed": seed, "time_shifts_s": list(shifts), **(spatial.to_dict() if spatial else {})}
+        frames = (
+            render_clip(raw, self.config.size, spatial) if spatial else np.stack([fit_square(f, self.config.size) for f in raw])
+        )
         item.arrays["frames"] = frames  # for the frame encoder
         item.columns.update(
-            view=0,
             frames=frames,
             frame_timestamps_s=timestamps.tolist(),
             video_has_audio=avi_has_audio_stream(record.video_path),
+            video_augment=recorded,
         )
         yield item
 

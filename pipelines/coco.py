@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from mmfeat.extractors.encoders import get_encoder
+from mmfeat.extractors.encoders import embedding_dim
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import coco as source
@@ -51,10 +51,9 @@ def row_schema(config: PipelineConfig) -> pa.Schema:
     """The COCO table, assembled from the columns each producer declares."""
     embedding: tuple[pa.Field, ...] = ()
     if config.encode.image.name:
-        dim = get_encoder(config.encode.image.name).output_dim
-        embedding += (pa.field(EMBEDDING_COLUMN, pa.list_(pa.float32(), dim)),)
+        embedding += (pa.field(EMBEDDING_COLUMN, pa.list_(pa.float32(), embedding_dim(config.encode.image))),)
     if config.encode.text.name:  # one row per caption, aligned with ``captions``
-        embedding += (pa.field(CAPTION_EMBEDDING_COLUMN, matrix_type(get_encoder(config.encode.text.name).output_dim)),)
+        embedding += (pa.field(CAPTION_EMBEDDING_COLUMN, matrix_type(embedding_dim(config.encode.text))),)
     return assemble_schema(
         SAMPLE_FIELDS,
         COCO_FIELDS,

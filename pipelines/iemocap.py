@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from mmfeat.extractors.augment import AugmentConfig
-from mmfeat.extractors.encoders import get_encoder
+from mmfeat.extractors.encoders import embedding_dim
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import iemocap as source
@@ -84,7 +84,7 @@ class IemocapConfig:
 def embedding_fields(config: PipelineConfig) -> tuple[pa.Field, ...]:
     fields = []
     for column, encoder in config.dataset.embeddings(config):
-        dim = get_encoder(encoder.name).output_dim
+        dim = embedding_dim(encoder)
         fields.append(pa.field(column, matrix_type(dim) if column == FRAME_EMBEDDING_COLUMN else pa.list_(pa.float32(), dim)))
     if config.dataset.fusion:
         fields.append(fusion_field(sum(_pooled_dim(f) for f in fields) + config.mfcc.mfcc_dim))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from mmfeat.extractors.encoders import embedding_dim
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import librispeech as source
@@ -20,12 +21,14 @@ from mmfeat.pipelines.transforms.audio import (
     ExtractMfcc,
     mfcc_fields,
 )
+from mmfeat.pipelines.transforms.encode import Encode
 from mmfeat.pipelines.transforms.text import text_columns, text_fields
 from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
 from mmfeat.schemas.records import AudioUtterance
 from mmfeat.schemas.stats import StatsSpec
 
 NAME = "librispeech"
+AUDIO_EMBEDDING_COLUMN = "audio_embedding"
 STATS = StatsSpec(
     numeric=("duration_s", "mfcc_frames", "trimmed_s"),
     labels=("speaker_sex",),
@@ -57,8 +60,16 @@ def row_schema(config: PipelineConfig) -> pa.Schema:
         CLEAN_AUDIO_FIELDS,
         AUDIO_VIEW_FIELDS,
         mfcc_fields(config.mfcc),
+        audio_embedding_fields(config),
         table=NAME,
     )
+
+
+def audio_embedding_fields(config: PipelineConfig) -> tuple[pa.Field, ...]:
+    """``audio_embedding`` of each view's waveform, when ``encode.audio`` names an encoder."""
+    if not config.encode.audio.name:
+        return ()
+    return (pa.field(AUDIO_EMBEDDING_COLUMN, pa.list_(pa.float32(), embedding_dim(config.encode.audio))),)
 
 
 def record_columns(record: AudioUtterance) -> dict[str, Any]:
@@ -80,12 +91,18 @@ def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
 
 def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGraph:
     rate = config.audio.sample_rate
+    stages: list[Any] = [CleanAudio(config.audio), AugmentAudio(config.augment, rate), ExtractMfcc(config.mfcc, rate)]
+    encoders = ()
+    if config.encode.audio.name:
+        stages.append(Encode(config.encode.audio, input_array="waveform", output_column=AUDIO_EMBEDDING_COLUMN))
+        encoders = (config.encode.audio,)
     return FeatureGraph(
         dataset=NAME,
         units=listing.units,
         parse=functools.partial(source.parse_unit, speakers=dict(listing.speakers)),
-        stages=(CleanAudio(config.audio), AugmentAudio(config.augment, rate), ExtractMfcc(config.mfcc, rate)),
+        stages=tuple(stages),
         schema=row_schema(config),
         record_columns=record_columns,
         stats=STATS,
+        encoders=encoders,
     )

@@ -195,3 +195,20 @@ def test_manifest_statistics_match_the_written_training_rows(default_run):
     assert summary["rows"] == train.num_rows and summary["numeric"]["duration_s"]["count"] == train.num_rows
     assert summary["tokens"]["token_ids"]["coverage"] == 1.0  # the vocabulary is built on this split
     assert statistics["train_splits"] == ["train-clean-100"] and set(statistics["splits"]) == {"train-clean-100", "dev-clean"}
+
+
+def test_a_user_supplied_torchscript_audio_encoder_adds_an_embedding_per_view(librispeech_root, tmp_path):
+    torch = pytest.importorskip("torch")
+    from tests.conftest import run_librispeech
+    from tests.encoder_models import TinyAudioNet
+
+    model = tmp_path / "audio.pt"
+    torch.jit.script(TinyAudioNet()).save(str(model))
+    settings = ["encode.audio.name=torchscript_audio", f"encode.audio.weights={model}", "encode.audio.output_dim=4"]
+    run = run_librispeech(librispeech_root, tmp_path / "out", *[a for s in settings for a in ("--set", s)])
+    table = read_rows(run.dataset_dir)
+    embeddings = np.stack(table["audio_embedding"].to_numpy(zero_copy_only=False))
+    assert embeddings.shape == (18, 4)
+    # the model saw each clean waveform whole: its 4th output is the length in seconds
+    np.testing.assert_allclose(embeddings[:, 3], table["num_samples"].to_numpy() / 16000, rtol=1e-6)
+    assert (embeddings[:, 2] <= 1.0).all() and (embeddings[:, 1] > 0).all()

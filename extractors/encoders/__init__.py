@@ -27,6 +27,15 @@ def get_encoder(name: str) -> EncoderSpec:
     return spec
 
 
-from mmfeat.extractors.encoders import image_efficientnet, text_minilm  # noqa: E402,F401  (they register themselves)
+def embedding_dim(config: EncoderConfig) -> int:
+    """The width of the encoder's embeddings: its spec's, or ``output_dim`` for user-supplied models."""
+    spec = get_encoder(config.name)
+    dim = config.output_dim or spec.output_dim
+    if not dim:
+        raise ValueError(f"encoder {config.name!r} is user-supplied: set its output_dim")
+    return dim
 
-__all__ = ["ENCODERS", "EncoderConfig", "EncoderSpec", "get_encoder", "register_encoder"]
+
+from mmfeat.extractors.encoders import image_efficientnet, text_minilm, user_models  # noqa: E402,F401  (they register)
+
+__all__ = ["ENCODERS", "EncoderConfig", "EncoderSpec", "embedding_dim", "get_encoder", "register_encoder"]

@@ -24,10 +24,13 @@ class EncoderConfig:
     name: str | None = None  # None = no encoder
     device: Device = "auto"  # auto = CUDA when available
     dtype: DType = "float32"  # autocast dtype on CUDA; the CPU always computes in float32
-    weights: str | None = None  # override the packaged weights with a local file
+    weights: str | None = None  # override the packaged weights with a local file (user-supplied models: required)
     min_batch_size: int = 1
     max_batch_size: int = 32
     max_batch_duration_secs: float | None = None
+    output_dim: int | None = None  # embedding size of a user-supplied model (torchscript_* / state_dict_*)
+    model_class: str | None = None  # state_dict_*: the module's class, "package.module:Class"
+    model_kwargs: str = "{}"  # state_dict_*: JSON object of the class's constructor arguments
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_batch_size <= self.max_batch_size:
@@ -44,6 +47,7 @@ class EncodeConfig:
 
     image: EncoderConfig = field(default_factory=lambda: EncoderConfig(name="efficientnet_lite0"))
     text: EncoderConfig = field(default_factory=EncoderConfig)  # e.g. minilm_l6 (pip install 'mmfeat[text-encoder]')
+    audio: EncoderConfig = field(default_factory=EncoderConfig)  # e.g. torchscript_audio with weights and output_dim
 
 
 @dataclass(frozen=True)

@@ -133,9 +133,9 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
         inputs = [item.arrays[self._input_array] for item in items]
         parts = [part for value in inputs for part in value] if self.many else inputs
         counts = [len(value) for value in inputs] if self.many else [1] * len(inputs)
-        out = np.zeros((0, spec.output_dim), dtype=np.float32)
+        out = np.zeros((0, self.config.output_dim or spec.output_dim), dtype=np.float32)
         if parts:
-            device = next(model.parameters()).device
+            device = self._device_of(model)
             batch = _to_device(spec.collate(parts), device)
             use_autocast = device.type == "cuda" and self.config.dtype != "float32"
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch_dtype(self.config.dtype), enabled=use_autocast):
@@ -145,6 +145,12 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
             raise FloatingPointError("encoder produced NaN or Inf")
         pieces = np.split(out, np.cumsum(counts)[:-1])
         return pieces if self.many else [piece[0] for piece in pieces]
+
+    def _device_of(self, model: Any) -> Any:
+        """Where the model's weights are (a model without any runs on the configured device)."""
+        for tensor in (*model.parameters(), *model.buffers()):
+            return tensor.device
+        return resolve_device(self.config.device)
 
     def _with_embeddings(self, items: list[WorkItem], embeddings: list[np.ndarray]) -> list[WorkItem]:
         for item, value in zip(items, embeddings):

@@ -1,0 +1,97 @@
+"""User-supplied encoders, the way Beam's PyTorch handlers take them: a TorchScript file, or a
+state_dict plus the model's class and constructor arguments.
+
+Calling conventions (the model's ``forward``):
+- ``*_image``: a float32 (N, 3, H, W) batch in [0, 1] from the pipeline's uint8 RGB views -> (N, output_dim);
+- ``*_audio``: a zero-padded float32 (N, T) batch of mono waveforms and an int64 (N,) tensor of their
+  lengths -> (N, output_dim).
+``encode.<modality>.weights`` is the file, ``output_dim`` the embedding size; ``state_dict_*`` also
+need ``model_class`` ("package.module:Class") and ``model_kwargs`` (a JSON object).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import numpy as np
+
+from mmfeat.extractors.encoders import register_encoder
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec
+
+
+def load_torchscript(config: EncoderConfig) -> Any:
+    import torch
+
+    if not config.weights:
+        raise ValueError(f"encoder {config.name!r} needs weights: the path of a TorchScript file")
+    return torch.jit.load(config.weights, map_location="cpu").eval()
+
+
+def load_state_dict(config: EncoderConfig) -> Any:
+    import torch
+
+    if not config.weights or not config.model_class:
+        raise ValueError(f"encoder {config.name!r} needs weights (a state_dict file) and model_class (package.module:Class)")
+    module_name, _, class_name = config.model_class.partition(":")
+    model_type = getattr(importlib.import_module(module_name), class_name)
+    model = model_type(**json.loads(config.model_kwargs or "{}"))
+    model.load_state_dict(torch.load(config.weights, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def image_as_is(image: np.ndarray) -> np.ndarray:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+def forward_image(model: Any, batch_uint8: Any) -> Any:
+    return model(batch_uint8.permute(0, 3, 1, 2).float().div_(255.0))
+
+
+def waveform_as_is(waveform: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(waveform, dtype=np.float32).reshape(-1)
+
+
+def collate_waveforms(waveforms: list[np.ndarray]) -> tuple[Any, Any]:
+    """Zero-pad to the longest: (N, T) float32 and (N,) int64 lengths."""
+    import torch
+
+    lengths = np.array([len(w) for w in waveforms], dtype=np.int64)
+    padded = np.zeros((len(waveforms), int(lengths.max())), dtype=np.float32)
+    for row, waveform in enumerate(waveforms):
+        padded[row, : len(waveform)] = waveform
+    return torch.from_numpy(padded), torch.from_numpy(lengths)
+
+
+def forward_audio(model: Any, batch: tuple[Any, Any]) -> Any:
+    waveforms, lengths = batch
+    return model(waveforms, lengths)
+
+
+for _kind, _load in (("torchscript", load_torchscript), ("state_dict", load_state_dict)):
+    register_encoder(
+        EncoderSpec(
+            name=f"{_kind}_image",
+            modality="image",
+            output_dim=0,  # from the config's output_dim
+            load=_load,
+            preprocess=image_as_is,
+            forward=forward_image,
+            requires=("torch",),
+        )
+    )
+    register_encoder(
+        EncoderSpec(
+            name=f"{_kind}_audio",
+            modality="audio",
+            output_dim=0,
+            load=_load,
+            preprocess=waveform_as_is,
+            forward=forward_audio,
+            collate=collate_waveforms,
+            requires=("torch",),
+        )
+    )

@@ -1,0 +1,27 @@
+"""Tiny torch models for the user-supplied-encoder tests (importable as tests.encoder_models)."""
+
+import torch
+from torch import nn
+
+
+class TinyAudioNet(nn.Module):
+    """(N, T) padded waveforms + lengths -> (N, 4): masked mean, std, max |x| and duration in seconds."""
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = (torch.arange(waveforms.shape[1])[None, :] < lengths[:, None]).float()
+        count = lengths.float().clamp(min=1)
+        mean = (waveforms * mask).sum(dim=1) / count
+        var = (((waveforms - mean[:, None]) * mask) ** 2).sum(dim=1) / count
+        peak = (waveforms.abs() * mask).amax(dim=1)
+        return torch.stack([mean, var.sqrt(), peak, lengths.float() / 16000.0], dim=1)
+
+
+class TinyImageNet(nn.Module):
+    """(N, 3, H, W) in [0, 1] -> (N, channels): one convolution, global average pooling."""
+
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, kernel_size=3)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.conv(images).mean(dim=(2, 3))

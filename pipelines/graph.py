@@ -21,7 +21,7 @@ from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.transforms.dedupe import DropDuplicates
 from mmfeat.pipelines.transforms.manifest import WriteManifest
 from mmfeat.pipelines.transforms.shard import AssignShards
-from mmfeat.pipelines.transforms.stage import REJECTS, Row, Stage, WorkItem, run_stages
+from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
 from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, PrepareText, apply_vocabulary
 from mmfeat.pipelines.transforms.write import WriteShards
 from mmfeat.schemas.records import Reject
@@ -67,9 +67,8 @@ def build_feature_pipeline(
     out = str(dataset_dir)
     parsed = pipeline | "ListUnits" >> beam.Create(list(graph.units)) | "Parse" >> beam.FlatMap(graph.parse)
     prepare_text = PrepareText(config.text, require_text=graph.require_text)
-    prepared = parsed | "PrepareText" >> beam.ParDo(prepare_text).with_outputs(REJECTS, main="ok")
-    inputs = (prepared.ok, prepared[REJECTS]) | "AllInputs" >> beam.Flatten()
-    records = prepared.ok | "RecordsOnly" >> beam.Filter(_is_record)
+    inputs = parsed | "PrepareText" >> beam.ParDo(prepare_text)  # records and rejects, one stream
+    records = inputs | "RecordsOnly" >> beam.Filter(_is_record)
     vocab = records | "Vocabulary" >> BuildVocabulary(config.vocab, str(dataset_dir / VOCAB_FILE))
     with_ids = inputs | "TokenIds" >> beam.Map(_with_token_ids, vocab=beam.pvalue.AsSingleton(vocab))
 

@@ -155,6 +155,11 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mmfeat.schemas.manifest import read_manifest
 
     options = pipeline_options(beam_args)
+    if runner_name(options) == "DaskRunner" and graph.deduplicate:
+        return _fail(
+            f"{args.dataset}: duplicate removal is not reliable on Beam's DaskRunner yet (its side inputs are computed "
+            f"from a re-executed upstream); run with --set {args.dataset}.deduplicate=false, or on DirectRunner"
+        )
     started = time.perf_counter()
     pipeline = beam.Pipeline(options=options)
     build_feature_pipeline(pipeline, graph, config, dataset_dir, runner=runner_name(options))

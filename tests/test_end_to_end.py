@@ -212,3 +212,18 @@ def test_a_user_supplied_torchscript_audio_encoder_adds_an_embedding_per_view(li
     # the model saw each clean waveform whole: its 4th output is the length in seconds
     np.testing.assert_allclose(embeddings[:, 3], table["num_samples"].to_numpy() / 16000, rtol=1e-6)
     assert (embeddings[:, 2] <= 1.0).all() and (embeddings[:, 1] > 0).all()
+
+
+def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(default_run, librispeech_root, tmp_path):
+    pytest.importorskip("distributed")
+    from tests.conftest import run_librispeech
+
+    dask = run_librispeech(librispeech_root, tmp_path, "--runner=dask")
+    assert "DaskRunner" in dask.stdout
+    assert tree_bytes(dask.dataset_dir, "*/*.parquet") == tree_bytes(default_run.dataset_dir, "*/*.parquet")
+    assert read_manifest(dask.dataset_dir)["counts"] == read_manifest(default_run.dataset_dir)["counts"]
+
+
+def test_coco_refuses_the_dask_runner_while_deduplication_is_unreliable_there(tmp_path, coco_root):
+    run = run_cli("run", "coco", "--input", str(coco_root), "--output", str(tmp_path), "--runner=dask")
+    assert run.returncode == 2 and "coco.deduplicate=false" in run.stderr

@@ -14,7 +14,6 @@ from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.threads import single_threaded_math
 from mmfeat.schemas.records import Reject, ShardKey
 
-REJECTS = "rejects"
 METRICS_NAMESPACE = "mmfeat"
 _log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ import pyarrow as pa
 
 from mmfeat.extractors.text import TextConfig, Tokenizer, VocabConfig, Vocabulary, normalize_and_tokenize
 from mmfeat.pipelines.io import write_text_atomically
-from mmfeat.pipelines.transforms.stage import REJECTS
 from mmfeat.schemas.fields import TEXT_FIELDS
 from mmfeat.schemas.records import PreparedText, Reject
 
@@ -50,7 +49,8 @@ class PrepareText(beam.DoFn):
     """Sets ``prepared`` on records from their ``raw_texts`` (normalised text, tokens, lemmas).
 
     With ``require_text`` a record whose texts are all empty after normalisation is rejected
-    (``text_empty``); without it such a record passes on with empty token lists.
+    (``text_empty``); without it such a record passes on with empty token lists. Rejects stay in
+    the one output stream (Beam's DaskRunner merges tagged outputs into the main one).
     """
 
     def __init__(self, config: TextConfig, *, require_text: bool = True) -> None:
@@ -70,10 +70,7 @@ class PrepareText(beam.DoFn):
             raw = record.raw_texts
             detail = f"no tokens in {raw[0][:80]!r}" if raw else "no text"
             detail += f" or its {len(raw) - 1} other texts" if len(raw) > 1 else ""
-            yield beam.pvalue.TaggedOutput(
-                REJECTS,
-                Reject(record.sample_id, record.split, record.source_path, stage="text", reason="text_empty", detail=detail),
-            )
+            yield Reject(record.sample_id, record.split, record.source_path, stage="text", reason="text_empty", detail=detail)
             return
         texts = tuple(text for text, _ in prepared)
         lemmas = tuple(tuple(self._tokenizer.lemmas(t)) if t else () for t in texts) if self.config.lemmatize else None

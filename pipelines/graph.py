@@ -18,12 +18,13 @@ import apache_beam as beam
 import pyarrow as pa
 
 from mmfeat.pipelines.config import PipelineConfig
+from mmfeat.pipelines.resume import shard_name_of
 from mmfeat.pipelines.transforms.dedupe import DropDuplicates
 from mmfeat.pipelines.transforms.manifest import WriteManifest
 from mmfeat.pipelines.transforms.shard import AssignShards
 from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
 from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, PrepareText, apply_vocabulary
-from mmfeat.pipelines.transforms.write import WriteShards
+from mmfeat.pipelines.transforms.write import ShardResult, WriteShards
 from mmfeat.schemas.records import Reject
 from mmfeat.schemas.stats import StatsSpec
 
@@ -61,7 +62,13 @@ def _to_row(item: Any, record_columns: Callable[[Any], dict[str, Any]]) -> tuple
 
 
 def build_feature_pipeline(
-    pipeline: beam.Pipeline, graph: FeatureGraph, config: PipelineConfig, dataset_dir: Path, *, runner: str
+    pipeline: beam.Pipeline,
+    graph: FeatureGraph,
+    config: PipelineConfig,
+    dataset_dir: Path,
+    *,
+    runner: str,
+    completed: Sequence[ShardResult] = (),
 ) -> None:
     """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``."""
     out = str(dataset_dir)
@@ -74,10 +81,16 @@ def build_feature_pipeline(
 
     # From here on one linear, fused chain per shard: no Flatten, no materialised features.
     sharded = with_ids | "AssignShards" >> AssignShards(config.output.rows_per_shard)
+    if completed:  # resume: shards written by an interrupted run are neither redone nor rewritten
+        done = frozenset(result.name for result in completed)
+        sharded = sharded | "SkipCompletedShards" >> beam.Filter(lambda e, done=done: shard_name_of(e) not in done)
     processed = run_stages(sharded, graph.stages)
     outcomes = processed | "ToRow" >> beam.Map(_to_row, record_columns=graph.record_columns)
     writer = WriteShards(out, graph.schema, config.output, fingerprints=graph.deduplicate, stats=graph.stats)
     results = outcomes | "WriteShards" >> beam.ParDo(writer)
+    if completed:
+        earlier = pipeline | "CompletedShards" >> beam.Create(list(completed))
+        results = (results, earlier) | "AllShards" >> beam.Flatten()  # light results only
     leakage = None
     if graph.deduplicate:
         results, leakage = results | "DropDuplicates" >> DropDuplicates(

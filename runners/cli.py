@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         help="override one setting, e.g. --set mfcc.n_mfcc=13 (repeatable)",
     )
     run.add_argument("--overwrite", action="store_true", help="replace an existing OUT/<dataset>/ instead of refusing")
+    run.add_argument(
+        "--resume", action="store_true", help="finish an interrupted run in OUT/<dataset>/: completed shards are kept, not redone"
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar (the summary is still printed)")
 
     inspect = commands.add_parser("inspect", help="print a run's counts, its schema and a few decoded rows")
@@ -127,6 +130,7 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mmfeat.pipelines.registry import DATASETS
     from mmfeat.pipelines.sources.base import LayoutError
     from mmfeat.runners.config import ConfigError, load_config
+    from mmfeat.schemas.manifest import read_manifest
 
     unknown = [a for a in beam_args if not a.startswith("--")]
     if unknown:
@@ -139,12 +143,25 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     except (ConfigError, LayoutError) as err:
         return _fail(str(err))
 
+    from mmfeat.pipelines.resume import ResumeError, is_complete, start_run
+    from mmfeat.runners.summary import format_counts
+
     dataset_dir = args.output.expanduser().resolve() / args.dataset
+    if args.resume and args.overwrite:
+        return _fail("--resume and --overwrite exclude each other")
     if dataset_dir.exists() and any(dataset_dir.iterdir()):
-        if not args.overwrite:
-            return _fail(f"{dataset_dir} already holds output; pass --overwrite to replace it")
-        shutil.rmtree(dataset_dir)
-    dataset_dir.mkdir(parents=True, exist_ok=True)
+        if args.resume and is_complete(dataset_dir):
+            print(format_counts(read_manifest(dataset_dir), dataset_dir))
+            print("  (already complete: nothing to resume)")
+            return 0
+        if not (args.overwrite or args.resume):
+            return _fail(f"{dataset_dir} already holds output; pass --resume to finish it or --overwrite to replace it")
+        if args.overwrite:
+            shutil.rmtree(dataset_dir)
+    try:
+        completed = start_run(dataset_dir, dataset=args.dataset, config_sha256=config.digest(), resume=args.resume)
+    except ResumeError as err:
+        return _fail(str(err))
 
     import apache_beam as beam
 
@@ -152,7 +169,6 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mmfeat.runners.options import pipeline_options, runner_name
     from mmfeat.runners.progress import ShardProgress
     from mmfeat.runners.summary import format_summary
-    from mmfeat.schemas.manifest import read_manifest
 
     options = pipeline_options(beam_args)
     if runner_name(options) == "DaskRunner" and graph.deduplicate:
@@ -162,7 +178,7 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         )
     started = time.perf_counter()
     pipeline = beam.Pipeline(options=options)
-    build_feature_pipeline(pipeline, graph, config, dataset_dir, runner=runner_name(options))
+    build_feature_pipeline(pipeline, graph, config, dataset_dir, runner=runner_name(options), completed=completed)
     with ShardProgress(dataset_dir, total=listing.expected_examples(), enabled=not args.no_progress and sys.stderr.isatty()):
         result = pipeline.run()
         result.wait_until_finish()

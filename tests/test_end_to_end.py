@@ -227,3 +227,37 @@ def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(default_run, lib
 def test_coco_refuses_the_dask_runner_while_deduplication_is_unreliable_there(tmp_path, coco_root):
     run = run_cli("run", "coco", "--input", str(coco_root), "--output", str(tmp_path), "--runner=dask")
     assert run.returncode == 2 and "coco.deduplicate=false" in run.stderr
+
+
+def test_resume_finishes_an_interrupted_run_without_redoing_finished_shards(librispeech_root, tmp_path):
+    import shutil
+
+    from tests.conftest import run_librispeech
+
+    small = ("--set", "output.rows_per_shard=4")
+    full = run_librispeech(librispeech_root, tmp_path / "full", *small)
+    shutil.copytree(full.output, tmp_path / "cut")
+    cut = tmp_path / "cut" / "librispeech"
+    # what a kill leaves: no manifest, one shard without its marker and files, a writer's temporary file
+    (cut / "_manifest.json").unlink()
+    lost = sorted((cut / "_shards").glob("train-clean-100-*.json"))[1]
+    lost.unlink()
+    for path in cut.rglob(f"{lost.stem}.parquet"):
+        path.unlink()
+    (cut / "train-clean-100" / ".half-written.parquet.0a1b.tmp").write_bytes(b"PAR1")
+    kept = sorted((cut / "train-clean-100").glob("*.parquet"))[0]
+    kept_mtime = kept.stat().st_mtime_ns
+
+    refused = run_cli("run", "librispeech", "--input", str(librispeech_root), "--output", str(tmp_path / "cut"), *small)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    args = ("run", "librispeech", "--input", str(librispeech_root), "--output", str(tmp_path / "cut"), "--resume")
+    other = run_cli(*args, "--set", "mfcc.n_mfcc=13")
+    assert other.returncode == 2 and "another run" in other.stderr  # a different configuration is not mixed in
+
+    run_librispeech(librispeech_root, tmp_path / "cut", *small, "--resume")
+    assert tree_bytes(cut, "*/*.parquet") == tree_bytes(full.dataset_dir, "*/*.parquet")
+    assert kept.stat().st_mtime_ns == kept_mtime  # a finished shard is not rewritten
+    assert not list(cut.rglob("*.tmp"))
+    assert read_manifest(cut)["counts"] == read_manifest(full.dataset_dir)["counts"]
+    again = run_librispeech(librispeech_root, tmp_path / "cut", *small, "--resume")
+    assert "already complete" in again.stdout

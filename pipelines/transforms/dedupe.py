@@ -76,6 +76,9 @@ class PruneShard(beam.DoFn):
         dropped = {m.sample_id: m for m in drops}
         table = pq.read_table(self.dataset_dir / result.path)
         mask = pc.is_in(table["sample_id"], value_set=pa.array(sorted(dropped)))
+        if not pc.any(mask).as_py():  # already pruned by an earlier, interrupted run (resume)
+            yield dataclasses.replace(result, fingerprints=())
+            return
         removed = table.filter(mask)
         kept = table.filter(pc.invert(mask))
         sources = dict(zip(removed["sample_id"].to_pylist(), removed["source_path"].to_pylist()))
@@ -102,11 +105,11 @@ class PruneShard(beam.DoFn):
             rejected_by_reason=dict(sorted(reasons.items())),
             rejects_path=rejects_path,
             reject_rows=result.reject_rows + len(new_rejects),
-            fingerprints=(),
+            fingerprints=tuple(f for f in result.fingerprints if f[0] not in dropped),  # kept in the marker, for a resume
             stats=shard_statistics(kept, self.stats) if self.stats is not None and kept.num_rows else None,
         )
         write_text_atomically(self.dataset_dir / SHARD_MARKERS_DIR / f"{result.name}.json", pruned.marker())
-        yield pruned
+        yield dataclasses.replace(pruned, fingerprints=())
 
 
 def _reject_of(match: Match, split: str, source_path: str) -> Reject:

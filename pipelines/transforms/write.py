@@ -55,8 +55,14 @@ class ShardResult:
     stats: dict[str, Any] | None = None  # sufficient statistics of the rows (``schemas.stats``)
 
     def marker(self) -> str:
-        """The ``_shards/<name>.json`` completion marker (without fingerprints and statistics)."""
-        return json.dumps({k: v for k, v in asdict(self).items() if k not in ("fingerprints", "stats")}, sort_keys=True)
+        """The ``_shards/<name>.json`` completion marker: the whole result, so a resumed run can reuse it."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_marker(cls, text: str) -> ShardResult:
+        data = json.loads(text)
+        data["fingerprints"] = tuple(tuple(f) for f in data.get("fingerprints", ()))
+        return cls(**data)
 
 
 @dataclass

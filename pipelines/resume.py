@@ -1,0 +1,68 @@
+"""Resuming an interrupted run at shard granularity.
+
+A shard is done when its ``_shards/<name>.json`` marker exists (it is written after the shard's
+Parquet files, atomically). A resumed run reads the markers, skips those shards' examples right
+after sharding (so their files are neither decoded nor rewritten), and feeds the markers' results
+to deduplication and the manifest as if the shards had just been written. Shard contents are
+deterministic, so the resumed output equals an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mmfeat.pipelines.transforms.write import SHARD_MARKERS_DIR, ShardResult
+from mmfeat.schemas.manifest import MANIFEST_FILE
+
+RUN_FILE = "_run.json"  # which dataset and configuration wrote this folder
+
+
+class ResumeError(ValueError):
+    """The existing output cannot be resumed with this run's settings."""
+
+
+def start_run(dataset_dir: Path, *, dataset: str, config_sha256: str, resume: bool) -> list[ShardResult]:
+    """Record this run's identity; on resume, check it matches and return the completed shards."""
+    run_file = dataset_dir / RUN_FILE
+    identity = {"dataset": dataset, "config_sha256": config_sha256}
+    completed: list[ShardResult] = []
+    if resume and run_file.is_file():
+        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        if previous != identity:
+            raise ResumeError(
+                f"{dataset_dir} was written by another run ({previous}); resume needs the same dataset and configuration"
+            )
+        completed = completed_shards(dataset_dir)
+    remove_temporaries(dataset_dir)
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    run_file.write_text(json.dumps(identity), encoding="utf-8")
+    return completed
+
+
+def completed_shards(dataset_dir: Path) -> list[ShardResult]:
+    """Results of the shards whose marker exists and whose files are all present (partial shards are redone)."""
+    out = []
+    for marker in sorted((dataset_dir / SHARD_MARKERS_DIR).glob("*.json")):
+        result = ShardResult.from_marker(marker.read_text(encoding="utf-8"))
+        files = [p for p in (result.path, result.rejects_path) if p]
+        if not result.partial and all((dataset_dir / p).is_file() for p in files):
+            out.append(result)
+    return out
+
+
+def remove_temporaries(dataset_dir: Path) -> None:
+    """Hidden ``.<name>.<uuid>.tmp`` files a killed writer left behind."""
+    for path in dataset_dir.rglob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
+def is_complete(dataset_dir: Path) -> bool:
+    return (dataset_dir / MANIFEST_FILE).is_file()
+
+
+def shard_name_of(element: Any) -> str:
+    """The shard of a post-sharding element: a WorkItem, or a ``(ShardKey, Reject)`` pair."""
+    key = element.shard if hasattr(element, "shard") else element[0]
+    return key.name

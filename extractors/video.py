@@ -65,6 +65,7 @@ class VideoSource:
             raise Rejected("video_unreadable", f"decord cannot open {Path(self.path).name}: {message}") from err
         if len(self.timestamps) == 0:
             raise Rejected("video_unreadable", f"{Path(self.path).name} has no video frames")
+        self.has_audio = avi_has_audio_stream(self.path)  # read once per video, not per segment
 
     @property
     def duration_s(self) -> float:

@@ -20,7 +20,7 @@ from mmfeat.extractors.augment.video import jittered_times, render_clip, sample_
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.seeding import derive_seed
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry
-from mmfeat.extractors.video import FramesConfig, VideoSource, avi_has_audio_stream, fit_square, read_video_audio_span
+from mmfeat.extractors.video import FramesConfig, VideoSource, fit_square, read_video_audio_span
 from mmfeat.pipelines.transforms.image import IMAGE_AUGMENT_TYPE
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
 
@@ -117,7 +117,7 @@ class ExtractFrames(Stage):
         item.columns.update(
             frames=frames,
             frame_timestamps_s=timestamps.tolist(),
-            video_has_audio=avi_has_audio_stream(record.video_path),
+            video_has_audio=source.has_audio,
             video_augment=recorded,
         )
         yield item

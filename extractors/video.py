@@ -112,33 +112,38 @@ def avi_has_audio_stream(path: str | Path) -> bool | None:
     return re.search(rb"strh.{4}auds", head, re.DOTALL) is not None  # chunk id, 4-byte size, stream type
 
 
-def read_video_audio_span(path: str | Path, start_s: float, end_s: float | None, *, sample_rate: int, tolerance_s: float = 0.1):
-    """The audio track of a video container over [start_s, end_s), resampled to ``sample_rate`` by decord.
+class VideoAudioTrack:
+    """The audio track of a video container, decoded once (resampled to ``sample_rate`` by decord).
 
-    For datasets whose utterances have no separate audio file. Returns ``extractors.audio.DecodedAudio``;
-    a video without an audio stream is rejected (``video_has_no_audio``), a span outside it too.
+    For datasets whose utterances have no separate audio file: a stage keeps the current dialog's
+    track and cuts every utterance's span from it. A video without an audio stream is rejected
+    (``video_has_no_audio``).
     """
-    import decord
 
-    from mmfeat.extractors.audio import DecodedAudio
+    def __init__(self, path: str | Path, *, sample_rate: int) -> None:
+        import decord
 
-    name = Path(path).name
-    try:
-        reader = decord.AudioReader(str(path), ctx=decord.cpu(0), sample_rate=sample_rate, mono=False)
-        total = reader.shape[1]
-        first = round(start_s * sample_rate)
-        last = round(end_s * sample_rate) if end_s is not None else total
-        if first >= total or last > total + tolerance_s * sample_rate or last <= first:
-            raise Rejected(
-                "segment_out_of_range", f"[{start_s:.3f}, {end_s}] s is outside {name}'s {total / sample_rate:.3f} s of audio"
-            )
-        samples = reader[first : min(last, total)].asnumpy().T.astype(np.float32)
-    except decord.DECORDError as err:
-        if "audio stream" in str(err):
-            raise Rejected("video_has_no_audio", f"{name} has no audio stream and no separate audio file") from err
-        raise Rejected(
-            "audio_undecodable", f"decord cannot read {name}'s audio: {str(err).replace(str(path), name)[:200]}"
-        ) from err
-    if not np.isfinite(samples).all():
-        raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
-    return DecodedAudio(samples=np.ascontiguousarray(samples), sample_rate=sample_rate, subtype="from-video")
+        self.path, self.sample_rate = str(path), sample_rate
+        name = Path(path).name
+        try:
+            reader = decord.AudioReader(self.path, ctx=decord.cpu(0), sample_rate=sample_rate, mono=False)
+            self.samples = np.ascontiguousarray(reader[0 : reader.shape[1]].asnumpy().T, dtype=np.float32)  # (n, channels)
+        except decord.DECORDError as err:
+            if "audio stream" in str(err):
+                raise Rejected("video_has_no_audio", f"{name} has no audio stream and no separate audio file") from err
+            message = str(err).replace(self.path, name)[:200]
+            raise Rejected("audio_undecodable", f"decord cannot read {name}'s audio: {message}") from err
+        if not np.isfinite(self.samples).all():
+            raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
+
+    def span(self, start_s: float, end_s: float | None, *, tolerance_s: float = 0.1):
+        """[start_s, end_s) of the track as ``extractors.audio.DecodedAudio``; outside it: ``segment_out_of_range``."""
+        from mmfeat.extractors.audio import DecodedAudio
+
+        rate, total = self.sample_rate, len(self.samples)
+        first = round(start_s * rate)
+        last = round(end_s * rate) if end_s is not None else total
+        if first >= total or last > total + tolerance_s * rate or last <= first:
+            detail = f"[{start_s:.3f}, {end_s}] s is outside {Path(self.path).name}'s {total / rate:.3f} s of audio"
+            raise Rejected("segment_out_of_range", detail)
+        return DecodedAudio(samples=self.samples[first : min(last, total)], sample_rate=rate, subtype="from-video")

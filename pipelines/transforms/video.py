@@ -20,7 +20,7 @@ from mmfeat.extractors.augment.video import jittered_times, render_clip, sample_
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.seeding import derive_seed
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry
-from mmfeat.extractors.video import FramesConfig, VideoSource, fit_square, read_video_audio_span
+from mmfeat.extractors.video import FramesConfig, VideoAudioTrack, VideoSource, fit_square
 from mmfeat.pipelines.transforms.image import IMAGE_AUGMENT_TYPE
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
 
@@ -57,12 +57,15 @@ class CleanSegmentAudio(Stage):
         super().__init__()
         self.config = dataclasses.replace(config, trim_top_db=None)
 
+    def setup(self) -> None:
+        super().setup()
+        self._track: VideoAudioTrack | Rejected | None = None  # the current dialog's video track (or why it failed)
+        self._track_path: str | None = None
+
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         record = item.record
         if record.audio_from_video:
-            decoded = read_video_audio_span(
-                record.audio_path, record.audio_start_s, record.audio_end_s, sample_rate=self.config.sample_rate
-            )
+            decoded = self._video_track(record.audio_path).span(record.audio_start_s, record.audio_end_s)
         else:
             decoded = read_audio_span(record.audio_path, record.audio_start_s, record.audio_end_s)
         clean = clean_samples(decoded, self.config)
@@ -74,6 +77,18 @@ class CleanSegmentAudio(Stage):
         )
         item.arrays["waveform"] = clean.waveform
         yield item
+
+    def _video_track(self, path: str) -> VideoAudioTrack:
+        """Decode a video's audio track once for all its utterances (they arrive together, sorted by dialog)."""
+        if self._track_path != path:
+            self._track_path = path
+            try:
+                self._track = VideoAudioTrack(path, sample_rate=self.config.sample_rate)
+            except Rejected as err:
+                self._track = err
+        if isinstance(self._track, Rejected):
+            raise self._track
+        return self._track
 
 
 class ExtractFrames(Stage):

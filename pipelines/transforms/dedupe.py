@@ -43,8 +43,7 @@ class DedupePlan:
 def plan_deduplication(results: list[ShardResult], *, near_distance: int | None) -> DedupePlan:
     shard_of: dict[tuple[str, str], str] = {}
     prints = []
-    unique = {result.name: result for result in results}  # a runner may deliver a result twice (Beam's DaskRunner does)
-    for result in unique.values():
+    for result in results:
         for sample_id, sha, phash in result.fingerprints:
             shard_of[(result.split, sample_id)] = result.name
             prints.append(Fingerprint(result.split, sample_id, sha, phash))

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   ?= /tmp/mmfeat-demo
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean wheel container
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,19 @@ bench: venv
 	$(BIN)/python benchmarks/encoders.py
 	$(BIN)/python benchmarks/coco.py
 
+# The wheel remote workers install (--extra_package), and the worker image (--sdk_container_image).
+wheel: venv
+	rm -rf dist
+	$(BIN)/python -m pip wheel --no-deps --disable-pip-version-check -q -w dist .
+	@ls dist/*.whl
+
+IMAGE ?= $(shell $(BIN)/python -c "from mmfeat.runners.packaging import default_image; print(default_image())" 2>/dev/null)
+container: wheel
+	docker build -f container/Dockerfile -t $(IMAGE) \
+	  --build-arg PYTHON_VERSION=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+	  --build-arg BEAM_VERSION=$$($(BIN)/python -c 'import apache_beam; print(apache_beam.__version__)') \
+	  $(if $(TORCH_INDEX_URL),--build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL)) .
+	@echo "built $(IMAGE): push it to a registry your workers can pull from, then pass --sdk_container_image=REGISTRY/$(IMAGE)"
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

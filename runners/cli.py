@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shutil
 import sys
 import time
@@ -11,8 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EPILOG_RUN = """\
-Any other flag is passed to Apache Beam, e.g.:
-  --runner DirectRunner (default)   --direct_num_workers 2   --direct_running_mode multi_processing
+Any other flag is passed to Apache Beam. Runners (short names; README "Scaling out"):
+  direct (default)   --direct_num_workers 2 --direct_running_mode multi_processing
+  dask               [--dask_client_address HOST:PORT | --dask_workers N (local cluster)]
+  flink              --flink_master HOST:PORT [--sdk_container_image IMAGE]
+  dataflow           --project P --region R --temp_location gs://B/tmp [--sdk_container_image IMAGE]
+                     [--worker_gpu nvidia-l4[:COUNT] --machine_type g2-standard-8]
+Without --sdk_container_image, flink/dataflow workers install mmfeat's wheel (built from this checkout).
 Config precedence: built-in defaults < --config FILE < --set key=value (see `mmfeat config`).
 Output: OUT/<dataset>/<split>/*.parquet, OUT/<dataset>/rejects/*.parquet, vocab.json, _manifest.json (last).
 """
@@ -126,15 +132,24 @@ def _feature_graph(dataset: str, listing, config):
     return graph
 
 
+def _stray_argument(beam_args: Sequence[str]) -> str | None:
+    """The first argument that is neither a ``--flag`` nor the value of the flag just before it."""
+    previous = None
+    for arg in beam_args:
+        if not arg.startswith("-") and not (previous and previous.startswith("--") and "=" not in previous):
+            return arg
+        previous = None if not arg.startswith("-") else arg
+    return None
+
+
 def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mmfeat.pipelines.registry import DATASETS
     from mmfeat.pipelines.sources.base import LayoutError
     from mmfeat.runners.config import ConfigError, load_config
-    from mmfeat.schemas.manifest import read_manifest
 
-    unknown = [a for a in beam_args if not a.startswith("--")]
-    if unknown:
-        return _fail(f"unexpected argument {unknown[0]!r} (Beam flags look like --name=value)")
+    stray = _stray_argument(beam_args)
+    if stray is not None:
+        return _fail(f"unexpected argument {stray!r} (Beam flags look like --name=value or --name value)")
     try:
         config = load_config(args.dataset, path=args.config, overrides=args.overrides)
         _preflight(config)
@@ -143,9 +158,48 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     except (ConfigError, LayoutError) as err:
         return _fail(str(err))
 
-    from mmfeat.pipelines.resume import ResumeError, is_complete, start_run
-    from mmfeat.runners.summary import format_counts
+    remote = [f"{flag} {path}" for flag, path in (("--input", args.input), ("--output", args.output)) if _is_url(path)]
+    if remote:
+        return _fail(
+            f"{remote[0]}: remote filesystems are not supported yet; mount the bucket (gcsfuse, s3fs, NFS) at the "
+            "same path on this machine and on every worker, and pass that path"
+        )
 
+    from mmfeat.runners.packaging import PackagingError
+    from mmfeat.runners.presets import PresetError, runner_options
+
+    try:
+        with runner_options(beam_args) as options:
+            return _run_pipeline(args, options, config, listing, graph)
+    except (PresetError, PackagingError) as err:
+        return _fail(str(err))
+
+
+def _is_url(path: Path) -> bool:
+    """``gs://b/x`` given as a path (argparse's Path turns it into ``gs:/b/x``)."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:/", str(path)) is not None
+
+
+def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> int:
+    """Check the output folder, then run the graph on the configured runner and print the summary."""
+    import apache_beam as beam
+
+    from mmfeat.pipelines.graph import build_feature_pipeline
+    from mmfeat.pipelines.resume import ResumeError, is_complete, start_run
+    from mmfeat.runners.options import runner_name
+    from mmfeat.runners.presets import REMOTE_RUNNERS
+    from mmfeat.runners.progress import ShardProgress
+    from mmfeat.runners.summary import format_counts, format_summary
+    from mmfeat.schemas.manifest import read_manifest
+
+    runner = runner_name(options)
+    if runner == "DaskRunner" and graph.deduplicate:
+        return _fail(
+            f"{args.dataset}: duplicate removal is not reliable on Beam's DaskRunner yet (its side inputs are computed "
+            f"from a re-executed upstream); run with --set {args.dataset}.deduplicate=false, or on DirectRunner"
+        )
+    if runner in REMOTE_RUNNERS:
+        print(f"mmfeat: {runner} workers must see {args.input} and {args.output} at these same paths", file=sys.stderr)
     dataset_dir = args.output.expanduser().resolve() / args.dataset
     if args.resume and args.overwrite:
         return _fail("--resume and --overwrite exclude each other")
@@ -163,28 +217,33 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     except ResumeError as err:
         return _fail(str(err))
 
-    import apache_beam as beam
-
-    from mmfeat.pipelines.graph import build_feature_pipeline
-    from mmfeat.runners.options import pipeline_options, runner_name
-    from mmfeat.runners.progress import ShardProgress
-    from mmfeat.runners.summary import format_summary
-
-    options = pipeline_options(beam_args)
-    if runner_name(options) == "DaskRunner" and graph.deduplicate:
-        return _fail(
-            f"{args.dataset}: duplicate removal is not reliable on Beam's DaskRunner yet (its side inputs are computed "
-            f"from a re-executed upstream); run with --set {args.dataset}.deduplicate=false, or on DirectRunner"
-        )
     started = time.perf_counter()
     pipeline = beam.Pipeline(options=options)
-    build_feature_pipeline(pipeline, graph, config, dataset_dir, runner=runner_name(options), completed=completed)
-    with ShardProgress(dataset_dir, total=listing.expected_examples(), enabled=not args.no_progress and sys.stderr.isatty()):
-        result = pipeline.run()
-        result.wait_until_finish()
+    build_feature_pipeline(pipeline, graph, config, dataset_dir, runner=runner, completed=completed)
+    try:
+        with ShardProgress(dataset_dir, total=listing.expected_examples(), enabled=not args.no_progress and sys.stderr.isatty()):
+            result = pipeline.run()
+            state = result.wait_until_finish()
+    except Exception as err:  # a worker killed, a runner failure: what is finished stays, the manifest is not written
+        logging.getLogger("mmfeat").debug("pipeline failed", exc_info=True)
+        return _run_failed(dataset_dir, f"{type(err).__name__}: {err}")
+    if str(state).rsplit(".", 1)[-1] not in ("DONE", "None"):
+        return _run_failed(dataset_dir, f"the runner finished in state {state}")
     wall = time.perf_counter() - started
     print(format_summary(read_manifest(dataset_dir), dataset_dir, wall))
     return 0
+
+
+def _run_failed(dataset_dir: Path, reason: str) -> int:
+    """A run that did not finish: say so, and how to finish it without redoing the completed shards."""
+    first_line = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
+    print(
+        f"mmfeat: error: the pipeline failed ({first_line[:300]}).\n"
+        f"  Shards completed so far are kept in {dataset_dir}; no manifest was written.\n"
+        "  Run the same command again with --resume to finish it.",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _inspect(args: argparse.Namespace) -> int:

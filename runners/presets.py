@@ -1,0 +1,180 @@
+"""Runner presets: what ``--runner direct|dask|flink|dataflow`` needs beyond the runner's name.
+
+Each preset turns the user's Beam flags into complete options, fills in what the project knows
+(how workers get ``mmfeat``, the GPU service option's syntax, a local Dask cluster's size) and
+refuses, before anything starts, a run that is missing what the runner cannot work without:
+
+- ``dask``: Beam's DaskRunner with :mod:`mmfeat.runners.dask_fix`. ``--dask_client_address
+  HOST:PORT`` uses that cluster; without it a local ``dask.distributed`` cluster of
+  ``--dask_workers`` single-threaded worker processes is started for the run (default: one per CPU).
+- ``flink``: Beam's FlinkRunner (portable; its job server jar comes from Maven unless
+  ``--flink_job_server_jar`` is given). Needs ``--flink_master``. Workers run in Docker (Beam's
+  default environment) from ``--sdk_container_image`` or, without one, install the wheel staged
+  with ``--extra_package`` (built from this checkout when none is given).
+- ``dataflow``: Beam's DataflowRunner. Needs ``--project``, ``--region`` and a ``gs://``
+  ``--temp_location``; packaging as for Flink (with a custom image, ``--sdk_location=container``).
+  ``--worker_gpu TYPE[:COUNT]`` (with ``--machine_type``) attaches GPUs through the
+  ``worker_accelerator`` service option, with the NVIDIA driver installed (and NVIDIA MPS for a
+  single GPU, so the worker's SDK processes share it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from apache_beam.options.pipeline_options import (
+    DebugOptions,
+    FlinkRunnerOptions,
+    GoogleCloudOptions,
+    PipelineOptions,
+    PortableOptions,
+    SetupOptions,
+    StandardOptions,
+    WorkerOptions,
+)
+
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+RUNNER_NAMES = {
+    "direct": "DirectRunner",
+    "dask": DASK_RUNNER,
+    "daskrunner": DASK_RUNNER,
+    "flink": "FlinkRunner",
+    "dataflow": "DataflowRunner",
+}
+REMOTE_RUNNERS = ("FlinkRunner", "DataflowRunner")
+
+
+class PresetError(ValueError):
+    """The runner cannot work with these flags; the message says which flag to give."""
+
+
+class MmfeatRunnerOptions(PipelineOptions):
+    """Flags of the presets themselves (not Beam's)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument(
+            "--dask_workers",
+            type=int,
+            default=None,
+            help="--runner dask without --dask_client_address: worker processes of the local cluster (default: CPUs)",
+        )
+        parser.add_argument(
+            "--worker_gpu",
+            default=None,
+            help="--runner dataflow: GPUs per worker as TYPE[:COUNT], e.g. nvidia-l4 or nvidia-tesla-t4:2 (needs --machine_type)",
+        )
+
+
+def resolve_runner(options: PipelineOptions) -> str:
+    """Replace a short runner name by Beam's; DirectRunner when none is given."""
+    standard = options.view_as(StandardOptions)
+    runner = standard.runner or "DirectRunner"
+    if isinstance(runner, str):
+        runner = RUNNER_NAMES.get(runner.lower(), runner)
+    standard.runner = runner
+    return runner if isinstance(runner, str) else type(runner).__name__
+
+
+def configure_flink(options: PipelineOptions, wheel: Callable[[], Path]) -> None:
+    if options.view_as(FlinkRunnerOptions).flink_master in (None, "", "[auto]"):  # Beam's default: guess
+        raise PresetError("--runner flink needs --flink_master=HOST:PORT (the JobManager's REST address), or [local]")
+    portable = options.view_as(PortableOptions)
+    portable.environment_type = portable.environment_type or "DOCKER"
+    if portable.environment_type.upper() != "LOOPBACK":  # LOOPBACK runs the workers in this process
+        _stage_mmfeat(options, wheel)
+
+
+def configure_dataflow(options: PipelineOptions, wheel: Callable[[], Path]) -> None:
+    cloud = options.view_as(GoogleCloudOptions)
+    missing = [flag for flag, value in (("--project", cloud.project), ("--region", cloud.region)) if not value]
+    if missing:
+        raise PresetError(f"--runner dataflow needs {' and '.join(missing)}")
+    if not (cloud.temp_location or "").startswith("gs://"):
+        raise PresetError("--runner dataflow needs --temp_location=gs://BUCKET/PATH (Dataflow stages files there)")
+    if _stage_mmfeat(options, wheel) == "image":
+        setup = options.view_as(SetupOptions)
+        if setup.sdk_location in (None, "default"):
+            setup.sdk_location = "container"  # the image already has the SDK: do not stage another
+    gpu = options.view_as(MmfeatRunnerOptions).worker_gpu
+    if gpu:
+        if not options.view_as(WorkerOptions).machine_type:
+            raise PresetError("--worker_gpu needs --machine_type (e.g. g2-standard-8 for nvidia-l4, n1-standard-8 for T4)")
+        services = list(cloud.dataflow_service_options or [])
+        if not any(s.startswith("worker_accelerator=") for s in services):
+            services.append(worker_accelerator(gpu))
+        cloud.dataflow_service_options = services
+    debug = options.view_as(DebugOptions)
+    if not any(e.startswith("use_runner_v2") for e in debug.experiments or []):
+        debug.add_experiment("use_runner_v2")  # custom containers and the portable SDK harness need Runner v2
+
+
+def worker_accelerator(gpu: str) -> str:
+    """Dataflow's service option for ``TYPE[:COUNT]`` GPUs per worker, with the driver (and MPS for one GPU)."""
+    kind, _, count = gpu.partition(":")
+    if not kind or not (count or "1").isdigit() or int(count or "1") < 1:
+        raise PresetError(f"--worker_gpu={gpu!r}: expected TYPE[:COUNT], e.g. nvidia-l4 or nvidia-tesla-t4:2")
+    n = int(count or "1")
+    return f"worker_accelerator=type:{kind};count:{n};install-nvidia-driver" + (";use_nvidia_mps" if n == 1 else "")
+
+
+def _stage_mmfeat(options: PipelineOptions, wheel: Callable[[], Path]) -> str:
+    """How workers get mmfeat: the user's image or packages as given, else this checkout's wheel."""
+    if options.view_as(WorkerOptions).sdk_container_image:
+        return "image"
+    setup = options.view_as(SetupOptions)
+    if setup.extra_packages or setup.setup_file:
+        return "packages"
+    setup.extra_packages = [str(wheel())]
+    return "wheel"
+
+
+@contextlib.contextmanager
+def local_dask_cluster(workers: int | None) -> Iterator[str]:
+    """A local ``dask.distributed`` cluster of single-threaded worker processes; yields its address."""
+    from distributed import LocalCluster
+
+    n = workers or os.cpu_count() or 1
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+@contextlib.contextmanager
+def runner_options(beam_args: Sequence[str], *, wheel: Callable[[Path], Path] | None = None) -> Iterator[PipelineOptions]:
+    """Complete options for the runner ``beam_args`` name, with what the run needs kept alive around it.
+
+    ``wheel(dest)`` builds the worker wheel (default: :func:`mmfeat.runners.packaging.build_wheel`);
+    it is called only when a remote runner needs it, into a folder removed after the run.
+    """
+    from mmfeat.runners.packaging import build_wheel
+
+    options = PipelineOptions(list(beam_args))
+    runner = resolve_runner(options)
+    build = wheel or build_wheel
+    with contextlib.ExitStack() as stack:
+
+        def staged_wheel() -> Path:
+            folder = Path(tempfile.mkdtemp(prefix="mmfeat-wheel-"))
+            stack.callback(shutil.rmtree, folder, True)
+            return build(folder)
+
+        if runner == DASK_RUNNER:
+            from apache_beam.runners.dask.dask_runner import DaskOptions
+
+            from mmfeat.runners import dask_fix
+
+            dask_fix.install()
+
+            dask = options.view_as(DaskOptions)
+            if not dask.address:
+                dask.address = stack.enter_context(local_dask_cluster(options.view_as(MmfeatRunnerOptions).dask_workers))
+        elif runner == "FlinkRunner":
+            configure_flink(options, staged_wheel)
+        elif runner == "DataflowRunner":
+            configure_dataflow(options, staged_wheel)
+        yield options

@@ -137,11 +137,21 @@ def _stage_mmfeat(options: PipelineOptions, wheel: Callable[[], Path]) -> str:
 @contextlib.contextmanager
 def local_dask_cluster(workers: int | None) -> Iterator[str]:
     """A local ``dask.distributed`` cluster of single-threaded worker processes; yields its address."""
-    from distributed import LocalCluster
+    from distributed import LocalCluster, default_client
 
     n = workers or os.cpu_count() or 1
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        yield cluster.scheduler_address
+        try:
+            yield cluster.scheduler_address
+        finally:  # the runner's client, else it spends 30 s trying to reconnect to the stopped cluster
+            for _ in range(8):  # a closed client stops being the default one
+                try:
+                    client = default_client()
+                except ValueError:  # none left
+                    break
+                if client.scheduler.address != cluster.scheduler_address:
+                    break
+                client.close()
 
 
 @contextlib.contextmanager

@@ -11,12 +11,17 @@ The unit of work is a Parquet row group. Units are ordered (shuffled per seed an
 asked), then dealt round-robin to every (rank, DataLoader worker) pair: each row is read exactly
 once per epoch across all of them, even with fewer shards than workers. Rows are decoded to numpy
 with their shapes: tensor columns to (H, W, C)…, matrix columns to (frames, dim), vectors to (dim,).
+Each reader reads the next row groups in a background thread while its current one is consumed.
+``set_epoch`` reaches DataLoader workers that are started per epoch (the default); with
+``persistent_workers=True`` they keep the epoch they started with.
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +62,7 @@ class FeatureDataset(_Base):
         shuffle_buffer: int = 256,
         rank: int | None = None,
         world_size: int | None = None,
+        prefetch: int = 2,
     ) -> None:
         self.dataset_dir = Path(dataset_dir)
         manifest = read_manifest(self.dataset_dir)
@@ -75,6 +81,7 @@ class FeatureDataset(_Base):
         self.columns = list(columns) if columns else list(self.schema.names)
         self.shuffle, self.seed, self.shuffle_buffer = shuffle, seed, shuffle_buffer
         self.rank, self.world_size = rank, world_size
+        self.prefetch = max(1, prefetch)  # row groups read ahead in a thread (pyarrow releases the GIL)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -95,17 +102,27 @@ class FeatureDataset(_Base):
         if self.shuffle:
             np.random.default_rng([self.seed, self.epoch]).shuffle(order)
         mine = [self.units[i] for i in order[index::count]]
-        rows = (row for unit in mine for row in self._read(unit))
+        rows = (row for table in self._tables(mine) for row in _rows(table))
         if not self.shuffle:
             yield from rows
             return
         yield from _shuffled(rows, self.shuffle_buffer, np.random.default_rng([self.seed, self.epoch, index]))
 
-    def _read(self, unit: Unit) -> Iterator[dict[str, Any]]:
-        table = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=self.columns)
-        decoded = {name: decode_column(table[name]) for name in table.column_names}
-        for i in range(table.num_rows):
-            yield {name: values[i] for name, values in decoded.items()}
+    def _tables(self, units: Sequence[Unit]) -> Iterator[pa.Table]:
+        """The units' row groups in order; up to ``prefetch`` are read in a thread while one is consumed."""
+        if not units:
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = deque(pool.submit(self._read, unit) for unit in units[: self.prefetch])
+            for unit in units[self.prefetch :]:
+                table = pending.popleft().result()
+                pending.append(pool.submit(self._read, unit))
+                yield table
+            while pending:
+                yield pending.popleft().result()
+
+    def _read(self, unit: Unit) -> pa.Table:
+        return pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=self.columns)
 
     def _distributed(self) -> tuple[int, int]:
         if self.rank is not None and self.world_size is not None:
@@ -118,6 +135,12 @@ class FeatureDataset(_Base):
         except ImportError:  # pragma: no cover
             pass
         return 0, 1
+
+
+def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    decoded = {name: decode_column(table[name]) for name in table.column_names}
+    for i in range(table.num_rows):
+        yield {name: values[i] for name, values in decoded.items()}
 
 
 def _units(path: Path) -> list[Unit]:

@@ -261,3 +261,26 @@ def test_resume_finishes_an_interrupted_run_without_redoing_finished_shards(libr
     assert read_manifest(cut)["counts"] == read_manifest(full.dataset_dir)["counts"]
     again = run_librispeech(librispeech_root, tmp_path / "cut", *small, "--resume")
     assert "already complete" in again.stdout
+
+
+def test_shards_open_in_hugging_face_datasets_duckdb_and_polars(default_run, tmp_path, monkeypatch):
+    """The README's one-liners, on a real output: no mmfeat code on the reading side."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # local files only: nothing may reach for the hub
+    datasets = pytest.importorskip("datasets")
+    out = default_run.dataset_dir
+    expected = read_rows(out, "train-clean-100")
+    files = sorted(str(p) for p in (out / "train-clean-100").glob("*.parquet"))
+    train = datasets.load_dataset("parquet", data_files={"train": files}, cache_dir=str(tmp_path / "hf"))["train"]
+    assert train.num_rows == expected.num_rows
+    row = train.with_format("numpy").sort("sample_id")[0]
+    first = expected.slice(0, 1).to_pylist()[0]
+    assert row["mfcc"].shape == (first["mfcc_frames"], 40) and row["mfcc"].dtype == np.float32
+    np.testing.assert_array_equal(row["token_ids"], first["token_ids"])
+
+    duckdb = pytest.importorskip("duckdb")
+    frames = duckdb.sql(f"SELECT sample_id, len(mfcc) FROM '{out}/train-clean-100/*.parquet' ORDER BY sample_id").fetchall()
+    assert frames == list(zip(expected["sample_id"].to_pylist(), expected["mfcc_frames"].to_pylist()))
+    pl = pytest.importorskip("polars")
+    table = pl.read_parquet(f"{out}/train-clean-100/*.parquet").sort("sample_id")
+    assert table["sample_id"].to_list() == expected["sample_id"].to_pylist()
+    assert len(table["mfcc"][0]) == first["mfcc_frames"]

@@ -1,0 +1,101 @@
+"""Training-side read speed: FeatureDataset through a torch DataLoader vs a bare pyarrow scan.
+
+    python benchmarks/reader.py [--dataset librispeech|coco] [--size 300] [--epochs 3]
+
+Writes a pipeline output once (LibriSpeech: MFCC matrices and token ids; COCO: 224x224x3 uint8
+image tensors), then reads the same columns of the training split, in one process:
+  bare:   pyarrow.dataset scan of those columns, record batches only (nothing decoded per row);
+  reader: FeatureDataset + DataLoader(batch_size=32, collate_features), with 0 and 2 workers:
+          rows decoded to numpy with their shapes, variable-length features padded with masks.
+Target: reader >= 0.8 x bare (samples/s). This is not a timed test: it prints figures and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COLUMNS = {
+    "librispeech": ["sample_id", "mfcc", "token_ids", "duration_s"],
+    "coco": ["sample_id", "image", "token_ids"],
+}
+
+
+def write_output(dataset: str, size: int, work: Path) -> tuple[Path, str]:
+    """Run the dataset's pipeline on generated input; returns the output folder and its training split."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from pipeline_run import run_pipeline
+
+    if dataset == "librispeech":
+        from mmfeat.runners.samples.librispeech import write_librispeech_sample
+
+        data = write_librispeech_sample(work / "data", chapters=max(1, size // 10), utterances_per_chapter=10, broken=False)
+        overrides = ["output.rows_per_shard=64"]
+        split = "train-clean-100"
+    else:
+        from coco import write_dataset  # the COCO benchmark's generator
+
+        data = write_dataset(work / "data", size)
+        overrides = ["output.rows_per_shard=64", "coco.deduplicate=false", "encode.image.name=null"]
+        split = "train2017"
+    run_pipeline(dataset, str(data), str(work / "out"), overrides=overrides, beam_args=[])
+    return work / "out" / dataset, split
+
+
+def bare_scan(dataset_dir: Path, split: str, columns: list[str]) -> int:
+    import pyarrow.dataset as ds
+
+    from mmfeat.schemas.manifest import read_manifest
+
+    paths = [str(dataset_dir / s["path"]) for s in read_manifest(dataset_dir)["shards"] if s["split"] == split]
+    return sum(batch.num_rows for batch in ds.dataset(paths, format="parquet").to_batches(columns=columns))
+
+
+def reader_pass(dataset_dir: Path, split: str, columns: list[str], workers: int, epoch: int) -> int:
+    import torch
+
+    from mmfeat.schemas.reader import FeatureDataset, collate_features
+
+    data = FeatureDataset(dataset_dir, split=split, columns=columns, shuffle=True, seed=0)
+    data.set_epoch(epoch)
+    loader = torch.utils.data.DataLoader(data, batch_size=32, num_workers=workers, collate_fn=collate_features)
+    return sum(len(batch["sample_id"]) for batch in loader)
+
+
+def timed(label: str, epochs: int, run) -> float:
+    rows, started = 0, time.perf_counter()
+    for epoch in range(epochs):
+        rows += run(epoch)
+    seconds = time.perf_counter() - started
+    print(f"  {label:<28} {rows:7d} rows {seconds:7.2f}s {rows / seconds:10.0f} samples/s", flush=True)
+    return rows / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=tuple(COLUMNS), default="librispeech")
+    parser.add_argument("--size", type=int, default=300, help="examples to generate")
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    columns = COLUMNS[args.dataset]
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"writing a {args.dataset} output of {args.size} examples ...", flush=True)
+        dataset_dir, split = write_output(args.dataset, args.size, Path(tmp))
+        bare_scan(dataset_dir, split, columns)  # warm the page cache for both sides
+        print(f"\n{args.dataset} {split}, columns {columns}, {args.epochs} epochs, {os.cpu_count()} CPUs")
+        bare = timed("bare pyarrow scan", args.epochs, lambda e: bare_scan(dataset_dir, split, columns))
+        rates = {}
+        for workers in (0, 2):
+            run = lambda epoch, w=workers: reader_pass(dataset_dir, split, columns, w, epoch)  # noqa: E731
+            rates[workers] = timed(f"DataLoader, {workers} workers", args.epochs, run)
+    print("\nratios, reader / bare scan (target >= 0.8)")
+    for workers, rate in rates.items():
+        print(f"  DataLoader, {workers} workers   {rate / bare:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

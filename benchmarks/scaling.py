@@ -1,0 +1,94 @@
+"""Throughput with 1 and 2 workers, on DirectRunner multi_processing and on Dask, against 1 worker.
+
+    python benchmarks/scaling.py [--dataset librispeech|iemocap] [--size 160]
+
+Each measurement runs in a fresh child process on the same generated input (LibriSpeech: --size
+utterances of 4-8 s; IEMOCAP: --size utterances in dialogs of 20). Dask runs start a local
+``dask.distributed`` cluster of --dask_workers single-threaded processes (its start-up is reported
+apart). Target: 2 workers >= 1.8 x 1 worker, on each runner. The steady state is the heavy stage
+(first to last shard written), without process start-up, imports and model loading.
+This is not a timed test: it prints the figures and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+RUNNERS = {
+    "multi_processing": lambda n: [f"--direct_num_workers={n}", "--direct_running_mode=multi_processing"],
+    "dask": lambda n: ["--runner=dask", f"--dask_workers={n}"],
+}
+
+
+def _write_input(dataset: str, size: int, root: Path) -> Path:
+    if dataset == "librispeech":
+        from mmfeat.runners.samples.librispeech import write_librispeech_sample
+
+        per_chapter = 10
+        return write_librispeech_sample(
+            root, chapters=max(1, size // per_chapter), utterances_per_chapter=per_chapter, seconds=(4.0, 8.0), broken=False
+        )
+    from iemocap import write_dataset  # the IEMOCAP benchmark's generator (Session1 only: every row is train)
+
+    return write_dataset(root, dialogs=max(1, size // 20), utterances=20)
+
+
+def _child(dataset: str, input_dir: str, output: str, beam_args: list[str]) -> dict:
+    from pipeline_run import run_pipeline
+
+    return run_pipeline(dataset, input_dir, output, overrides=["output.rows_per_shard=8"], beam_args=beam_args)
+
+
+def _run_child(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, text=True)
+    if proc.returncode:
+        raise SystemExit(f"child {args} failed with {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=("librispeech", "iemocap"), default="librispeech")
+    parser.add_argument("--size", type=int, default=160, help="utterances to generate")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args, beam_args = parser.parse_known_args()
+    if args.child:
+        dataset, input_dir, output = args.child
+        print(json.dumps(_child(dataset, input_dir, output, beam_args)))
+        return
+
+    results: dict[tuple[str, int], dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        print(f"writing {args.size} {args.dataset} utterances ...", flush=True)
+        data = _write_input(args.dataset, args.size, work / "data")
+        for runner, flags in RUNNERS.items():
+            for workers in (1, 2):
+                out = work / f"{runner}-{workers}"
+                results[runner, workers] = _run_child(args.dataset, str(data), str(out), *flags(workers))
+
+    written = results["multi_processing", 1]["written"]
+    print(f"\n{args.dataset}: {written} examples written per run, {os.cpu_count()} CPUs")
+    print(f"  {'':<28} {'wall':>7} {'ex/s':>7} {'start-up':>9} {'steady ex/s':>12}")
+    for (runner, workers), r in results.items():
+        steady = r["steady_examples"] / r["steady_seconds"]
+        r["steady_rate"] = steady
+        label = f"{runner}, {workers} worker{'s' if workers > 1 else ''}"
+        rate = r["written"] / r["seconds"]
+        print(f"  {label:<28} {r['seconds']:6.1f}s {rate:7.1f} {r['startup_seconds']:8.1f}s {steady:12.1f}")
+    print("\nratios, 2 workers / 1 worker (target >= 1.8)")
+    for runner in RUNNERS:
+        one, two = results[runner, 1], results[runner, 2]
+        end_to_end = one["seconds"] / two["seconds"]
+        steady = two["steady_rate"] / one["steady_rate"]
+        print(f"  {runner:<18} end to end {end_to_end:5.2f}   steady state {steady:5.2f}")
+
+
+if __name__ == "__main__":
+    main()

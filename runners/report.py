@@ -72,6 +72,12 @@ def _header(manifest: dict[str, Any], statistics: dict[str, Any]) -> str:
         rows.append((f"{name} mean/std (first 3)", f"{norm['mean'][:3]} / {norm['std'][:3]}"))
     for name, weights in statistics.get("class_weights", {}).items():
         rows.append((f"class weights: {name}", ", ".join(f"{k}={v:.3g}" for k, v in list(weights.items())[:12])))
+    for name, summary in statistics.get("stratification", {}).items():
+        gaps = (
+            f"{split}: {s['max_share_gap']:.3f}" + (f" (missing {', '.join(s['missing'][:5])})" if s["missing"] else "")
+            for split, s in summary["splits"].items()
+        )
+        rows.append((f"largest label-share gap to overall: {name}", "; ".join(gaps)))
     cells = "".join(f"<tr><th align=left>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
 

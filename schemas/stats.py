@@ -84,7 +84,42 @@ def merge_statistics(shards: Iterable[Mapping[str, Any]], *, train_splits: Seque
         name: {label: round(sum(counts.values()) / (len(counts) * n), 6) for label, n in sorted(counts.items())}
         for name, counts in labels.items()
     }
-    return {"train_splits": list(train_splits), "splits": splits, "normalisation": normalisation, "class_weights": class_weights}
+    return {
+        "train_splits": list(train_splits),
+        "splits": splits,
+        "normalisation": normalisation,
+        "class_weights": class_weights,
+        "stratification": stratification({split: summary["labels"] for split, summary in splits.items()}),
+    }
+
+
+def stratification(labels_by_split: Mapping[str, Mapping[str, Mapping[str, int]]]) -> dict[str, Any]:
+    """How well each split follows the overall label distribution, per label column.
+
+    For every split: each label's share of the split's rows (or elements), the largest gap between
+    a share and the overall share, and the labels that occur overall but not in that split.
+    """
+    out: dict[str, Any] = {}
+    for name in sorted({name for labels in labels_by_split.values() for name in labels}):
+        overall: Counter = Counter()
+        for labels in labels_by_split.values():
+            overall.update(labels.get(name, {}))
+        total = sum(overall.values())
+        if not total:
+            continue
+        overall_share = {label: n / total for label, n in sorted(overall.items())}
+        per_split = {}
+        for split, labels in sorted(labels_by_split.items()):
+            counts = labels.get(name, {})
+            n = sum(counts.values())
+            share = {label: counts.get(label, 0) / n if n else 0.0 for label in overall_share}
+            per_split[split] = {
+                "share": {label: round(v, 6) for label, v in share.items()},
+                "max_share_gap": round(max(abs(share[label] - overall_share[label]) for label in overall_share), 6),
+                "missing": [label for label in overall_share if not counts.get(label)],
+            }
+        out[name] = {"overall": {label: round(v, 6) for label, v in overall_share.items()}, "splits": per_split}
+    return out
 
 
 def _summarise(parts: list[Mapping[str, Any]]) -> dict[str, Any]:

@@ -53,3 +53,13 @@ def test_distribution_summary():
     assert (d["count"], d["min"], d["max"], d["mean"], d["p50"]) == (4, 1.0, 4.0, 2.5, 2.5)
     assert sum(d["histogram"]["counts"]) == 4 and len(d["histogram"]["edges"]) == 21
     assert distribution([]) == {"count": 0}
+
+
+def test_stratified_split_summary():
+    rng = np.random.default_rng(1)
+    (t1, _), (t2, _) = table(rng, 8, ["a"] * 6 + ["b"] * 2), table(rng, 4, ["a"] * 4)
+    shards = [{"split": "train", "stats": shard_statistics(t1, SPEC)}, {"split": "test", "stats": shard_statistics(t2, SPEC)}]
+    summary = merge_statistics(shards, train_splits=["train"])["stratification"]["label"]
+    assert summary["overall"] == {"a": round(10 / 12, 6), "b": round(2 / 12, 6)}
+    assert summary["splits"]["train"]["share"] == {"a": 0.75, "b": 0.25} and summary["splits"]["train"]["missing"] == []
+    assert summary["splits"]["test"]["max_share_gap"] == round(1 - 10 / 12, 6) and summary["splits"]["test"]["missing"] == ["b"]

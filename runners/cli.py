@@ -150,6 +150,17 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     stray = _stray_argument(beam_args)
     if stray is not None:
         return _fail(f"unexpected argument {stray!r} (Beam flags look like --name=value or --name value)")
+    remote = [
+        f"{flag} {re.sub(r':/(?!/)', '://', str(path), count=1)}"
+        for flag, path in (("--input", args.input), ("--output", args.output))
+        if _is_url(path)
+    ]
+    if remote:
+        return _fail(
+            f"{remote[0]}: remote filesystems are not supported yet; mount the bucket (gcsfuse, s3fs, NFS) at the "
+            "same path on this machine and on every worker, and pass that path"
+        )
+
     try:
         config = load_config(args.dataset, path=args.config, overrides=args.overrides)
         _preflight(config)
@@ -157,13 +168,6 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         graph = _feature_graph(args.dataset, listing, config)
     except (ConfigError, LayoutError) as err:
         return _fail(str(err))
-
-    remote = [f"{flag} {path}" for flag, path in (("--input", args.input), ("--output", args.output)) if _is_url(path)]
-    if remote:
-        return _fail(
-            f"{remote[0]}: remote filesystems are not supported yet; mount the bucket (gcsfuse, s3fs, NFS) at the "
-            "same path on this machine and on every worker, and pass that path"
-        )
 
     from mmfeat.runners.packaging import PackagingError
     from mmfeat.runners.presets import PresetError, runner_options

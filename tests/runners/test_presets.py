@@ -103,3 +103,5 @@ def test_cli_refuses_remote_paths(tmp_path, librispeech_root):
     run = run_cli("run", "librispeech", "--input", str(librispeech_root), "--output", "gs://bucket/out")
     assert run.returncode == 2 and "remote filesystems" in run.stderr and "gs:" in run.stderr
     assert not Path("gs:").exists()
+    run = run_cli("run", "librispeech", "--input", "gs://bucket/LibriSpeech", "--output", str(tmp_path))
+    assert run.returncode == 2 and "--input gs://bucket/LibriSpeech: remote filesystems" in run.stderr

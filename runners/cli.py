@@ -169,9 +169,15 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     except (ConfigError, LayoutError) as err:
         return _fail(str(err))
 
+    from mmfeat.runners.options import pipeline_options, runner_name
     from mmfeat.runners.packaging import PackagingError
     from mmfeat.runners.presets import PresetError, runner_options
 
+    if runner_name(pipeline_options(beam_args)) == "DaskRunner" and graph.deduplicate:  # before a cluster starts
+        return _fail(
+            f"{args.dataset}: duplicate removal is not reliable on Beam's DaskRunner yet (its side inputs are computed "
+            f"from a re-executed upstream); run with --set {args.dataset}.deduplicate=false, or on DirectRunner"
+        )
     try:
         with runner_options(beam_args) as options:
             return _run_pipeline(args, options, config, listing, graph)
@@ -197,11 +203,6 @@ def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> 
     from mmfeat.schemas.manifest import read_manifest
 
     runner = runner_name(options)
-    if runner == "DaskRunner" and graph.deduplicate:
-        return _fail(
-            f"{args.dataset}: duplicate removal is not reliable on Beam's DaskRunner yet (its side inputs are computed "
-            f"from a re-executed upstream); run with --set {args.dataset}.deduplicate=false, or on DirectRunner"
-        )
     if runner in REMOTE_RUNNERS:
         print(f"mmfeat: {runner} workers must see {args.input} and {args.output} at these same paths", file=sys.stderr)
     dataset_dir = args.output.expanduser().resolve() / args.dataset

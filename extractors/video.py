@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -19,22 +20,66 @@ from mmfeat.extractors.image import centre_square, resize_area
 
 @dataclass(frozen=True)
 class FramesConfig:
-    """``num_frames`` frames per segment at uniformly spaced times, each fitted to ``size`` x ``size``."""
+    """Which frames of a segment are kept, and how each is fitted to ``size`` x ``size``.
 
-    num_frames: int = 8
-    size: int = 112  # shorter side resized, centre crop
+    ``mode=uniform``: ``num_frames`` frames at uniformly spaced times, whatever the segment's length.
+    ``mode=fps``: one frame every 1/``fps`` seconds (at least one, at most ``max_frames``; a longer
+    segment gets ``max_frames`` evenly spread), so the frame count follows the segment's length.
+    ``crop=centre`` keeps each frame's centre square; ``crop=face`` a square around the speaker's
+    face, one box per clip (``extractors.faces``), falling back to the centre when no face is found.
+    """
+
+    mode: Literal["uniform", "fps"] = "uniform"
+    num_frames: int = 8  # mode=uniform
+    fps: float = 2.0  # mode=fps
+    max_frames: int = 32  # mode=fps
+    size: int = 112  # square side of every stored frame
+    crop: Literal["centre", "face"] = "centre"
+    face_margin: float = 1.6  # crop=face: box side = this x the detected face's side (head and some shoulders)
+    face_model: str | None = None  # crop=face: a Haar cascade XML; default OpenCV's frontal-face cascade
     end_tolerance_s: float = 0.5  # a segment may end this far past the last frame (IEMOCAP times run slightly long)
 
     def __post_init__(self) -> None:
-        if self.num_frames < 1 or self.size < 8:
-            raise ValueError("num_frames must be >= 1 and size >= 8")
+        if self.mode not in ("uniform", "fps"):
+            raise ValueError(f"video.mode must be uniform or fps, got {self.mode!r}")
+        if self.num_frames < 1 or self.max_frames < 1 or self.size < 8:
+            raise ValueError("video.num_frames and video.max_frames must be >= 1 and video.size >= 8")
+        if not self.fps > 0:
+            raise ValueError("video.fps must be > 0")
+        if self.crop not in ("centre", "face"):
+            raise ValueError(f"video.crop must be centre or face, got {self.crop!r}")
+        if self.face_margin < 1.0:
+            raise ValueError("video.face_margin must be >= 1")
         if self.end_tolerance_s < 0:
-            raise ValueError("end_tolerance_s must be >= 0")
+            raise ValueError("video.end_tolerance_s must be >= 0")
+
+    @property
+    def fixed_count(self) -> int | None:
+        """Frames per segment when every segment has the same number (mode=uniform), else None."""
+        return self.num_frames if self.mode == "uniform" else None
+
+    def times(self, start_s: float, end_s: float) -> np.ndarray:
+        """The sample times of the segment [start_s, end_s) in this mode."""
+        if self.mode == "uniform":
+            return sample_times(start_s, end_s, self.num_frames)
+        return fps_times(start_s, end_s, self.fps, self.max_frames)
 
 
 def sample_times(start_s: float, end_s: float, count: int) -> np.ndarray:
     """``count`` times at the centres of equal slices of [start_s, end_s)."""
     return start_s + (np.arange(count) + 0.5) * (end_s - start_s) / count
+
+
+def fps_times(start_s: float, end_s: float, fps: float, max_frames: int) -> np.ndarray:
+    """Times 1/fps apart, centred in their slot: start + (k + 0.5)/fps for every slot that fits in the segment
+    (at least one: a segment shorter than 1/fps gets its centre); more than ``max_frames`` slots become
+    ``max_frames`` uniformly spaced times. For a segment of whole slots this equals :func:`sample_times`."""
+    slots = int(np.floor((end_s - start_s) * fps + 1e-9))
+    if slots < 1:
+        return np.array([(start_s + end_s) / 2])
+    if slots > max_frames:
+        return sample_times(start_s, end_s, max_frames)
+    return start_s + (np.arange(slots) + 0.5) / fps
 
 
 def frames_at(timestamps: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -72,16 +117,16 @@ class VideoSource:
         return float(self.timestamps[-1, 1])
 
     def frames(self, start_s: float, end_s: float, config: FramesConfig) -> tuple[np.ndarray, np.ndarray]:
-        """(num_frames, size, size, 3) uint8 RGB frames of [start_s, end_s) and their presentation times (s)."""
+        """(frames, size, size, 3) uint8 RGB centre-square frames of [start_s, end_s) and their presentation times (s)."""
         raw, timestamps = self.read(self.segment_times(start_s, end_s, config))
         return np.stack([fit_square(frame, config.size) for frame in raw]), timestamps
 
     def segment_times(self, start_s: float, end_s: float, config: FramesConfig) -> np.ndarray:
-        """The uniformly spaced sample times of a segment; a segment outside the video is rejected."""
+        """The sample times of a segment (``config.mode``); a segment outside the video is rejected."""
         if start_s >= self.duration_s or end_s > self.duration_s + config.end_tolerance_s:
             detail = f"[{start_s:.3f}, {end_s:.3f}] s is outside the video's {self.duration_s:.3f} s"
             raise Rejected("segment_out_of_range", detail)
-        return sample_times(start_s, min(end_s, self.duration_s), config.num_frames)
+        return config.times(start_s, min(end_s, self.duration_s))
 
     def read(self, times: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """Full-size RGB frames on screen at ``times`` (one sorted ``get_batch``) and their presentation times."""
@@ -97,10 +142,31 @@ class VideoSource:
         del self._reader
 
 
+@dataclass(frozen=True)
+class CropBox:
+    """A square crop in source pixels and where it came from (``face`` or ``centre``)."""
+
+    x: int
+    y: int
+    side: int
+    source: str
+
+    @classmethod
+    def centre(cls, width: int, height: int) -> CropBox:
+        """The largest centred square of a width x height frame."""
+        x, y, side, _ = (round(v) for v in centre_square(width, height))
+        return cls(x, y, side, "centre")
+
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(frame[self.y : self.y + self.side, self.x : self.x + self.side])
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.side, self.side]
+
+
 def fit_square(frame: np.ndarray, size: int) -> np.ndarray:
     """Centre square of a frame, resized to ``size`` x ``size``."""
-    x, y, w, h = (round(v) for v in centre_square(frame.shape[1], frame.shape[0]))
-    return resize_area(np.ascontiguousarray(frame[y : y + h, x : x + w]), size, size)
+    return resize_area(CropBox.centre(frame.shape[1], frame.shape[0]).apply(frame), size, size)
 
 
 def avi_has_audio_stream(path: str | Path) -> bool | None:

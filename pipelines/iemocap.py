@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.encoders import embedding_dim
+from mmfeat.extractors.faces import check_face_detector
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import iemocap as source
@@ -157,6 +158,8 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         dev_sessions=section.dev_sessions,
         audio=section.audio,
     )
+    if config.video.crop == "face":
+        check_face_detector(config.video.face_model)
     if section.fusion and not config.encode.image.name:
         raise ValueError("iemocap.fusion needs frame embeddings: set encode.image.name (e.g. efficientnet_lite0)")
     stages: list[Any] = [

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.pipelines.config import OutputConfig
-from mmfeat.schemas.tensors import is_matrix_type, is_tensor_type
+from mmfeat.schemas.tensors import is_clip_type, is_matrix_type, is_tensor_type
 
 
 def _temporary_beside(path: Path) -> Path:
@@ -40,7 +40,9 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     def is_text(data_type: pa.DataType) -> bool:  # strings, lists of strings, lists of lists of strings…
         return pa.types.is_string(data_type) or (pa.types.is_list(data_type) and is_text(data_type.value_type))
 
-    def is_byte_tensor(data_type: pa.DataType) -> bool:
+    def is_byte_tensor(data_type: pa.DataType) -> bool:  # an image or a clip of 8-bit frames
+        if is_clip_type(data_type):
+            return is_byte_tensor(data_type.value_type)
         return is_tensor_type(data_type) and data_type.value_type.bit_width == 8
 
     return [path for f in schema if is_text(f.type) or is_byte_tensor(f.type) for path in leaf_paths(f)]
@@ -48,7 +50,8 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
 
 def statistics_columns(schema: pa.Schema) -> list[str]:
     """Columns worth min/max statistics: not matrices or tensors (per-value statistics there cost write and read time)."""
-    return [path for f in schema if not (is_matrix_type(f.type) or is_tensor_type(f.type)) for path in leaf_paths(f)]
+    arrays = (is_matrix_type, is_tensor_type, is_clip_type)
+    return [path for f in schema if not any(is_array(f.type) for is_array in arrays) for path in leaf_paths(f)]
 
 
 def leaf_paths(field: pa.Field) -> list[str]:

@@ -9,7 +9,14 @@ import pyarrow as pa
 
 from mmfeat import __version__
 from mmfeat.schemas import SCHEMA_VERSION
-from mmfeat.schemas.tensors import is_matrix_type, is_tensor_type, matrices_to_arrow, tensors_to_arrow
+from mmfeat.schemas.tensors import (
+    clips_to_arrow,
+    is_clip_type,
+    is_matrix_type,
+    is_tensor_type,
+    matrices_to_arrow,
+    tensors_to_arrow,
+)
 
 SAMPLE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("sample_id", pa.string(), nullable=False),
@@ -66,6 +73,8 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Ta
             arrays.append(matrices_to_arrow(values, f.type))
         elif is_tensor_type(f.type):
             arrays.append(tensors_to_arrow(values, f.type))
+        elif is_clip_type(f.type):
+            arrays.append(clips_to_arrow(values, f.type))
         else:
             arrays.append(pa.array(values, type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mmfeat.schemas.manifest import read_manifest
-from mmfeat.schemas.tensors import is_matrix_type, is_tensor_type
+from mmfeat.schemas.tensors import arrow_to_clips, is_clip_type, is_matrix_type, is_tensor_type
 
 try:  # torch is optional for the rest of mmfeat; without it the reader is a plain iterable
     from torch.utils.data import IterableDataset as _Base
@@ -171,11 +171,14 @@ def _shuffled(rows: Iterator[dict[str, Any]], size: int, rng: np.random.Generato
 
 
 def decode_column(column: pa.ChunkedArray) -> list[Any]:
-    """One Python/numpy value per row: tensors with their shape, matrices (frames, dim), fixed-size vectors (dim,)."""
+    """One Python/numpy value per row: tensors with their shape, clips (frames, H, W, C), matrices (frames, dim),
+    fixed-size vectors (dim,)."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     data_type = column.type
     if is_tensor_type(data_type):
         return list(column.to_numpy_ndarray()) if len(column) else []
+    if is_clip_type(data_type):
+        return arrow_to_clips(column)
     if is_matrix_type(data_type):
         dim = data_type.value_type.list_size
         values = column.values.values.to_numpy(zero_copy_only=False)

@@ -1,4 +1,6 @@
-"""Variable-length matrices (frames × dim) as Arrow ``list<fixed_size_list<float32, dim>>``.
+"""Array columns: variable-length matrices (frames × dim) as Arrow ``list<fixed_size_list<float32, dim>>``,
+fixed-shape tensors (images, fixed-length clips) as Arrow's canonical ``fixed_shape_tensor``, and
+variable-length clips as ``list<fixed_shape_tensor>`` (one tensor per frame).
 
 This layout opens with no custom code in pyarrow, DuckDB (``FLOAT[dim][]``), Polars
 (``List(Array(Float32, dim))``) and Hugging Face ``datasets``, and converts back to numpy
@@ -88,3 +90,34 @@ def arrow_to_tensors(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """(rows, *shape) numpy array of a fixed-shape tensor column without nulls (zero-copy per chunk)."""
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     return np.concatenate([chunk.to_numpy_ndarray() for chunk in chunks]) if chunks else np.zeros((0,))
+
+
+def clip_type(height: int, width: int, channels: int = 3) -> pa.DataType:
+    """Arrow type of a column whose cells are clips of any length: (frames, H, W, C) uint8."""
+    return pa.list_(pa.field("frame", image_tensor_type(height, width, channels)))
+
+
+def is_clip_type(data_type: pa.DataType) -> bool:
+    return pa.types.is_list(data_type) and is_tensor_type(data_type.value_type)
+
+
+def clips_to_arrow(clips: Sequence[np.ndarray], data_type: pa.DataType) -> pa.Array:
+    """Build a variable-length clip column; every cell is (frames, *frame shape), frames >= 0 (no nulls)."""
+    frame_type = data_type.value_type
+    shape = tuple(frame_type.shape)
+    for clip in clips:
+        if clip is None or tuple(clip.shape[1:]) != shape:
+            got = None if clip is None else clip.shape
+            raise ValueError(f"expected a clip of shape (frames, {', '.join(map(str, shape))}), got {got}")
+    offsets = np.concatenate([[0], np.cumsum([len(clip) for clip in clips])]).astype(np.int32)
+    frames = [frame for clip in clips for frame in clip]
+    return pa.ListArray.from_arrays(pa.array(offsets), tensors_to_arrow(frames, frame_type), type=data_type)
+
+
+def arrow_to_clips(column: pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
+    """Inverse of :func:`clips_to_arrow`: one (frames, *frame shape) numpy array per cell (views, no copy)."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    shape = tuple(column.type.value_type.shape)
+    frames = column.values.to_numpy_ndarray() if len(column.values) else np.zeros((0, *shape), dtype=np.uint8)
+    offsets = column.offsets.to_numpy()
+    return [frames[offsets[i] : offsets[i + 1]] for i in range(len(column))]

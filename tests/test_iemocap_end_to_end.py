@@ -149,9 +149,44 @@ def test_augmented_views_jitter_times_and_reproduce_from_their_recorded_paramete
         times = source.segment_times(row["start_s"], row["end_s"], config.video)
         raw, stamps = source.read(jittered_times(times, tuple(recorded["time_shifts_s"]), row["start_s"], row["end_s"]))
         source.close()
+        x, y, side, _ = row["crop_box"]
+        raw = [frame[y : y + side, x : x + side] for frame in raw]  # the augmentation applies to the clip's square
         spatial = {k: v for k, v in recorded.items() if k not in ("seed", "time_shifts_s")}
         params = ImageAugmentParams(**{**spatial, "crop": tuple(spatial["crop"]) if spatial["crop"] else None})
         assert np.allclose(stamps, row["frame_timestamps_s"])
         assert np.array_equal(render_clip(raw, config.video.size, params), frames), row["sample_id"]
         checked += 1
     assert checked == 2 * 5
+
+
+def test_fps_mode_gives_clips_as_long_as_their_utterance_and_the_face_crop_finds_the_face(iemocap_root, tmp_path):
+    from mmfeat.extractors.faces import FaceDetector
+    from mmfeat.extractors.video import fit_square, fps_times
+    from mmfeat.schemas.tensors import arrow_to_clips
+    from tests.conftest import run_dataset
+
+    pytest.importorskip("cv2").CascadeClassifier  # noqa: B018 (OpenCV 4's cascade detector)
+    settings = ["video.mode=fps", "video.fps=2", "video.crop=face", "iemocap.frame_embeddings=true", "iemocap.sessions=[1]"]
+    run = run_dataset("iemocap", iemocap_root, tmp_path, *[a for s in settings for a in ("--set", s)])
+    counts = read_manifest(run.dataset_dir)["counts"]
+    assert counts["input"] == counts["written"] + counts["rejected"] and counts["written"] == 5
+    table = read_rows(run.dataset_dir)
+    assert table.schema.equals(row_schema(load_config("iemocap", overrides=settings)), check_metadata=False)
+    clips, embeddings = arrow_to_clips(table["frames"]), arrow_to_matrices(table["frame_embeddings"])
+    lengths = set()
+    for row, clip, embedding in zip(table.to_pylist(), clips, embeddings):
+        source = VideoSource(iemocap_root / row["source_path"])
+        times = fps_times(row["start_s"], min(row["end_s"], source.duration_s), 2.0, 32)
+        raw, stamps = source.read(times)
+        source.close()
+        assert len(clip) == len(times) == len(row["frame_timestamps_s"]) == len(row["frame_mfcc_index"]) == len(embedding)
+        assert np.allclose(stamps, row["frame_timestamps_s"]) and embedding.shape[1] == 1280
+        x, y, side, _ = row["crop_box"]
+        expected = FaceDetector().clip_box(raw)
+        assert (row["crop_source"], row["crop_box"]) == (expected.source, expected.as_list())
+        assert np.array_equal(clip, np.stack([fit_square(f[y : y + side, x : x + side], 112) for f in raw]))
+        lengths.add(len(clip))
+    sources = dict(zip(table["sample_id"].to_pylist(), table["crop_source"].to_pylist()))
+    assert sources["Ses01F_impro01_F000"] == "face"  # the astronaut photo
+    assert sources["Ses01M_script01_1_M000"] == "centre"  # the cat: no face, the centre square
+    assert len(lengths) > 1  # utterances of different lengths get different frame counts

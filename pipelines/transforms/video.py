@@ -18,11 +18,13 @@ from mmfeat.extractors.audio import AudioCleanConfig, clean_samples, read_audio_
 from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.augment.video import jittered_times, render_clip, sample_spatial, sample_time_shifts
 from mmfeat.extractors.errors import Rejected
+from mmfeat.extractors.faces import FaceDetector
 from mmfeat.extractors.seeding import derive_seed
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry
-from mmfeat.extractors.video import FramesConfig, VideoAudioTrack, VideoSource, fit_square
+from mmfeat.extractors.video import CropBox, FramesConfig, VideoAudioTrack, VideoSource, fit_square
 from mmfeat.pipelines.transforms.image import IMAGE_AUGMENT_TYPE
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
+from mmfeat.schemas.tensors import clip_type
 
 FRAME_ALIGNMENT_FIELD = pa.field("frame_mfcc_index", pa.list_(pa.int32()))  # per frame: the MFCC frame at the same time
 
@@ -33,10 +35,17 @@ VIDEO_AUGMENT_TYPE = pa.struct(  # null for view 0; the image-augmentation field
 
 
 def frame_fields(config: FramesConfig) -> tuple[pa.Field, ...]:
-    """Columns added by :class:`ExtractFrames` (and the alignment column)."""
+    """Columns added by :class:`ExtractFrames` (and the alignment column).
+
+    ``frames`` is one fixed-shape tensor (N, H, W, 3) per row when every clip has N frames
+    (``video.mode=uniform``), else a list of (H, W, 3) frame tensors (``video.mode=fps``).
+    """
+    count, size = config.fixed_count, config.size
     return (
-        pa.field("frames", pa.fixed_shape_tensor(pa.uint8(), [config.num_frames, config.size, config.size, 3])),
+        pa.field("frames", pa.fixed_shape_tensor(pa.uint8(), [count, size, size, 3]) if count else clip_type(size, size)),
         pa.field("frame_timestamps_s", pa.list_(pa.float64())),  # presentation time of each frame in the video
+        pa.field("crop_box", pa.list_(pa.int32(), 4)),  # [x, y, width, height] of the clip's square in source pixels
+        pa.field("crop_source", pa.string()),  # "face", or "centre" (video.crop=centre, or no face found)
         pa.field("video_has_audio", pa.bool_()),  # null when the container is not AVI
         pa.field("video_augment", VIDEO_AUGMENT_TYPE),
         FRAME_ALIGNMENT_FIELD,
@@ -92,10 +101,11 @@ class CleanSegmentAudio(Stage):
 
 
 class ExtractFrames(Stage):
-    """``num_frames`` frames of the utterance's time span, picked by presentation timestamp.
+    """Frames of the utterance's time span (``video.mode``), picked by presentation timestamp, cut to one
+    square per clip (``video.crop``: centre, or around the face) and resized.
 
     Augmented views (``item.view`` > 0, fanned out by the audio augmentation stage) jitter the
-    sample times and apply one spatial augmentation to every frame, seeded by
+    sample times and apply one spatial augmentation to every frame's square, seeded by
     (seed, sample_id + "/video", view) and recorded in ``video_augment``.
     """
 
@@ -110,6 +120,8 @@ class ExtractFrames(Stage):
         super().setup()
         self._source: VideoSource | None = None
         self._failed: tuple[str, Rejected] | None = None  # a video that did not open is not retried per utterance
+        config = self.config
+        self._faces = FaceDetector(config.face_model, margin=config.face_margin) if config.crop == "face" else None
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         record = item.record
@@ -122,20 +134,29 @@ class ExtractFrames(Stage):
             shifts = sample_time_shifts(rng, self.augment.video, times)
             times = jittered_times(times, shifts, record.start_s, min(record.end_s, source.duration_s))
         raw, timestamps = source.read(times)
+        box = self._crop_box(raw)
+        squares = [box.apply(frame) for frame in raw]
         if view > 0:
-            spatial = sample_spatial(rng, self.augment.video, self.augment.image, raw[0].shape[1], raw[0].shape[0])
+            spatial = sample_spatial(rng, self.augment.video, self.augment.image, box.side, box.side)
             recorded = {"seed": seed, "time_shifts_s": list(shifts), **(spatial.to_dict() if spatial else {})}
-        frames = (
-            render_clip(raw, self.config.size, spatial) if spatial else np.stack([fit_square(f, self.config.size) for f in raw])
-        )
+        size = self.config.size
+        frames = render_clip(squares, size, spatial) if spatial else np.stack([fit_square(f, size) for f in squares])
         item.arrays["frames"] = frames  # for the frame encoder
         item.columns.update(
             frames=frames,
             frame_timestamps_s=timestamps.tolist(),
+            crop_box=box.as_list(),
+            crop_source=box.source,
             video_has_audio=source.has_audio,
             video_augment=recorded,
         )
         yield item
+
+    def _crop_box(self, raw: list[np.ndarray]) -> CropBox:
+        """The clip's square: around the face seen in a few of its frames, or the centre square."""
+        if self._faces is not None:
+            return self._faces.clip_box(raw)
+        return CropBox.centre(raw[0].shape[1], raw[0].shape[0])
 
     def _open(self, path: str) -> VideoSource:
         if self._source is not None and self._source.path == path:

@@ -65,3 +65,23 @@ def test_avi_audio_stream_is_detected_from_the_header(gapped_video, tmp_path):
     assert avi_has_audio_stream(gapped_video) is False
     (tmp_path / "x.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     assert avi_has_audio_stream(tmp_path / "x.mp4") is None
+
+
+def test_fps_mode_follows_the_segment_length():
+    from mmfeat.extractors.video import fps_times
+
+    assert np.allclose(fps_times(1.0, 3.0, 2.0, 32), sample_times(1.0, 3.0, 4))  # whole slots: the uniform centres
+    assert np.allclose(fps_times(0.0, 1.3, 2.0, 32), [0.25, 0.75])  # the partial last slot is not sampled
+    assert np.allclose(fps_times(2.0, 2.2, 2.0, 32), [2.1])  # shorter than one slot: its centre
+    assert np.allclose(fps_times(0.0, 20.0, 2.0, 8), sample_times(0.0, 20.0, 8))  # capped at max_frames, evenly spread
+    config = FramesConfig(mode="fps", fps=4.0)
+    assert config.fixed_count is None and len(config.times(0.0, 2.5)) == 10
+    assert FramesConfig().fixed_count == 8 and np.allclose(FramesConfig().times(0.0, 8.0), np.arange(8) + 0.5)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"mode": "random"}, {"fps": 0.0}, {"max_frames": 0}, {"crop": "left"}, {"face_margin": 0.5}, {"size": 4}]
+)
+def test_invalid_frame_settings_name_their_key(bad):
+    with pytest.raises(ValueError, match="video."):
+        FramesConfig(**bad)

@@ -45,3 +45,28 @@ def test_opens_in_duckdb_and_polars_without_custom_code(tmp_path):
     assert duckdb.sql(f"select len(m) as n from '{path}'").fetchall() == [(2,)]
     pl = pytest.importorskip("polars")
     assert pl.read_parquet(path)["m"].to_list() == [[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]]
+
+
+def test_variable_length_clips_round_trip_through_parquet_and_open_elsewhere(tmp_path):
+    from mmfeat.pipelines.io import dictionary_columns
+    from mmfeat.schemas.reader import collate_features, decode_column
+    from mmfeat.schemas.tensors import arrow_to_clips, clip_type, clips_to_arrow
+
+    rng = np.random.default_rng(0)
+    clips = [rng.integers(0, 256, (n, 6, 6, 3), dtype=np.uint8) for n in (3, 1, 0, 5)]
+    data_type = clip_type(6, 6)
+    table = pa.table({"frames": clips_to_arrow(clips, data_type)})
+    assert dictionary_columns(table.schema) == ["frames.list.element.list.element"]  # 8-bit values packed back to bytes
+    pq.write_table(table, tmp_path / "c.parquet", use_dictionary=dictionary_columns(table.schema))
+    back = pq.read_table(tmp_path / "c.parquet")["frames"]
+    assert back.type == data_type
+    for original, decoded in zip(clips, arrow_to_clips(back)):
+        assert decoded.shape == original.shape and decoded.dtype == np.uint8
+        np.testing.assert_array_equal(decoded, original)
+    rows = [{"frames": clip} for clip in decode_column(back)]
+    batch = collate_features(rows)
+    assert tuple(batch["frames"].shape) == (4, 5, 6, 6, 3) and batch["frames_lengths"].tolist() == [3, 1, 0, 5]
+    duckdb = pytest.importorskip("duckdb")
+    assert duckdb.sql(f"select len(frames) from '{tmp_path / 'c.parquet'}'").fetchall() == [(3,), (1,), (0,), (5,)]
+    with pytest.raises(ValueError, match=r"\(frames, 6, 6, 3\)"):
+        clips_to_arrow([np.zeros((2, 5, 6, 3), np.uint8)], data_type)

@@ -11,14 +11,21 @@ The unit of work is a Parquet row group. Units are ordered (shuffled per seed an
 asked), then dealt round-robin to every (rank, DataLoader worker) pair: each row is read exactly
 once per epoch across all of them, even with fewer shards than workers. Rows are decoded to numpy
 with their shapes: tensor columns to (H, W, C)…, matrix columns to (frames, dim), vectors to (dim,).
-Each reader reads the next row groups in a background thread while its current one is consumed.
-``set_epoch`` reaches DataLoader workers that are started per epoch (the default); with
-``persistent_workers=True`` they keep the epoch they started with.
+Each reader reads its next row groups in background threads while its current one is consumed.
+The epoch lives in shared memory, so ``set_epoch`` also reaches ``persistent_workers=True`` workers.
+
+With ``batch_size=B`` the dataset yields whole batches built column-wise from Arrow
+(``schemas.batches.collate_table``) instead of rows; use it with ``DataLoader(data, batch_size=None)``.
+That path makes no per-row Python objects and is the fast one (``benchmarks/reader.py``):
+
+    data = FeatureDataset("OUT/librispeech", columns=["mfcc", "token_ids"], shuffle=True, batch_size=32)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2, persistent_workers=True)
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mmfeat.schemas.batches import BatchSource
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.tensors import arrow_to_clips, is_clip_type, is_matrix_type, is_tensor_type
 
@@ -49,7 +57,8 @@ class Unit:
 
 
 class FeatureDataset(_Base):
-    """Rows of one dataset output directory (``OUT/<dataset>``), as dicts of numpy arrays and Python values."""
+    """Rows of one dataset output directory (``OUT/<dataset>``), as dicts of numpy arrays and Python values;
+    or, with ``batch_size``, batches of them as dicts of torch tensors (``schemas.batches.collate_table``)."""
 
     def __init__(
         self,
@@ -63,6 +72,8 @@ class FeatureDataset(_Base):
         rank: int | None = None,
         world_size: int | None = None,
         prefetch: int = 2,
+        batch_size: int | None = None,
+        drop_last: bool = False,
     ) -> None:
         self.dataset_dir = Path(dataset_dir)
         manifest = read_manifest(self.dataset_dir)
@@ -81,14 +92,22 @@ class FeatureDataset(_Base):
         self.columns = list(columns) if columns else list(self.schema.names)
         self.shuffle, self.seed, self.shuffle_buffer = shuffle, seed, shuffle_buffer
         self.rank, self.world_size = rank, world_size
-        self.prefetch = max(1, prefetch)  # row groups read ahead in a thread (pyarrow releases the GIL)
-        self.epoch = 0
+        self.prefetch = max(1, prefetch)  # row groups read ahead by threads (pyarrow releases the GIL)
+        if batch_size is not None and batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.batch_size, self.drop_last = batch_size, drop_last
+        self._epoch = multiprocessing.RawValue("q", 0)  # shared with DataLoader workers, persistent ones included
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.value)
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffling differs per epoch (and is the same for the same seed and epoch)."""
-        self.epoch = epoch
+        self._epoch.value = epoch
 
     def __len__(self) -> int:
+        """Rows in the selected splits, all ranks and workers together (also with ``batch_size``)."""
         return sum(unit.rows for unit in self.units)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -102,17 +121,45 @@ class FeatureDataset(_Base):
         if self.shuffle:
             np.random.default_rng([self.seed, self.epoch]).shuffle(order)
         mine = [self.units[i] for i in order[index::count]]
-        rows = (row for table in self._tables(mine) for row in _rows(table))
-        if not self.shuffle:
-            yield from rows
+        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.shuffle else None
+        if self.batch_size is not None:
+            yield from self._batches(self._tables(mine), rng)
             return
-        yield from _shuffled(rows, self.shuffle_buffer, np.random.default_rng([self.seed, self.epoch, index]))
+        rows = (row for table in self._tables(mine) for row in _rows(table))
+        yield from _shuffled(rows, self.shuffle_buffer, rng) if rng is not None else rows
+
+    def _batches(self, tables: Iterator[pa.Table], rng: np.random.Generator | None) -> Iterator[dict[str, Any]]:
+        """Batches of ``batch_size`` rows. Shuffled: row groups are gathered until ``shuffle_buffer`` rows, whose
+        order is permuted; the rows that do not fill a last batch are carried into the next window."""
+        size = self.batch_size
+        window = max(self.shuffle_buffer, size) if rng is not None else size
+        pending: list[pa.Table] = []
+        rows = 0
+        for table in tables:
+            pending.append(table)
+            rows += table.num_rows
+            if rows < window:
+                continue
+            gathered = pa.concat_tables(pending).combine_chunks()  # one copy of the window, shared by its batches
+            source = BatchSource(gathered)
+            order = rng.permutation(rows) if rng is not None else np.arange(rows)
+            full = rows - rows % size
+            for start in range(0, full, size):
+                yield source.batch(order[start : start + size])
+            pending, rows = [gathered.take(pa.array(order[full:], pa.int64()))], rows - full
+        if not rows:
+            return
+        source = BatchSource(pa.concat_tables(pending))
+        order = rng.permutation(rows) if rng is not None else np.arange(rows)
+        last = rows - rows % size if self.drop_last else rows
+        for start in range(0, last, size):
+            yield source.batch(order[start : start + size])
 
     def _tables(self, units: Sequence[Unit]) -> Iterator[pa.Table]:
-        """The units' row groups in order; up to ``prefetch`` are read in a thread while one is consumed."""
+        """The units' row groups in order; up to ``prefetch`` are read by as many threads while one is consumed."""
         if not units:
             return
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=self.prefetch) as pool:  # row groups decode in parallel, in order
             pending = deque(pool.submit(self._read, unit) for unit in units[: self.prefetch])
             for unit in units[self.prefetch :]:
                 table = pending.popleft().result()

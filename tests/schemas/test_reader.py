@@ -98,3 +98,50 @@ def test_bad_split_or_column_fails_clearly(dataset_dir):
         FeatureDataset(dataset_dir, split="test")
     with pytest.raises(ValueError, match="unknown columns"):
         FeatureDataset(dataset_dir, columns=["nope"])
+
+
+def ids_of(batches) -> list[str]:
+    return [sample_id for batch in batches for sample_id in batch["sample_id"]]
+
+
+def test_batches_equal_the_collated_rows(dataset_dir):
+    rows = list(FeatureDataset(dataset_dir, split="train").partition(0, 1))
+    batches = list(FeatureDataset(dataset_dir, split="train", batch_size=7).partition(0, 1))
+    assert [len(b["sample_id"]) for b in batches] == [7, 7, 7, 7, 2]
+    for i, batch in enumerate(batches):
+        expected = collate_features(rows[7 * i : 7 * i + 7])
+        for name, value in expected.items():
+            if isinstance(value, list):
+                assert batch[name] == value, name
+            else:
+                assert batch[name].dtype == value.dtype and torch.equal(batch[name], value), name
+        assert "token_ids_lengths" in batch and batch["mfcc_mask"].sum(dim=1).tolist() == batch["mfcc_lengths"].tolist()
+    dropped = list(FeatureDataset(dataset_dir, split="train", batch_size=7, drop_last=True).partition(0, 1))
+    assert len(dropped) == 4
+
+
+def test_shuffled_batches_are_deterministic_and_partition_every_row_once(dataset_dir):
+    def epoch_ids(epoch: int, seed: int = 0) -> list[str]:
+        data = FeatureDataset(dataset_dir, split="train", shuffle=True, seed=seed, shuffle_buffer=8, batch_size=3)
+        data.set_epoch(epoch)
+        return [i for reader in range(4) for i in ids_of(data.partition(reader, 4))]
+
+    first = epoch_ids(0)
+    assert sorted(first) == sorted(r for r in ids_of([collate_features(list(FeatureDataset(dataset_dir, split="train")))]))
+    assert len(first) == len(set(first)) == 30
+    assert first == epoch_ids(0) and first != epoch_ids(1) and first != epoch_ids(0, seed=1)
+
+
+def test_persistent_dataloader_workers_follow_set_epoch(dataset_dir):
+    data = FeatureDataset(dataset_dir, split="train", shuffle=True, batch_size=4)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2, persistent_workers=True)
+    seen = []
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        seen.append(ids_of(loader))
+    assert all(sorted(ids) == sorted(seen[0]) and len(ids) == 30 for ids in seen)
+    assert seen[0] != seen[1] != seen[2]
+    fresh = FeatureDataset(dataset_dir, split="train", shuffle=True, batch_size=4)
+    fresh.set_epoch(2)
+    again = ids_of(torch.utils.data.DataLoader(fresh, batch_size=None, num_workers=2))
+    assert again == seen[2]  # the persistent workers read epoch 2, as fresh ones do

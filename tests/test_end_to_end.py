@@ -212,6 +212,11 @@ def test_a_user_supplied_torchscript_audio_encoder_adds_an_embedding_per_view(li
     # the model saw each clean waveform whole: its 4th output is the length in seconds
     np.testing.assert_allclose(embeddings[:, 3], table["num_samples"].to_numpy() / 16000, rtol=1e-6)
     assert (embeddings[:, 2] <= 1.0).all() and (embeddings[:, 1] > 0).all()
+    # length-aware batching (Beam's length buckets): other batches, the same embeddings
+    buckets = ["encode.audio.max_batch_duration_secs=0.5", "encode.audio.length_buckets=[24000,48000]"]
+    bucketed = run_librispeech(librispeech_root, tmp_path / "bucketed", *[a for s in settings + buckets for a in ("--set", s)])
+    again = np.stack(read_rows(bucketed.dataset_dir)["audio_embedding"].to_numpy(zero_copy_only=False))
+    np.testing.assert_allclose(again, embeddings, rtol=1e-5, atol=1e-6)
 
 
 def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(default_run, librispeech_root, tmp_path):

@@ -28,6 +28,10 @@ class EncoderConfig:
     min_batch_size: int = 1
     max_batch_size: int = 32
     max_batch_duration_secs: float | None = None
+    # length-aware batching (Beam's batch_length_fn): inputs are batched with others whose length (audio samples,
+    # text tokens, a clip's frames) falls between the same two boundaries, so little of a batch is padding.
+    # Beam buckets only in its stateful batching, which max_batch_duration_secs turns on.
+    length_buckets: tuple[int, ...] = ()
     output_dim: int | None = None  # embedding size of a user-supplied model (torchscript_* / state_dict_*)
     model_class: str | None = None  # state_dict_*: the module's class, "package.module:Class"
     model_kwargs: str = "{}"  # state_dict_*: JSON object of the class's constructor arguments
@@ -35,6 +39,11 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.min_batch_size <= self.max_batch_size:
             raise ValueError("need 1 <= min_batch_size <= max_batch_size")
+        if self.length_buckets:
+            if list(self.length_buckets) != sorted(set(self.length_buckets)) or self.length_buckets[0] <= 0:
+                raise ValueError("length_buckets must be increasing positive lengths, e.g. [32000, 64000, 128000]")
+            if self.max_batch_duration_secs is None:
+                raise ValueError("length_buckets needs max_batch_duration_secs (Beam buckets only in its stateful batching)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError("device must be auto, cpu or cuda")
         if self.dtype not in ("float32", "float16", "bfloat16"):

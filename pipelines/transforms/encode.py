@@ -15,6 +15,7 @@ across workers). Results stay attached to their sample ids because the elements 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -47,6 +48,16 @@ def from_raw_text(item: WorkItem) -> Any:
     return item.record.raw_texts[0]
 
 
+def input_length(element: Any, *, input_array: str, many: bool) -> int:
+    """An item's prepared encoder input length for length-aware batching: samples of a waveform, tokens of a
+    text (summed over the parts with ``many``; an image counts 1). Anything else (a reject) counts 0."""
+    if not isinstance(element, WorkItem) or input_array not in element.arrays:
+        return 0
+    value = element.arrays[input_array]
+    parts = value if many else [value]
+    return int(sum(len(p) if getattr(p, "ndim", 1) == 1 else 1 for p in parts))
+
+
 class PrepareForEncoder(Stage):
     """CPU-side preprocessing of the item's input into ``arrays[<encoder>_input]`` (resize + crop, tokenise).
 
@@ -77,10 +88,15 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
     """Encodes the WorkItems of each batch into ``columns[output_column]`` (float32 vectors)."""
 
     def __init__(self, config: EncoderConfig, output_column: str, *, many: bool = False) -> None:
+        buckets = {}
+        if config.length_buckets:
+            length = functools.partial(input_length, input_array=f"{config.name}_input", many=many)
+            buckets = {"batch_length_fn": length, "batch_bucket_boundaries": list(config.length_buckets)}
         super().__init__(
             min_batch_size=config.min_batch_size,
             max_batch_size=config.max_batch_size,
             max_batch_duration_secs=config.max_batch_duration_secs,
+            **buckets,
         )
         if not config.name:
             raise ValueError("EncodeModelHandler needs an encoder name")

@@ -121,3 +121,34 @@ def test_many_inputs_per_item_give_one_row_per_input_including_none():
     with torch.inference_mode():
         alone = spec.forward(model, spec.collate([spec.preprocess("Soup in a bowl.")])).numpy()
     np.testing.assert_allclose(out["c"], alone, atol=1e-5)  # batched with other texts (padded) vs alone
+
+
+def test_length_buckets_batch_inputs_of_similar_length_together():
+    import bisect
+
+    from apache_beam.testing.util import assert_that
+
+    from mmfeat.pipelines.transforms.encode import input_length
+
+    config = EncoderConfig(name="torchscript_audio", max_batch_size=4, max_batch_duration_secs=0.5, length_buckets=(100, 1000))
+    handler = EncodeModelHandler(config, "audio_embedding")
+    key = ShardKey("train", 0, 1, 12)
+    lengths = [50, 5000, 120, 60, 900, 3000, 70, 150, 2000, 80, 999, 1000]
+    name = "torchscript_audio_input"
+    items = [WorkItem(key, Photo(f"u{i:02d}"), arrays={name: np.zeros(n, np.float32)}) for i, n in enumerate(lengths)]
+    assert [input_length(item, input_array="torchscript_audio_input", many=False) for item in items] == lengths
+
+    def check(batches):
+        seen = sorted(item.record.sample_id for batch in batches for item in batch)
+        assert seen == sorted(item.record.sample_id for item in items)  # every item once
+        for batch in batches:
+            buckets = {bisect.bisect_right([100, 1000], len(item.arrays["torchscript_audio_input"])) for item in batch}
+            assert len(buckets) == 1 and len(batch) <= 4, [len(i.arrays["torchscript_audio_input"]) for i in batch]
+
+    with BeamTestPipeline() as p:
+        batches = p | beam.Create(items, reshuffle=False) | beam.BatchElements(**handler.batch_elements_kwargs())
+        assert_that(batches, check)
+    with pytest.raises(ValueError, match="max_batch_duration_secs"):
+        EncoderConfig(name="torchscript_audio", length_buckets=(100,))
+    with pytest.raises(ValueError, match="increasing"):
+        EncoderConfig(name="torchscript_audio", max_batch_duration_secs=1.0, length_buckets=(100, 50))

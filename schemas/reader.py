@@ -16,10 +16,10 @@ The epoch lives in shared memory, so ``set_epoch`` also reaches ``persistent_wor
 
 With ``batch_size=B`` the dataset yields whole batches built column-wise from Arrow
 (``schemas.batches.collate_table``) instead of rows; use it with ``DataLoader(data, batch_size=None)``.
-That path makes no per-row Python objects and is the fast one (``benchmarks/reader.py``):
+That path makes no per-row Python objects and is the faster one (``benchmarks/reader.py``):
 
     data = FeatureDataset("OUT/librispeech", columns=["mfcc", "token_ids"], shuffle=True, batch_size=32)
-    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2, persistent_workers=True)
+    loader = torch.utils.data.DataLoader(data, batch_size=None)  # workers pay off when decoding dominates
 """
 
 from __future__ import annotations

@@ -123,9 +123,12 @@ def _feature_graph(dataset: str, listing, config):
         raise ConfigError(str(err)) from err
     try:
         for encoder in graph.encoders:
-            get_encoder(encoder.name)
+            spec = get_encoder(encoder.name)
             if encoder.device == "cuda":
                 resolve_device(encoder.device)
+            if spec.sample_rate and spec.sample_rate != config.audio.sample_rate:
+                rate = spec.sample_rate
+                raise ConfigError(f"encode: {spec.name} takes {rate} Hz audio: set audio.sample_rate={rate}")
     except (ImportError, KeyError, RuntimeError) as err:
         message = err.args[0] if err.args else str(err)
         raise ConfigError(f"encode: {message} (set encode.<modality>.name=null to run without it)") from err

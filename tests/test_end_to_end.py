@@ -219,6 +219,21 @@ def test_a_user_supplied_torchscript_audio_encoder_adds_an_embedding_per_view(li
     np.testing.assert_allclose(again, embeddings, rtol=1e-5, atol=1e-6)
 
 
+def test_the_pretrained_speaker_encoder_adds_a_unit_norm_embedding_per_view(librispeech_root, tmp_path):
+    pytest.importorskip("resemblyzer")
+    from tests.conftest import run_cli, run_librispeech
+
+    run = run_librispeech(librispeech_root, tmp_path / "out", "--set", "encode.audio.name=resemblyzer")
+    table = read_rows(run.dataset_dir)
+    embeddings = np.stack(table["audio_embedding"].to_numpy(zero_copy_only=False))
+    assert embeddings.shape == (table.num_rows, 256) and np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    wrong_rate = run_cli(
+        *("run", "librispeech", "--input", str(librispeech_root), "--output", str(tmp_path / "x")),
+        *("--set", "encode.audio.name=resemblyzer", "--set", "audio.sample_rate=22050"),
+    )
+    assert wrong_rate.returncode == 2 and "set audio.sample_rate=16000" in wrong_rate.stderr
+
+
 def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(default_run, librispeech_root, tmp_path):
     pytest.importorskip("distributed")
     from tests.conftest import run_librispeech

@@ -23,7 +23,7 @@ def get_encoder(name: str) -> EncoderSpec:
     spec = ENCODERS[name]
     missing = [module for module in spec.requires if importlib.util.find_spec(module) is None]
     if missing:
-        raise ImportError(f"encoder {name!r} needs {', '.join(missing)}: pip install 'mmfeat[encoders]'")
+        raise ImportError(f"encoder {name!r} needs {', '.join(missing)}: pip install 'mmfeat[{spec.extra}]'")
     return spec
 
 
@@ -36,6 +36,11 @@ def embedding_dim(config: EncoderConfig) -> int:
     return dim
 
 
-from mmfeat.extractors.encoders import image_efficientnet, text_minilm, user_models  # noqa: E402,F401  (they register)
+from mmfeat.extractors.encoders import (  # noqa: E402,F401  (they register)
+    audio_resemblyzer,
+    image_efficientnet,
+    text_minilm,
+    user_models,
+)
 
 __all__ = ["ENCODERS", "EncoderConfig", "EncoderSpec", "embedding_dim", "get_encoder", "register_encoder"]

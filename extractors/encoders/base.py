@@ -73,6 +73,8 @@ class EncoderSpec:
     collate: Callable[[list[np.ndarray]], Any] = field(default=None)  # arrays -> model input (default: one stacked tensor)
     extra: str = "encoders"  # the mmfeat extra that installs what ``requires`` names
     sample_rate: int | None = None  # audio encoders: the only input rate they take (None: any)
+    # encoders whose preprocessing and width come from the configured weights (a model folder): the spec for a config
+    bind: Callable[[EncoderSpec, EncoderConfig], EncoderSpec] | None = None
 
     def __post_init__(self) -> None:
         if self.collate is None:

@@ -24,7 +24,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
-from mmfeat.extractors.encoders import get_encoder
+from mmfeat.extractors.encoders import encoder_for
 from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, resolve_device, torch_dtype
 from mmfeat.extractors.threads import single_threaded_math
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
@@ -75,7 +75,7 @@ class PrepareForEncoder(Stage):
 
     def setup(self) -> None:
         super().setup()
-        self._spec = get_encoder(self.config.name)
+        self._spec = encoder_for(self.config)
 
     def apply(self, item: WorkItem) -> Iterable[WorkItem]:
         value = self.input_of(item)
@@ -110,7 +110,7 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
     def spec(self) -> EncoderSpec:
         """Resolved once per handler copy (a shared model may be loaded by another copy)."""
         if self._spec is None:
-            self._spec = get_encoder(self.config.name)
+            self._spec = encoder_for(self.config)
         return self._spec
 
     def load_model(self) -> Any:

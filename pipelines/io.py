@@ -29,23 +29,35 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:
-    """String columns (and lists of strings), and 8-bit tensors: where dictionary encoding pays.
+    """String columns (and lists of strings): where dictionary encoding pays.
 
     pyarrow tries it on every column by default; on float matrices it only costs time and bytes
-    (measured on MFCC shards: 2.4 -> 2.0 ms per row written, 9.8 -> 9.2 MB). Parquet has no 8-bit
-    type, so a uint8 image is written as INT32 values; a dictionary of at most 256 entries packs
-    them back to 8 bits (224x224x3 image: 161 -> 121 KiB per row, and faster to write).
+    (measured on MFCC shards: 2.4 -> 2.0 ms per row written, 9.8 -> 9.2 MB).
     """
 
     def is_text(data_type: pa.DataType) -> bool:  # strings, lists of strings, lists of lists of strings…
         return pa.types.is_string(data_type) or (pa.types.is_list(data_type) and is_text(data_type.value_type))
+
+    return [path for f in schema if is_text(f.type) for path in leaf_paths(f)]
+
+
+def byte_stream_split_columns(schema: pa.Schema) -> list[str]:
+    """8-bit tensors (images, clips of frames): written with BYTE_STREAM_SPLIT.
+
+    Parquet has no 8-bit type, so a uint8 is stored as an INT32. BYTE_STREAM_SPLIT puts each of
+    its 4 bytes in a stream of its own, and zstd reduces the three zero streams to almost nothing.
+    Measured against a dictionary, this writer's choice before (128 rows, zstd level 1):
+    224x224x3 photos were written in 2.0 instead of 4.1 ms per image, at 128 instead of 129 KiB,
+    and read faster; 8x112x112x3 clips in 3.5 instead of 6.0 ms per clip, at the same size.
+    pyarrow, DuckDB 2.0 and Polars 2.1 read it (tested).
+    """
 
     def is_byte_tensor(data_type: pa.DataType) -> bool:  # an image or a clip of 8-bit frames
         if is_clip_type(data_type):
             return is_byte_tensor(data_type.value_type)
         return is_tensor_type(data_type) and data_type.value_type.bit_width == 8
 
-    return [path for f in schema if is_text(f.type) or is_byte_tensor(f.type) for path in leaf_paths(f)]
+    return [path for f in schema if is_byte_tensor(f.type) for path in leaf_paths(f)]
 
 
 def statistics_columns(schema: pa.Schema) -> list[str]:
@@ -76,6 +88,7 @@ def write_parquet_atomically(table: pa.Table, path: Path, config: OutputConfig) 
             compression_level=config.compression_level if compression in ("zstd", "gzip") else None,
             row_group_size=config.row_group_rows,
             use_dictionary=dictionary_columns(table.schema),
+            use_byte_stream_split=byte_stream_split_columns(table.schema) or False,
             write_statistics=statistics_columns(table.schema),
         )
         os.replace(tmp, path)

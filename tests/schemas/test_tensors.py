@@ -48,7 +48,7 @@ def test_opens_in_duckdb_and_polars_without_custom_code(tmp_path):
 
 
 def test_variable_length_clips_round_trip_through_parquet_and_open_elsewhere(tmp_path):
-    from mmfeat.pipelines.io import dictionary_columns
+    from mmfeat.pipelines.io import byte_stream_split_columns, dictionary_columns
     from mmfeat.schemas.reader import collate_features, decode_column
     from mmfeat.schemas.tensors import arrow_to_clips, clip_type, clips_to_arrow
 
@@ -56,8 +56,9 @@ def test_variable_length_clips_round_trip_through_parquet_and_open_elsewhere(tmp
     clips = [rng.integers(0, 256, (n, 6, 6, 3), dtype=np.uint8) for n in (3, 1, 0, 5)]
     data_type = clip_type(6, 6)
     table = pa.table({"frames": clips_to_arrow(clips, data_type)})
-    assert dictionary_columns(table.schema) == ["frames.list.element.list.element"]  # 8-bit values packed back to bytes
-    pq.write_table(table, tmp_path / "c.parquet", use_dictionary=dictionary_columns(table.schema))
+    split = byte_stream_split_columns(table.schema)
+    assert dictionary_columns(table.schema) == [] and split == ["frames.list.element.list.element"]
+    pq.write_table(table, tmp_path / "c.parquet", use_dictionary=False, use_byte_stream_split=split)
     back = pq.read_table(tmp_path / "c.parquet")["frames"]
     assert back.type == data_type
     for original, decoded in zip(clips, arrow_to_clips(back)):
@@ -68,5 +69,9 @@ def test_variable_length_clips_round_trip_through_parquet_and_open_elsewhere(tmp
     assert tuple(batch["frames"].shape) == (4, 5, 6, 6, 3) and batch["frames_lengths"].tolist() == [3, 1, 0, 5]
     duckdb = pytest.importorskip("duckdb")
     assert duckdb.sql(f"select len(frames) from '{tmp_path / 'c.parquet'}'").fetchall() == [(3,), (1,), (0,), (5,)]
+    last = duckdb.sql(f"select frames[5][108] from '{tmp_path / 'c.parquet'}' where len(frames) = 5").fetchall()[0][0]
+    assert last == clips[3][4].reshape(-1)[107]  # values through BYTE_STREAM_SPLIT, as DuckDB reads them
+    polars = pytest.importorskip("polars")
+    assert polars.read_parquet(tmp_path / "c.parquet")["frames"][0][2].to_list() == clips[0][2].reshape(-1).tolist()
     with pytest.raises(ValueError, match=r"\(frames, 6, 6, 3\)"):
         clips_to_arrow([np.zeros((2, 5, 6, 3), np.uint8)], data_type)

@@ -5,6 +5,10 @@ view, or rejects). Shards are grouped upstream (``AssignShards``), so on Beam's 
 a shard's outcomes reach the same writer within one bundle; the writer then sorts by
 (sample_id, view), writes ``<name>.parquet`` under a temporary name, renames it into place,
 writes a ``_shards/<name>.json`` completion marker, and emits a :class:`ShardResult`.
+
+The write runs in a background thread while the bundle goes on producing the next shard
+(Arrow conversion, compression and file I/O release the GIL); at most one shard is being
+written at a time, so memory holds at most one finished shard beside the one being built.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +112,8 @@ class WriteShards(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._open: dict[ShardKey, _ShardBuffer] = {}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfeat-shard-writer")
+        self._writing: Future | None = None
 
     def process(self, element: tuple[ShardKey, Row | Reject]) -> Iterator[ShardResult]:
         key, outcome = element
@@ -114,19 +121,37 @@ class WriteShards(beam.DoFn):
         buffer.add(outcome)
         if buffer.complete:
             del self._open[key]
-            yield self._flush(buffer, partial=False)
+            yield from self._written()  # the previous shard first: one write at a time
+            self._writing = self._writer.submit(self._flush, buffer, partial=False)
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
-        # Only reached when a runner split a shard across bundles: keep every row, flag the shard.
-        for buffer in self._open.values():
-            _log.warning(
-                "shard %s incomplete at end of bundle (%d/%d examples); writing it as partial",
-                buffer.key.name,
-                len(buffer.done),
-                buffer.key.examples,
-            )
-            yield WindowedValue(self._flush(buffer, partial=True), GlobalWindow().max_timestamp(), [GlobalWindow()])
-        self._open = {}
+        try:
+            results = list(self._written())
+            # Only reached when a runner split a shard across bundles: keep every row, flag the shard.
+            for buffer in self._open.values():
+                _log.warning(
+                    "shard %s incomplete at end of bundle (%d/%d examples); writing it as partial",
+                    buffer.key.name,
+                    len(buffer.done),
+                    buffer.key.examples,
+                )
+                results.append(self._counted(self._flush(buffer, partial=True)))
+        finally:
+            self._writer.shutdown(wait=True)
+            self._open = {}
+        for result in results:
+            yield WindowedValue(result, GlobalWindow().max_timestamp(), [GlobalWindow()])
+
+    def _written(self) -> Iterator[ShardResult]:
+        """The result of the shard being written, once it is on disk (its error, if it failed)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            yield self._counted(writing.result())
+
+    def _counted(self, result: ShardResult) -> ShardResult:
+        self._rows_written.inc(result.rows)  # metrics are counted on the bundle's thread, where Beam collects them
+        self._shards_written.inc()
+        return result
 
     def _flush(self, buffer: _ShardBuffer, *, partial: bool) -> ShardResult:
         root = Path(self.dataset_dir)
@@ -165,8 +190,6 @@ class WriteShards(beam.DoFn):
             stats=stats,
         )
         write_text_atomically(root / SHARD_MARKERS_DIR / f"{name}.json", result.marker())
-        self._rows_written.inc(len(buffer.rows))
-        self._shards_written.inc()
         return result
 
 

@@ -111,8 +111,8 @@ def run_writer(tmp_path, outcomes):
     writer = WriteShards(str(tmp_path), SCHEMA, OutputConfig())
     writer.start_bundle()
     results = [r for o in outcomes for r in writer.process(o)]
-    partial = [wv.value for wv in writer.finish_bundle()]
-    return results, partial
+    results += [wv.value for wv in writer.finish_bundle()]  # the last complete shard's result comes when its write ends
+    return [r for r in results if not r.partial], [r for r in results if r.partial]
 
 
 def test_writer_writes_a_shard_once_complete_sorted(tmp_path):

@@ -25,6 +25,7 @@ from mmfeat.pipelines.transforms.shard import AssignShards
 from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
 from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, PrepareText, apply_vocabulary
 from mmfeat.pipelines.transforms.write import ShardResult, WriteShards
+from mmfeat.pipelines.units import read_units, spill_units
 from mmfeat.schemas.records import Reject
 from mmfeat.schemas.stats import StatsSpec
 
@@ -34,7 +35,7 @@ class FeatureGraph:
     """What one dataset plugs into the shared pipeline."""
 
     dataset: str
-    units: Sequence[Any]  # work units listed before the pipeline starts (Create'd)
+    units: Sequence[Any]  # work units listed before the pipeline starts (spilled to files: ``pipelines.units``)
     parse: Callable[[Any], Any]  # unit -> iterable of records and Rejects (pure)
     stages: Sequence[Stage]  # heavy stages, in order
     schema: pa.Schema  # the output table
@@ -72,7 +73,9 @@ def build_feature_pipeline(
 ) -> None:
     """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``."""
     out = str(dataset_dir)
-    parsed = pipeline | "ListUnits" >> beam.Create(list(graph.units)) | "Parse" >> beam.FlatMap(graph.parse)
+    unit_files = spill_units(graph.units, dataset_dir)  # the job graph carries file names, not the listing
+    units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> beam.FlatMap(read_units)
+    parsed = units | "Parse" >> beam.FlatMap(graph.parse)
     prepare_text = PrepareText(config.text, require_text=graph.require_text)
     inputs = parsed | "PrepareText" >> beam.ParDo(prepare_text)  # records and rejects, one stream
     records = inputs | "RecordsOnly" >> beam.Filter(_is_record)

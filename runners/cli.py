@@ -199,6 +199,7 @@ def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> 
 
     from mmfeat.pipelines.graph import build_feature_pipeline
     from mmfeat.pipelines.resume import ResumeError, is_complete, start_run
+    from mmfeat.pipelines.units import remove_spilled_units
     from mmfeat.runners.options import runner_name
     from mmfeat.runners.presets import REMOTE_RUNNERS
     from mmfeat.runners.progress import ShardProgress
@@ -238,6 +239,7 @@ def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> 
     if str(state).rsplit(".", 1)[-1] not in ("DONE", "None"):
         return _run_failed(dataset_dir, f"the runner finished in state {state}")
     wall = time.perf_counter() - started
+    remove_spilled_units(dataset_dir)
     print(format_summary(read_manifest(dataset_dir), dataset_dir, wall))
     return 0
 

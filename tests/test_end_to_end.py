@@ -157,6 +157,25 @@ def test_help_explains_options():
         assert option in run.stdout
 
 
+def test_the_listing_travels_as_files_not_inside_the_job_graph(default_run, librispeech_root, tmp_path):
+    import dataclasses
+
+    import apache_beam as beam
+
+    from mmfeat.pipelines.units import UNITS_DIR, UNITS_PER_FILE, read_units
+
+    assert not (default_run.dataset_dir / UNITS_DIR).exists()  # removed once the run succeeded
+    config = load_config("librispeech")
+    spec = DATASETS["librispeech"]
+    graph = spec.feature_graph(spec.discover(librispeech_root, config), config)
+    big = [f"unit-{i:05d}-" + "x" * 10_000 for i in range(UNITS_PER_FILE + 500)]  # 25 MB of listing
+    pipeline = beam.Pipeline()
+    build_feature_pipeline(pipeline, dataclasses.replace(graph, units=big), config, tmp_path / "ls", runner="test")
+    assert len(pipeline.to_runner_api().SerializeToString()) < 2_000_000  # file names only
+    files = sorted((tmp_path / "ls" / UNITS_DIR).glob("units-*.pkl"))
+    assert len(files) == 2 and [u for f in files for u in read_units(str(f))] == big
+
+
 def test_test_pipeline_with_a_reused_vocabulary(default_run, librispeech_root, tmp_path):
     """The graph under Beam's TestPipeline, dev-clean only, ids from the training run's vocabulary."""
     vocab_path = default_run.dataset_dir / "vocab.json"

@@ -257,10 +257,17 @@ def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(default_run, lib
     pytest.importorskip("distributed")
     from tests.conftest import run_librispeech
 
-    dask = run_librispeech(librispeech_root, tmp_path, "--runner=dask")
+    dask = run_librispeech(librispeech_root, tmp_path / "dask", "--runner=dask")
     assert "DaskRunner" in dask.stdout
     assert tree_bytes(dask.dataset_dir, "*/*.parquet") == tree_bytes(default_run.dataset_dir, "*/*.parquet")
     assert read_manifest(dask.dataset_dir)["counts"] == read_manifest(default_run.dataset_dir)["counts"]
+    # several shards per split: the shard count comes from a side input of counts per split
+    small = ("--set", "output.rows_per_shard=4")
+    dask_small = run_librispeech(librispeech_root, tmp_path / "dask4", "--runner=dask", *small)
+    direct_small = run_librispeech(librispeech_root, tmp_path / "direct4", *small)
+    shards = read_manifest(direct_small.dataset_dir)["shards"]
+    assert len(shards) > 3 and read_manifest(dask_small.dataset_dir)["shards"] == shards
+    assert tree_bytes(dask_small.dataset_dir, "*/*.parquet") == tree_bytes(direct_small.dataset_dir, "*/*.parquet")
 
 
 def test_coco_refuses_the_dask_runner_while_deduplication_is_unreliable_there(tmp_path, coco_root):

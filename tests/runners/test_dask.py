@@ -49,3 +49,23 @@ def test_short_runner_names():
     assert runner_name(pipeline_options([])) == "DirectRunner"
     assert pipeline_options(["--runner=dask"]).get_all_options()["runner"] == DASK_RUNNER
     assert isinstance(PipelineOptions([]), PipelineOptions)
+
+
+def record_counts(element, counts, out):
+    with open(os.path.join(out, f"{os.getpid()}-{os.urandom(6).hex()}"), "w") as handle:
+        handle.write(repr(sorted(counts.items())))
+
+
+def test_a_side_input_computed_from_a_pardo_counts_every_element_once(tmp_path):
+    """Beam shares one output receiver between a ParDo's partitions; a side input computed inside a task runs
+    them in one process, and without the fix each partition returned its predecessors' outputs again."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        options = pipeline_options(["--runner=dask", f"--dask_client_address={cluster.scheduler_address}"])
+        with beam.Pipeline(options=options) as pipeline:
+            splits = pipeline | beam.Create(["dev" if i % 10 == 0 else "train" for i in range(200)]) | beam.Map(str)
+            counts = splits | beam.combiners.Count.PerElement()
+            _ = splits | "Use" >> beam.Map(record_counts, counts=beam.pvalue.AsDict(counts), out=str(tmp_path))
+    seen = {p.read_text() for p in tmp_path.iterdir()}
+    assert seen == {repr([("dev", 20), ("train", 180)])}

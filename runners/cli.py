@@ -178,8 +178,8 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
 
     if runner_name(pipeline_options(beam_args)) == "DaskRunner" and graph.deduplicate:  # before a cluster starts
         return _fail(
-            f"{args.dataset}: duplicate removal is not reliable on Beam's DaskRunner yet (its side inputs are computed "
-            f"from a re-executed upstream); run with --set {args.dataset}.deduplicate=false, or on DirectRunner"
+            f"{args.dataset}: duplicate removal does not run on Beam's DaskRunner yet (it reads a side input computed "
+            f"from a bag that reads one itself); run with --set {args.dataset}.deduplicate=false, or on DirectRunner"
         )
     try:
         with runner_options(beam_args) as options:

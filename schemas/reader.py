@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,16 @@ class FeatureDataset(_Base):
     @property
     def epoch(self) -> int:
         return int(self._epoch.value)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled to start a DataLoader worker, the epoch stays shared; pickled or deep-copied any other
+        time (a framework copying the dataset), the copy gets the current epoch as a plain value."""
+        from multiprocessing.context import get_spawning_popen
+
+        state = self.__dict__.copy()
+        if get_spawning_popen() is None:
+            state["_epoch"] = SimpleNamespace(value=self.epoch)
+        return state
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffling differs per epoch (and is the same for the same seed and epoch)."""

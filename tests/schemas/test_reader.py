@@ -145,3 +145,15 @@ def test_persistent_dataloader_workers_follow_set_epoch(dataset_dir):
     fresh.set_epoch(2)
     again = ids_of(torch.utils.data.DataLoader(fresh, batch_size=None, num_workers=2))
     assert again == seen[2]  # the persistent workers read epoch 2, as fresh ones do
+
+
+def test_the_dataset_can_still_be_pickled_and_deep_copied(dataset_dir):
+    import copy
+    import pickle
+
+    data = FeatureDataset(dataset_dir, split="dev", shuffle=True, batch_size=2)
+    data.set_epoch(3)
+    for clone in (copy.deepcopy(data), pickle.loads(pickle.dumps(data))):
+        assert clone.epoch == 3 and ids_of(clone.partition(0, 1)) == ids_of(data.partition(0, 1))
+        clone.set_epoch(4)  # a copy's epoch is its own
+    assert data.epoch == 3

@@ -7,7 +7,7 @@ pooling) runs on batches on the chosen device. Beam's RunInference wraps the two
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,6 +79,26 @@ class EncoderSpec:
     def __post_init__(self) -> None:
         if self.collate is None:
             object.__setattr__(self, "collate", stack_tensors)
+
+
+def check_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """``image`` itself when it is an RGB uint8 (H, W, 3) array; anything else is a ValueError (a reject)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    return image
+
+
+def normalise_images(batch_uint8: Any, mean: Sequence[float], std: Sequence[float]) -> Any:
+    """(N, H, W, 3) uint8 tensor on the device -> (N, 3, H, W) float in [0, 1], minus ``mean``, over ``std``
+    (channels_last on CUDA)."""
+    import torch
+
+    mean_t = torch.tensor(tuple(mean), device=batch_uint8.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(tuple(std), device=batch_uint8.device).view(1, 3, 1, 1)
+    images = batch_uint8.permute(0, 3, 1, 2).float().div_(255.0)
+    if images.is_cuda:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return (images - mean_t) / std_t
 
 
 def stack_tensors(arrays: list[np.ndarray]) -> Any:

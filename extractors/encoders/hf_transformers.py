@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from mmfeat.extractors.encoders import register_encoder
-from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, check_rgb_uint8, normalise_images
 from mmfeat.extractors.encoders.text_minilm import collate as pad_token_ids
 from mmfeat.extractors.encoders.text_minilm import forward as mean_pool
 from mmfeat.extractors.video import fit_square
@@ -119,19 +119,12 @@ def bind_image(spec: EncoderSpec, config: EncoderConfig) -> EncoderSpec:
 
 def fit_image(side: int, image: np.ndarray) -> np.ndarray:
     """RGB uint8 (H, W, 3) -> (side, side, 3) uint8: the centre square, resized (area interpolation)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-    return fit_square(image, side)
+    return fit_square(check_rgb_uint8(image), side)
 
 
 def forward_image(geometry: ImageGeometry, model: Any, batch_uint8: Any) -> Any:
     """(N, side, side, 3) uint8 on the device -> (N, hidden) pooled features."""
-    import torch
-
-    mean = torch.tensor(geometry.mean, device=batch_uint8.device).view(1, 3, 1, 1)
-    std = torch.tensor(geometry.std, device=batch_uint8.device).view(1, 3, 1, 1)
-    pixels = (batch_uint8.permute(0, 3, 1, 2).float().div_(255.0) - mean) / std
-    output = model(pixel_values=pixels)
+    output = model(pixel_values=normalise_images(batch_uint8, geometry.mean, geometry.std))
     pooled = getattr(output, "pooler_output", None)
     if pooled is None:
         pooled = output.last_hidden_state.mean(dim=1)

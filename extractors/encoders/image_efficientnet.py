@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from mmfeat.extractors.encoders import register_encoder
-from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, check_rgb_uint8, normalise_images
 
 NAME = "efficientnet_lite0"
 IMAGE_SIZE = 224
@@ -29,8 +29,7 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    check_rgb_uint8(image)
     if image.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
         return np.ascontiguousarray(image)
     height, width = image.shape[:2]
@@ -55,14 +54,7 @@ def load(config: EncoderConfig) -> Any:
 
 def normalise(batch_uint8: Any) -> Any:
     """(N, 224, 224, 3) uint8 tensor on the device -> (N, 3, 224, 224) float, ImageNet-normalised."""
-    import torch
-
-    mean = torch.tensor(IMAGENET_MEAN, device=batch_uint8.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=batch_uint8.device).view(1, 3, 1, 1)
-    images = batch_uint8.permute(0, 3, 1, 2).float().div_(255.0)
-    if images.is_cuda:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return (images - mean) / std
+    return normalise_images(batch_uint8, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def forward(model: Any, batch_uint8: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mmfeat.extractors.encoders import register_encoder
-from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, check_rgb_uint8
 
 
 def load_torchscript(config: EncoderConfig) -> Any:
@@ -42,9 +42,7 @@ def load_state_dict(config: EncoderConfig) -> Any:
 
 
 def image_as_is(image: np.ndarray) -> np.ndarray:
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-    return np.ascontiguousarray(image)
+    return np.ascontiguousarray(check_rgb_uint8(image))
 
 
 def forward_image(model: Any, batch_uint8: Any) -> Any:

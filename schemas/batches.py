@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mmfeat.schemas.tensors import is_clip_type, is_matrix_type, is_tensor_type
+from mmfeat.schemas.tensors import arrow_to_tensors, is_clip_type, is_matrix_type, is_tensor_type
 
 
 def collate_table(table: pa.Table) -> dict[str, Any]:
@@ -50,7 +50,7 @@ class _Column:
         if array.null_count:
             return cls("python", array.to_pylist())
         if is_tensor_type(data_type):
-            return cls("stacked", _tensor_values(array, len(array)))
+            return cls("stacked", arrow_to_tensors(array))
         if is_clip_type(data_type) or is_matrix_type(data_type) or _is_number_list(data_type):
             return cls("padded", _flat_values(array), array.offsets.to_numpy().astype(np.int64))
         if pa.types.is_fixed_size_list(data_type) and _is_number(data_type.value_type):
@@ -83,18 +83,12 @@ def _is_number_list(data_type: pa.DataType) -> bool:
     return pa.types.is_list(data_type) and _is_number(data_type.value_type)
 
 
-def _tensor_values(array: pa.Array, count: int) -> np.ndarray:
-    """(count, *shape) values of a fixed-shape tensor array (empty arrays included)."""
-    shape = tuple(array.type.shape)
-    return array.to_numpy_ndarray() if count else np.zeros((0, *shape), dtype=array.type.value_type.to_pandas_dtype())
-
-
 def _flat_values(array: pa.ListArray) -> np.ndarray:
     """Every item of the list array's backing values on the first axis (frames of clips, rows of matrices, or
     list items). ``ListArray.values`` ignores a slice's offset; the offsets index into these values."""
     data_type = array.type
     if is_clip_type(data_type):
-        return _tensor_values(array.values, len(array.values))
+        return arrow_to_tensors(array.values)
     if is_matrix_type(data_type):
         return array.values.values.to_numpy(zero_copy_only=False).reshape(-1, data_type.value_type.list_size)
     return array.values.to_numpy(zero_copy_only=False)

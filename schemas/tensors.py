@@ -87,9 +87,12 @@ def tensors_to_arrow(tensors: Sequence[np.ndarray], data_type: pa.FixedShapeTens
 
 
 def arrow_to_tensors(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """(rows, *shape) numpy array of a fixed-shape tensor column without nulls (zero-copy per chunk)."""
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    return np.concatenate([chunk.to_numpy_ndarray() for chunk in chunks]) if chunks else np.zeros((0,))
+    """(rows, *shape) numpy array of a fixed-shape tensor column without nulls (zero-copy for one chunk);
+    an empty column gives (0, *shape) of the value type."""
+    chunks = [c for c in (column.chunks if isinstance(column, pa.ChunkedArray) else [column]) if len(c)]
+    if not chunks:
+        return np.zeros((0, *column.type.shape), dtype=_numpy_dtype(column.type.value_type))
+    return chunks[0].to_numpy_ndarray() if len(chunks) == 1 else np.concatenate([c.to_numpy_ndarray() for c in chunks])
 
 
 def clip_type(height: int, width: int, channels: int = 3) -> pa.DataType:
@@ -117,7 +120,6 @@ def clips_to_arrow(clips: Sequence[np.ndarray], data_type: pa.DataType) -> pa.Ar
 def arrow_to_clips(column: pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
     """Inverse of :func:`clips_to_arrow`: one (frames, *frame shape) numpy array per cell (views, no copy)."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    shape = tuple(column.type.value_type.shape)
-    frames = column.values.to_numpy_ndarray() if len(column.values) else np.zeros((0, *shape), dtype=np.uint8)
+    frames = arrow_to_tensors(column.values)
     offsets = column.offsets.to_numpy()
     return [frames[offsets[i] : offsets[i + 1]] for i in range(len(column))]

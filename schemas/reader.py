@@ -24,6 +24,7 @@ That path makes no per-row Python objects and is the faster one (``benchmarks/re
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 from collections import deque
@@ -146,25 +147,21 @@ class FeatureDataset(_Base):
         window = max(self.shuffle_buffer, size) if rng is not None else size
         pending: list[pa.Table] = []
         rows = 0
-        for table in tables:
-            pending.append(table)
-            rows += table.num_rows
-            if rows < window:
-                continue
+        for table in itertools.chain(tables, [None]):  # None: the end, where the rest goes out too
+            if table is not None:
+                pending.append(table)
+                rows += table.num_rows
+                if rows < window:
+                    continue
+            if not rows:
+                return
             gathered = pa.concat_tables(pending).combine_chunks()  # one copy of the window, shared by its batches
             source = BatchSource(gathered)
             order = rng.permutation(rows) if rng is not None else np.arange(rows)
-            full = rows - rows % size
-            for start in range(0, full, size):
+            last = rows if table is None and not self.drop_last else rows - rows % size
+            for start in range(0, last, size):
                 yield source.batch(order[start : start + size])
-            pending, rows = [gathered.take(pa.array(order[full:], pa.int64()))], rows - full
-        if not rows:
-            return
-        source = BatchSource(pa.concat_tables(pending))
-        order = rng.permutation(rows) if rng is not None else np.arange(rows)
-        last = rows - rows % size if self.drop_last else rows
-        for start in range(0, last, size):
-            yield source.batch(order[start : start + size])
+            pending, rows = [gathered.take(pa.array(order[last:], pa.int64()))], rows - last
 
     def _tables(self, units: Sequence[Unit]) -> Iterator[pa.Table]:
         """The units' row groups in order; up to ``prefetch`` are read by as many threads while one is consumed."""

@@ -87,12 +87,12 @@ def tensors_to_arrow(tensors: Sequence[np.ndarray], data_type: pa.FixedShapeTens
 
 
 def arrow_to_tensors(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """(rows, *shape) numpy array of a fixed-shape tensor column without nulls (zero-copy for one chunk);
-    an empty column gives (0, *shape) of the value type."""
+    """(rows, *shape) writable numpy array of a fixed-shape tensor column without nulls (one copy, so that
+    ``torch.from_numpy`` gets memory it may own); an empty column gives (0, *shape) of the value type."""
     chunks = [c for c in (column.chunks if isinstance(column, pa.ChunkedArray) else [column]) if len(c)]
     if not chunks:
         return np.zeros((0, *column.type.shape), dtype=_numpy_dtype(column.type.value_type))
-    return chunks[0].to_numpy_ndarray() if len(chunks) == 1 else np.concatenate([c.to_numpy_ndarray() for c in chunks])
+    return np.concatenate([c.to_numpy_ndarray() for c in chunks])
 
 
 def clip_type(height: int, width: int, channels: int = 3) -> pa.DataType:

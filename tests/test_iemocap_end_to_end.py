@@ -91,6 +91,31 @@ def test_shards_do_not_depend_on_workers(iemocap_run, iemocap_multiprocess_run):
     assert files(iemocap_run) == files(iemocap_multiprocess_run)
 
 
+def test_dialogs_pack_into_capped_shards_the_same_on_dask(iemocap_root, tmp_path):
+    pytest.importorskip("distributed")
+    from tests.conftest import run_dataset
+
+    small = ("--set", "output.rows_per_shard=4")
+    direct = run_dataset("iemocap", iemocap_root, tmp_path / "direct", *small)
+    dask = run_dataset("iemocap", iemocap_root, tmp_path / "dask", "--runner=dask", *small)
+    rows = read_rows(direct.dataset_dir)
+    assert len(read_manifest(direct.dataset_dir)["shards"]) > 1
+    for shard in read_manifest(direct.dataset_dir)["shards"]:
+        table = ds.dataset(direct.dataset_dir / shard["path"], format="parquet").to_table(columns=["dialog"])
+        assert table.num_rows <= 4
+    dialog_shards = {}
+    for shard in read_manifest(direct.dataset_dir)["shards"]:
+        for dialog in ds.dataset(direct.dataset_dir / shard["path"]).to_table(columns=["dialog"]).column(0).to_pylist():
+            dialog_shards.setdefault(dialog, set()).add(shard["path"])
+    long = {d for d in dialog_shards if rows.filter(ds.field("dialog") == d).num_rows > 4}
+    assert all(len(paths) == 1 for d, paths in dialog_shards.items() if d not in long)  # a dialog that fits: one shard
+
+    def files(run):
+        return {p.relative_to(run.dataset_dir).as_posix(): p.read_bytes() for p in sorted(run.dataset_dir.rglob("*.parquet"))}
+
+    assert files(dask) == files(direct)
+
+
 def test_a_generic_manifest_runs_the_same_pipeline_with_audio_from_the_video(iemocap_root, tmp_path):
     from tests.conftest import run_dataset
 

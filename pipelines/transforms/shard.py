@@ -1,7 +1,12 @@
 """Deterministic shard assignment on light records, before any decoding.
 
-Each split gets ``ceil(n / rows_per_shard)`` shards; an example goes to shard
-``stable_bucket(sample_id)`` (or of the record's ``shard_group``, e.g. its dialog).
+Records without a ``shard_group``: each split gets ``ceil(n / rows_per_shard)`` shards, and an
+example goes to shard ``stable_bucket(sample_id)``.
+Records with a ``shard_group`` (a dialog's utterances, which share a video): the group is cut into
+runs of at most ``rows_per_shard`` consecutive sample ids, and the runs are packed first-fit
+decreasing into shards of at most ``rows_per_shard`` rows (:func:`plan_grouped_shards`). Hashing
+whole groups instead made shards of several long dialogs, and the largest shard sets a worker's
+peak memory.
 Grouping light records by shard (not heavy features) keeps memory
 bounded on every runner, makes shard contents independent of bundling and worker count, and
 makes a shard the unit of work: its examples are processed and written together.
@@ -10,7 +15,8 @@ makes a shard the unit of work: its examples are processed and written together.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -20,10 +26,60 @@ from mmfeat.pipelines.transforms.stage import WorkItem
 from mmfeat.schemas.records import Reject, ShardKey
 
 
-def _shard_of(element: Any, counts: dict[str, int], rows_per_shard: int) -> tuple[tuple[str, int, int], Any]:
-    count = max(1, math.ceil(counts[element.split] / rows_per_shard))
-    group = getattr(element, "shard_group", None) or element.sample_id  # e.g. a dialog's utterances stay together
-    return (element.split, stable_bucket(group, count), count), element
+@dataclass(frozen=True)
+class GroupedShardPlan:
+    """One split's packing of grouped records: how many shards, and each sample id's shard."""
+
+    shards: int
+    shard_of: dict[str, int]
+
+
+def plan_grouped_shards(members: Iterable[tuple[str, str]], rows_per_shard: int) -> GroupedShardPlan:
+    """Pack ``(group, sample_id)`` pairs into shards of at most ``rows_per_shard`` ids, a group's ids kept together.
+
+    A group longer than a shard is cut into runs of consecutive sample ids. Runs are placed first-fit
+    in decreasing size (ties by group and position), so the plan depends only on the set of pairs:
+    the same on every runner, whatever the order the pairs arrive in. A sample id seen twice keeps
+    one place (the shard's expansion then rejects the second as a duplicate id).
+    """
+    groups: dict[str, set[str]] = {}
+    for group, sample_id in members:
+        groups.setdefault(group, set()).add(sample_id)
+    placed: set[str] = set()
+    runs: list[tuple[str, int, list[str]]] = []
+    for group in sorted(groups):
+        ids = [i for i in sorted(groups[group]) if i not in placed]  # an id in two groups stays with the first
+        placed.update(ids)
+        runs += [(group, start, ids[start : start + rows_per_shard]) for start in range(0, len(ids), rows_per_shard)]
+    runs.sort(key=lambda run: (-len(run[2]), run[0], run[1]))
+    loads: list[int] = []
+    shard_of: dict[str, int] = {}
+    for _, _, ids in runs:
+        index = next((i for i, load in enumerate(loads) if load + len(ids) <= rows_per_shard), len(loads))
+        if index == len(loads):
+            loads.append(0)
+        loads[index] += len(ids)
+        shard_of.update(dict.fromkeys(ids, index))
+    return GroupedShardPlan(shards=max(1, len(loads)), shard_of=shard_of)
+
+
+def _group_member(element: Any) -> Iterator[tuple[str, tuple[str, str]]]:
+    group = getattr(element, "shard_group", None)
+    if group is not None:
+        yield element.split, (group, element.sample_id)
+
+
+def _shard_of(
+    element: Any, counts: dict[str, int], plans: dict[str, GroupedShardPlan], rows_per_shard: int
+) -> tuple[tuple[str, int, int], Any]:
+    plan = plans.get(element.split)
+    if plan is None:
+        count = max(1, math.ceil(counts[element.split] / rows_per_shard))
+        return (element.split, stable_bucket(element.sample_id, count), count), element
+    index = plan.shard_of.get(element.sample_id)
+    if index is None:  # a source reject in a split of grouped records: any shard will do
+        index = stable_bucket(element.sample_id, plan.shards)
+    return (element.split, index, plan.shards), element
 
 
 def _expand(group: tuple[tuple[str, int, int], Any]) -> Iterator[Any]:
@@ -58,6 +114,15 @@ class AssignShards(beam.PTransform):
         self.rows_per_shard = rows_per_shard
 
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
+        rows = self.rows_per_shard
         counts = elements | "SplitOf" >> beam.Map(lambda e: e.split) | "CountPerSplit" >> beam.combiners.Count.PerElement()
-        keyed = elements | "ShardOf" >> beam.Map(_shard_of, counts=beam.pvalue.AsDict(counts), rows_per_shard=self.rows_per_shard)
+        plans = (
+            elements
+            | "GroupMembers" >> beam.FlatMap(_group_member)
+            | "GroupMembersPerSplit" >> beam.GroupByKey()
+            | "PlanGroupedShards" >> beam.MapTuple(lambda split, members: (split, plan_grouped_shards(members, rows)))
+        )
+        keyed = elements | "ShardOf" >> beam.Map(
+            _shard_of, counts=beam.pvalue.AsDict(counts), plans=beam.pvalue.AsDict(plans), rows_per_shard=rows
+        )
         return keyed | "GroupByShard" >> beam.GroupByKey() | "Expand" >> beam.FlatMap(_expand)

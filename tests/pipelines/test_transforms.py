@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import apache_beam as beam
@@ -8,11 +9,11 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.pipelines.config import OutputConfig
-from mmfeat.pipelines.transforms.shard import AssignShards
+from mmfeat.pipelines.transforms.shard import AssignShards, plan_grouped_shards
 from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
 from mmfeat.pipelines.transforms.write import WriteShards
 from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
-from mmfeat.schemas.records import AudioUtterance, Reject, ShardKey
+from mmfeat.schemas.records import AudioUtterance, DialogUtterance, Reject, ShardKey
 
 
 def utterance(i: int, split: str = "train") -> AudioUtterance:
@@ -36,6 +37,75 @@ def test_assign_shards_is_deterministic_complete_and_sorted():
 
     with BeamTestPipeline() as p:
         out = p | beam.Create(elements) | AssignShards(rows_per_shard=5) | beam.Map(summarise)
+        assert_that(out | beam.combiners.ToList(), lambda lists: check(lists[0]))
+
+
+def test_grouped_records_pack_into_shards_no_larger_than_asked_with_groups_kept_together():
+    sizes = {"d0": 7, "d1": 3, "d2": 5, "d3": 2, "d4": 4, "d5": 12, "d6": 1}
+    members = [(g, f"{g}_u{k:02d}") for g, n in sizes.items() for k in range(n)]
+    plan = plan_grouped_shards(members, rows_per_shard=8)
+
+    assert sorted(plan.shard_of) == sorted(sid for _, sid in members)
+    loads = [sum(1 for i in plan.shard_of.values() if i == shard) for shard in range(plan.shards)]
+    assert max(loads) <= 8 and min(loads) > 0
+    assert plan.shards == math.ceil(sum(sizes.values()) / 8)  # 34 rows: these runs pack into the fewest shards
+    for group, n in sizes.items():
+        shards = [plan.shard_of[f"{group}_u{k:02d}"] for k in range(n)]
+        if n <= 8:
+            assert len(set(shards)) == 1, group  # a group that fits stays in one shard
+    long = [plan.shard_of[f"d5_u{k:02d}"] for k in range(12)]
+    assert len(set(long[:8])) == 1 and len(set(long[8:])) == 1 and long[0] != long[8]  # runs of consecutive ids
+    assert plan_grouped_shards(list(reversed(members)), rows_per_shard=8) == plan  # arrival order does not matter
+
+
+def test_a_sample_id_in_two_groups_is_placed_once():
+    plan = plan_grouped_shards([("a", "x"), ("b", "x"), ("b", "y")], rows_per_shard=1)
+    assert plan.shards == 2 and set(plan.shard_of) == {"x", "y"}
+
+
+def test_assign_shards_packs_dialogs_and_sends_duplicate_ids_across_dialogs_to_one_shard():
+    def line(dialog: str, k: int, split: str = "train") -> DialogUtterance:
+        return DialogUtterance(
+            sample_id=f"{dialog}_F{k:03d}",
+            split=split,
+            source_path=f"{dialog}.avi",
+            dialog=dialog,
+            session=1,
+            speaker="F",
+            start_s=float(k),
+            end_s=k + 1.0,
+            transcript="hi",
+            label="neu",
+            raw_label="neu",
+            vad=None,
+            video_path="/nowhere.avi",
+            audio_path="/nowhere.wav",
+            audio_start_s=float(k),
+            audio_end_s=k + 1.0,
+        )
+
+    elements = [line(f"dlg{d}", k) for d, n in enumerate((6, 2, 4, 3, 5)) for k in range(n)]
+    elements.append(dataclasses.replace(elements[0], dialog="dlg9"))  # the same id in another dialog
+    elements.append(Reject("broken", "train", "broken.avi", "read", "unreadable_video"))
+
+    def summarise(item):
+        key, element = (item.shard, item.record) if isinstance(item, WorkItem) else item
+        return key, element.sample_id
+
+    def check(pairs):
+        keys = {key for key, _ in pairs}
+        assert {key.count for key in keys} == {3}  # 20 utterances + the duplicate, in shards of at most 7 rows
+        assert all(key.examples <= 7 + 1 for key in keys)  # + the one source reject
+        for dialog in ("dlg0", "dlg1", "dlg2", "dlg3", "dlg4"):
+            assert len({key.index for key, sid in pairs if sid.startswith(dialog)}) == 1
+        first = [key for key, sid in pairs if sid.startswith("dlg0_F000")]
+        assert len(first) == 2 and first[0] == first[1]  # one shard, where the second copy becomes a reject
+        assert sorted(sid for _, sid in pairs) == sorted(
+            [e.sample_id for e in elements[:-2]] + ["dlg0_F000#duplicate1", "broken"]
+        )
+
+    with BeamTestPipeline() as p:
+        out = p | beam.Create(elements) | AssignShards(rows_per_shard=7) | beam.Map(summarise)
         assert_that(out | beam.combiners.ToList(), lambda lists: check(lists[0]))
 
 

@@ -1,6 +1,6 @@
 """IEMOCAP-style throughput and memory: the pipeline against a bare decord + librosa loop, in the same run.
 
-    python benchmarks/iemocap.py [--dialogs 6] [--utterances 20]
+    python benchmarks/iemocap.py [--dialogs 6] [--utterances 20] [--data DIR  (keeps the generated input)]
 
 Every measurement runs in a fresh child process.
   bare loop = per dialog one decord VideoReader; per utterance: frames by timestamp (one get_batch),
@@ -116,6 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dialogs", type=int, default=6)
     parser.add_argument("--utterances", type=int, default=20, help="per dialog")
+    parser.add_argument("--data", type=Path, help="keep the generated datasets here and reuse them on the next run")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args, beam_args = parser.parse_known_args()
     if args.child:
@@ -126,9 +127,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        print(f"writing {args.dialogs} dialogs x {args.utterances} utterances (and 4x for memory) ...", flush=True)
-        one = write_dataset(work / "x1", args.dialogs, args.utterances)
-        four = write_dataset(work / "x4", 4 * args.dialogs, args.utterances)
+        data = args.data / f"{args.dialogs}x{args.utterances}" if args.data else work
+        if not (data / "x4").is_dir():
+            print(f"writing {args.dialogs} dialogs x {args.utterances} utterances (and 4x for memory) ...", flush=True)
+            write_dataset(data / "x1.tmp", args.dialogs, args.utterances).rename(data / "x1")
+            write_dataset(data / "x4.tmp", 4 * args.dialogs, args.utterances).rename(data / "x4")
+        one, four = data / "x1", data / "x4"
         bare, _ = _run_child("bare", str(one))
         pipe, rss1 = _run_child("pipeline", str(one), str(work / "o1"))
         pipe4, rss4 = _run_child("pipeline", str(four), str(work / "o4"))

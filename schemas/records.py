@@ -131,3 +131,9 @@ class DialogUtterance:
     def shard_group(self) -> str:
         """Utterances of one dialog share a shard, so a worker opens each video once."""
         return self.dialog
+
+    @property
+    def group_position(self) -> float:
+        """Place in the group: a dialog's utterances are processed in time order, so its video is read forward
+        (IEMOCAP numbers each speaker's utterances apart: in id order, F000… then M000… would read it twice)."""
+        return self.start_s

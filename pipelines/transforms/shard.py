@@ -3,10 +3,11 @@
 Records without a ``shard_group``: each split gets ``ceil(n / rows_per_shard)`` shards, and an
 example goes to shard ``stable_bucket(sample_id)``.
 Records with a ``shard_group`` (a dialog's utterances, which share a video): the group is cut into
-runs of at most ``rows_per_shard`` consecutive sample ids, and the runs are packed first-fit
-decreasing into shards of at most ``rows_per_shard`` rows (:func:`plan_grouped_shards`). Hashing
-whole groups instead made shards of several long dialogs, and the largest shard sets a worker's
-peak memory.
+runs of at most ``rows_per_shard`` records in ``group_position`` order (time), and the runs are
+packed first-fit decreasing into shards of at most ``rows_per_shard`` rows
+(:func:`plan_grouped_shards`). Hashing whole groups instead made shards of several long dialogs,
+and the largest shard sets a worker's peak memory. Within a shard, grouped records are processed
+group by group in position order (the writer sorts rows by sample id anyway).
 Grouping light records by shard (not heavy features) keeps memory
 bounded on every runner, makes shard contents independent of bundling and worker count, and
 makes a shard the unit of work: its examples are processed and written together.
@@ -34,21 +35,22 @@ class GroupedShardPlan:
     shard_of: dict[str, int]
 
 
-def plan_grouped_shards(members: Iterable[tuple[str, str]], rows_per_shard: int) -> GroupedShardPlan:
-    """Pack ``(group, sample_id)`` pairs into shards of at most ``rows_per_shard`` ids, a group's ids kept together.
+def plan_grouped_shards(members: Iterable[tuple[str, float, str]], rows_per_shard: int) -> GroupedShardPlan:
+    """Pack ``(group, position, sample_id)`` into shards of at most ``rows_per_shard`` ids, a group's ids kept together.
 
-    A group longer than a shard is cut into runs of consecutive sample ids. Runs are placed first-fit
-    in decreasing size (ties by group and position), so the plan depends only on the set of pairs:
-    the same on every runner, whatever the order the pairs arrive in. A sample id seen twice keeps
-    one place (the shard's expansion then rejects the second as a duplicate id).
+    A group longer than a shard is cut into runs of consecutive positions (ties by id). Runs are placed
+    first-fit in decreasing size (ties by group and run), so the plan depends only on the set of members:
+    the same on every runner, whatever the order they arrive in. A sample id seen twice keeps one place
+    (the shard's expansion then rejects the second as a duplicate id).
     """
-    groups: dict[str, set[str]] = {}
-    for group, sample_id in members:
-        groups.setdefault(group, set()).add(sample_id)
+    groups: dict[str, set[tuple[float, str]]] = {}
+    for group, position, sample_id in members:
+        groups.setdefault(group, set()).add((position, sample_id))
     placed: set[str] = set()
     runs: list[tuple[str, int, list[str]]] = []
     for group in sorted(groups):
-        ids = [i for i in sorted(groups[group]) if i not in placed]  # an id in two groups stays with the first
+        ids = [i for _, i in sorted(groups[group]) if i not in placed]  # an id in two groups stays with the first
+        ids = list(dict.fromkeys(ids))  # an id at two positions in one group: once
         placed.update(ids)
         runs += [(group, start, ids[start : start + rows_per_shard]) for start in range(0, len(ids), rows_per_shard)]
     runs.sort(key=lambda run: (-len(run[2]), run[0], run[1]))
@@ -63,10 +65,18 @@ def plan_grouped_shards(members: Iterable[tuple[str, str]], rows_per_shard: int)
     return GroupedShardPlan(shards=max(1, len(loads)), shard_of=shard_of)
 
 
-def _group_member(element: Any) -> Iterator[tuple[str, tuple[str, str]]]:
+def _group_member(element: Any) -> Iterator[tuple[str, tuple[str, float, str]]]:
     group = getattr(element, "shard_group", None)
     if group is not None:
-        yield element.split, (group, element.sample_id)
+        yield element.split, (group, element.group_position, element.sample_id)
+
+
+def _processing_order(element: Any) -> tuple[str, float, str]:
+    """Grouped records group by group in position order; the rest by sample id."""
+    group = getattr(element, "shard_group", None)
+    if group is None:
+        return "", 0.0, element.sample_id
+    return group, element.group_position, element.sample_id
 
 
 def _shard_of(
@@ -87,12 +97,17 @@ def _expand(group: tuple[tuple[str, int, int], Any]) -> Iterator[Any]:
     ordered = sorted(elements, key=lambda e: (e.sample_id, isinstance(e, Reject), e.source_path))
     key = ShardKey(split=split, index=index, count=count, examples=len(ordered))
     seen: dict[str, int] = {}
+    kept = []
     for element in ordered:
         repeats = seen[element.sample_id] = seen.get(element.sample_id, -1) + 1
         if repeats:  # ids must be unique per split: the writer counts outcomes by id
             yield key, _duplicate(element, repeats)
+        elif isinstance(element, Reject):
+            yield key, element
         else:
-            yield (key, element) if isinstance(element, Reject) else WorkItem(shard=key, record=element)
+            kept.append(element)
+    for element in sorted(kept, key=_processing_order):
+        yield WorkItem(shard=key, record=element)
 
 
 def _duplicate(element: Any, repeat: int) -> Reject:

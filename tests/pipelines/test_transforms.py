@@ -9,7 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.pipelines.config import OutputConfig
-from mmfeat.pipelines.transforms.shard import AssignShards, plan_grouped_shards
+from mmfeat.pipelines.transforms.shard import AssignShards, _expand, plan_grouped_shards
 from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
 from mmfeat.pipelines.transforms.write import WriteShards
 from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
@@ -40,12 +40,33 @@ def test_assign_shards_is_deterministic_complete_and_sorted():
         assert_that(out | beam.combiners.ToList(), lambda lists: check(lists[0]))
 
 
+def dialog_utterance(sample_id: str, dialog: str, start: float, split: str = "train") -> DialogUtterance:
+    return DialogUtterance(
+        sample_id=sample_id,
+        split=split,
+        source_path=f"{dialog}.avi",
+        dialog=dialog,
+        session=1,
+        speaker="F",
+        start_s=start,
+        end_s=start + 1.0,
+        transcript="hi",
+        label="neu",
+        raw_label="neu",
+        vad=None,
+        video_path="/nowhere.avi",
+        audio_path="/nowhere.wav",
+        audio_start_s=start,
+        audio_end_s=start + 1.0,
+    )
+
+
 def test_grouped_records_pack_into_shards_no_larger_than_asked_with_groups_kept_together():
     sizes = {"d0": 7, "d1": 3, "d2": 5, "d3": 2, "d4": 4, "d5": 12, "d6": 1}
-    members = [(g, f"{g}_u{k:02d}") for g, n in sizes.items() for k in range(n)]
+    members = [(g, float(n - k if g == "d5" else k), f"{g}_u{k:02d}") for g, n in sizes.items() for k in range(n)]
     plan = plan_grouped_shards(members, rows_per_shard=8)
 
-    assert sorted(plan.shard_of) == sorted(sid for _, sid in members)
+    assert sorted(plan.shard_of) == sorted(sid for _, _, sid in members)
     loads = [sum(1 for i in plan.shard_of.values() if i == shard) for shard in range(plan.shards)]
     assert max(loads) <= 8 and min(loads) > 0
     assert plan.shards == math.ceil(sum(sizes.values()) / 8)  # 34 rows: these runs pack into the fewest shards
@@ -54,35 +75,40 @@ def test_grouped_records_pack_into_shards_no_larger_than_asked_with_groups_kept_
         if n <= 8:
             assert len(set(shards)) == 1, group  # a group that fits stays in one shard
     long = [plan.shard_of[f"d5_u{k:02d}"] for k in range(12)]
-    assert len(set(long[:8])) == 1 and len(set(long[8:])) == 1 and long[0] != long[8]  # runs of consecutive ids
+    # d5's positions run backwards: runs of consecutive positions are its last 8 ids, then its first 4
+    assert len(set(long[4:])) == 1 and len(set(long[:4])) == 1 and long[0] != long[4]
     assert plan_grouped_shards(list(reversed(members)), rows_per_shard=8) == plan  # arrival order does not matter
 
 
+def test_a_shard_hands_out_a_dialog_in_time_order_and_rejects_duplicates_in_id_order():
+    def line(speaker: str, k: int, start: float, dialog: str = "dlg") -> DialogUtterance:
+        return dialog_utterance(f"{dialog}_{speaker}{k:03d}", dialog, start)
+
+    # IEMOCAP numbers each speaker's lines apart: id order is F000, F001, M000, M001; time order is not
+    elements = [line("F", 0, 0.0), line("M", 0, 1.0), line("F", 1, 2.0), line("M", 1, 3.0), line("F", 0, 9.0, "aaa")]
+    elements.append(dataclasses.replace(elements[2], start_s=5.0))  # a second dlg_F001
+    out = list(_expand((("train", 0, 1), elements)))
+    work = [item.record for item in out if isinstance(item, WorkItem)]
+    assert [(r.sample_id, r.start_s) for r in work] == [
+        ("aaa_F000", 9.0),
+        ("dlg_F000", 0.0),
+        ("dlg_M000", 1.0),
+        ("dlg_F001", 2.0),
+        ("dlg_M001", 3.0),
+    ]
+    rejects = [reject for _, reject in (item for item in out if not isinstance(item, WorkItem))]
+    assert [(r.sample_id, r.reason) for r in rejects] == [("dlg_F001#duplicate1", "duplicate_sample_id")]
+    assert all(item.shard.examples == 6 for item in out if isinstance(item, WorkItem))
+
+
 def test_a_sample_id_in_two_groups_is_placed_once():
-    plan = plan_grouped_shards([("a", "x"), ("b", "x"), ("b", "y")], rows_per_shard=1)
+    plan = plan_grouped_shards([("a", 0.0, "x"), ("b", 0.0, "x"), ("b", 1.0, "y")], rows_per_shard=1)
     assert plan.shards == 2 and set(plan.shard_of) == {"x", "y"}
 
 
 def test_assign_shards_packs_dialogs_and_sends_duplicate_ids_across_dialogs_to_one_shard():
-    def line(dialog: str, k: int, split: str = "train") -> DialogUtterance:
-        return DialogUtterance(
-            sample_id=f"{dialog}_F{k:03d}",
-            split=split,
-            source_path=f"{dialog}.avi",
-            dialog=dialog,
-            session=1,
-            speaker="F",
-            start_s=float(k),
-            end_s=k + 1.0,
-            transcript="hi",
-            label="neu",
-            raw_label="neu",
-            vad=None,
-            video_path="/nowhere.avi",
-            audio_path="/nowhere.wav",
-            audio_start_s=float(k),
-            audio_end_s=k + 1.0,
-        )
+    def line(dialog: str, k: int) -> DialogUtterance:
+        return dialog_utterance(f"{dialog}_F{k:03d}", dialog, float(k))
 
     elements = [line(f"dlg{d}", k) for d, n in enumerate((6, 2, 4, 3, 5)) for k in range(n)]
     elements.append(dataclasses.replace(elements[0], dialog="dlg9"))  # the same id in another dialog

@@ -1,6 +1,6 @@
 """Training-side read speed: FeatureDataset through a torch DataLoader vs a bare pyarrow scan.
 
-    python benchmarks/reader.py [--dataset librispeech|coco] [--size 300] [--epochs 3]
+    python benchmarks/reader.py [--dataset librispeech|coco] [--size 300] [--epochs 3] [--rounds 5]
 
 Writes a pipeline output once (LibriSpeech: MFCC matrices and token ids; COCO: 224x224x3 uint8
 image tensors), then reads the same columns of the training split, in one process:
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -86,38 +87,46 @@ def batch_loader(dataset_dir: Path, split: str, columns: list[str], workers: int
     return run
 
 
-def timed(label: str, epochs: int, run) -> float:
+def timed(epochs: int, run) -> float:
+    """Samples/s over ``epochs`` epochs."""
     rows, started = 0, time.perf_counter()
     for epoch in range(epochs):
         rows += run(epoch)
-    seconds = time.perf_counter() - started
-    print(f"  {label:<28} {rows:7d} rows {seconds:7.2f}s {rows / seconds:10.0f} samples/s", flush=True)
-    return rows / seconds
+    return rows / (time.perf_counter() - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=tuple(COLUMNS), default="librispeech")
     parser.add_argument("--size", type=int, default=300, help="examples to generate")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per timed round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds; each times every variant once")
     args = parser.parse_args()
     columns = COLUMNS[args.dataset]
     with tempfile.TemporaryDirectory() as tmp:
         print(f"writing a {args.dataset} output of {args.size} examples ...", flush=True)
         dataset_dir, split = write_output(args.dataset, args.size, Path(tmp))
         bare_scan(dataset_dir, split, columns)  # warm the page cache for both sides
-        print(f"\n{args.dataset} {split}, columns {columns}, {args.epochs} epochs, {os.cpu_count()} CPUs")
-        bare = timed("bare pyarrow scan", args.epochs, lambda e: bare_scan(dataset_dir, split, columns))
-        rates = {}
+        runs = {"bare pyarrow scan": lambda e: bare_scan(dataset_dir, split, columns)}
         for workers in (0, 2):
-            run = lambda epoch, w=workers: reader_pass(dataset_dir, split, columns, w, epoch)  # noqa: E731
-            rates[f"rows, {workers} workers"] = timed(f"rows, {workers} workers", args.epochs, run)
+            runs[f"rows, {workers} workers"] = lambda e, w=workers: reader_pass(dataset_dir, split, columns, w, e)
         for workers in (0, 2):
             label = f"batches, {workers} workers" + (" (persistent)" if workers else "")
-            rates[label] = timed(label, args.epochs, batch_loader(dataset_dir, split, columns, workers))
-    print("\nratios, reader / bare scan (target >= 0.8)")
-    for label, rate in rates.items():
-        print(f"  {label:<32} {rate / bare:6.2f}")
+            runs[label] = batch_loader(dataset_dir, split, columns, workers)
+        # Rounds interleave every variant, so a slow spell of the machine hits all of them; medians are reported.
+        rates: dict[str, list[float]] = {label: [] for label in runs}
+        ratios: dict[str, list[float]] = {label: [] for label in runs}
+        for _ in range(args.rounds):
+            for label, run in runs.items():
+                rates[label].append(timed(args.epochs, run))
+                ratios[label].append(rates[label][-1] / rates["bare pyarrow scan"][-1])
+    print(f"\n{args.dataset} {split}, columns {columns}, {args.epochs} epochs x {args.rounds} rounds, {os.cpu_count()} CPUs")
+    print(f"  {'':<34} {'samples/s (median)':>18} {'ratio to bare (median, min-max)':>34}")
+    for label in runs:
+        rate, ratio = statistics.median(rates[label]), statistics.median(ratios[label])
+        low, high = min(ratios[label]), max(ratios[label])
+        print(f"  {label:<34} {rate:18.0f} {ratio:20.2f} ({low:.2f}-{high:.2f})")
+    print("target: reader / bare scan >= 0.8")
 
 
 if __name__ == "__main__":

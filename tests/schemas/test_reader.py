@@ -55,6 +55,19 @@ def test_more_readers_than_units_still_reads_everything_once(dataset_dir):
     assert sorted(r["sample_id"] for i in range(4) for r in data.partition(i, 4)) == [f"dev-0-{i:02d}" for i in range(5)]
 
 
+def test_row_groups_come_in_the_order_asked_whatever_the_readahead(dataset_dir):
+    data = FeatureDataset(dataset_dir, split="train", columns=["sample_id"], prefetch=8)
+    for seed in range(5):
+        units = list(data.units)
+        np.random.default_rng(seed).shuffle(units)
+        expected = [
+            sample_id
+            for unit in units
+            for sample_id in pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=["sample_id"])[0].to_pylist()
+        ]
+        assert [sid for table in data._tables(units) for sid in table["sample_id"].to_pylist()] == expected
+
+
 def test_shuffling_is_deterministic_per_seed_and_epoch(dataset_dir):
     def order(seed, epoch):
         data = FeatureDataset(dataset_dir, split="train", columns=["sample_id"], shuffle=True, seed=seed, shuffle_buffer=8)

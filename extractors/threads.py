@@ -18,11 +18,11 @@ def single_threaded_math() -> None:
     if not _pinned:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=1)
-        try:
+        try:  # first: OpenCV's wheel brings its own OpenBLAS, which a limit set before the import misses
             import cv2
         except ImportError:  # pragma: no cover - OpenCV is a dependency, but the audio path does not need it
             pass
         else:
             cv2.setNumThreads(1)
+        threadpool_limits(limits=1)
         _pinned = True

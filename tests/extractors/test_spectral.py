@@ -2,7 +2,7 @@ import librosa
 import numpy as np
 import pytest
 
-from mmfeat.extractors.spectral import MfccConfig, frame_geometry, mfcc_features
+from mmfeat.extractors.spectral import MfccConfig, frame_geometry, log_mel_spectrogram, mfcc_features
 from tests.audio_helpers import tone
 
 
@@ -22,6 +22,17 @@ def test_mfcc_matches_an_independent_librosa_computation(speechlike):
     assert ours.shape == reference.shape
     assert ours.dtype == np.float32
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_log_mel_with_the_cached_filter_bank_is_librosas_melspectrogram_exactly(speechlike, rate):
+    config = MfccConfig(fmax=7000.0)
+    geometry = frame_geometry(config, rate)
+    settings = dict(n_fft=geometry.n_fft, hop_length=geometry.hop_length, win_length=geometry.win_length)
+    power = librosa.feature.melspectrogram(y=speechlike, sr=rate, n_mels=80, fmin=20.0, fmax=7000.0, power=2.0, **settings)
+    reference = librosa.power_to_db(power, ref=1.0, top_db=80.0)
+    for _ in range(2):  # the second call takes the filter bank from the cache
+        np.testing.assert_array_equal(log_mel_spectrogram(speechlike, rate, config), reference)
 
 
 def test_frame_count_and_geometry(speechlike):

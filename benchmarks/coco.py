@@ -1,6 +1,6 @@
 """COCO image throughput: the pipeline against a bare OpenCV loop on the same files, in the same run.
 
-    python benchmarks/coco.py [--images 400] [--encoder-images 128]
+    python benchmarks/coco.py [--images 400] [--encoder-images 128] [--rounds 3]
 
 Every measurement runs in a fresh child process. Without the encoder:
   bare loop  = read file + cv2.imdecode (same reduced-size decode) + RGB + shorter side to 224 + centre crop
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,7 +152,8 @@ def _run_child(*args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=400, help="images for the decode+clean+resize comparison")
-    parser.add_argument("--encoder-images", type=int, default=128, help="images for the comparison with the encoder")
+    parser.add_argument("--encoder-images", type=int, default=128, help="images for the comparison with the encoder (0: skip)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every variant once")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args, beam_args = parser.parse_known_args()
     if args.child:
@@ -169,29 +171,43 @@ def main() -> None:
         print(f"writing {args.images} + {args.encoder_images} JPEGs ...", flush=True)
         plain = write_dataset(work / "plain", args.images)
         small = write_dataset(work / "small", args.encoder_images, seed=1)
-        rows = []
-        plain_pipe = _run_child("pipeline", str(plain), "none", str(work / "out-none"))
-        rows.append(("decode+clean+resize", _run_child("bare", str(plain), "none"), plain_pipe))
-        bare_written = _run_child("bare", str(plain), "none", str(work / "bare-parquet"))
-        rows.append(("... + Parquet write (bare)", bare_written, plain_pipe))
-        encoded_pipe = _run_child("pipeline", str(small), "encoder", str(work / "out-encoder"))
-        rows.append(("... + EfficientNet-Lite0", _run_child("bare", str(small), "encoder"), encoded_pipe))
+        rounds: list[list[tuple[str, dict, dict]]] = []
+        for round_index in range(args.rounds):  # every variant once per round, so a slow spell hits all of them
+            rows = []
+            plain_pipe = _run_child("pipeline", str(plain), "none", str(work / f"out-none-{round_index}"))
+            rows.append(("decode+clean+resize", _run_child("bare", str(plain), "none"), plain_pipe))
+            bare_written = _run_child("bare", str(plain), "none", str(work / f"bare-parquet-{round_index}"))
+            rows.append(("... + Parquet write (bare)", bare_written, plain_pipe))
+            if args.encoder_images:
+                encoded_pipe = _run_child("pipeline", str(small), "encoder", str(work / f"out-encoder-{round_index}"))
+                rows.append(("... + EfficientNet-Lite0", _run_child("bare", str(small), "encoder"), encoded_pipe))
+            rounds.append(rows)
 
-    print(f"\n{os.cpu_count()} CPUs, DirectRunner, 1 worker")
+    print(f"\n{os.cpu_count()} CPUs, DirectRunner, 1 worker; medians of {args.rounds} rounds (ratios: median, min-max)")
     header = f"{'images':>6} {'bare img/s':>11} {'pipeline img/s':>15} {'ratio':>6}   "
-    header += f"{'steady: bare':>12} {'pipeline':>9} {'ratio':>6}"
+    header += f"{'steady: bare':>12} {'pipeline':>9} {'ratio':>6} {'(min-max)':>11}"
     print(f"  {'':<28} {header}")
-    for label, bare, pipe in rows:
-        e2e_bare, e2e_pipe = bare["images"] / bare["seconds"], pipe["images"] / pipe["seconds"]
-        steady_bare = bare["images"] / bare["steady_seconds"]
-        steady_pipe = pipe["steady_images"] / pipe["steady_seconds"]
+    for position, (label, *_) in enumerate(rounds[0]):
+        figures = [_figures(bare, pipe) for bare, pipe in (r[position][1:] for r in rounds)]
+        e2e_bare, e2e_pipe, e2e, steady_bare, steady_pipe, steady = (statistics.median(f[k] for f in figures) for k in range(6))
+        low, high = min(f[5] for f in figures), max(f[5] for f in figures)
+        images = rounds[0][position][1]["images"]
         print(
-            f"  {label:<28} {bare['images']:>6} {e2e_bare:11.1f} {e2e_pipe:15.1f} {e2e_pipe / e2e_bare:6.2f}   "
-            f"{steady_bare:12.1f} {steady_pipe:9.1f} {steady_pipe / steady_bare:6.2f}"
+            f"  {label:<28} {images:>6} {e2e_bare:11.1f} {e2e_pipe:15.1f} {e2e:6.2f}   "
+            f"{steady_bare:12.1f} {steady_pipe:9.1f} {steady:6.2f} ({low:.2f}-{high:.2f})"
         )
-        if pipe["rejected"]:
-            print(f"    ({pipe['rejected']} images rejected by the pipeline, e.g. as near duplicates)")
+        rejected = rounds[0][position][2]["rejected"]
+        if rejected:
+            print(f"    ({rejected} images rejected by the pipeline, e.g. as near duplicates)")
     print("\ntarget: pipeline / bare >= 0.9 (steady state: per-image loop vs first-to-last shard written)")
+
+
+def _figures(bare: dict, pipe: dict) -> tuple[float, ...]:
+    """Images/s end to end (bare, pipeline, ratio) and in steady state (bare, pipeline, ratio)."""
+    e2e_bare, e2e_pipe = bare["images"] / bare["seconds"], pipe["images"] / pipe["seconds"]
+    steady_bare = bare["images"] / bare["steady_seconds"]
+    steady_pipe = pipe["steady_images"] / pipe["steady_seconds"]
+    return e2e_bare, e2e_pipe, e2e_pipe / e2e_bare, steady_bare, steady_pipe, steady_pipe / steady_bare
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def plan_grouped_shards(members: Iterable[tuple[str, float, str]], rows_per_shar
 def _group_member(element: Any) -> Iterator[tuple[str, tuple[str, float, str]]]:
     group = getattr(element, "shard_group", None)
     if group is not None:
-        yield element.split, (group, element.group_position, element.sample_id)
+        yield element.split, (group, _position(element), element.sample_id)
 
 
 def _processing_order(element: Any) -> tuple[str, float, str]:
@@ -76,7 +76,12 @@ def _processing_order(element: Any) -> tuple[str, float, str]:
     group = getattr(element, "shard_group", None)
     if group is None:
         return "", 0.0, element.sample_id
-    return group, element.group_position, element.sample_id
+    return group, _position(element), element.sample_id
+
+
+def _position(element: Any) -> float:
+    """A grouped record's place in its group (a dialog line's start time); records without one: by id alone."""
+    return float(getattr(element, "group_position", 0.0))
 
 
 def _shard_of(

@@ -118,7 +118,7 @@ def clips_to_arrow(clips: Sequence[np.ndarray], data_type: pa.DataType) -> pa.Ar
 
 
 def arrow_to_clips(column: pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
-    """Inverse of :func:`clips_to_arrow`: one (frames, *frame shape) numpy array per cell (views, no copy)."""
+    """Inverse of :func:`clips_to_arrow`: one (frames, *frame shape) numpy array per cell (views of one copy)."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     frames = arrow_to_tensors(column.values)
     offsets = column.offsets.to_numpy()

@@ -1,6 +1,6 @@
-"""Two corrections of Beam's DaskRunner, in the function that runs a DoFn over one Dask partition.
+"""Three corrections of Beam's DaskRunner, in how it runs a DoFn over one Dask partition.
 
-Beam 2.77's ``apache_beam/runners/dask/transform_evaluator.py::apply_dofn_to_bundle``:
+Beam 2.77's ``apache_beam/runners/dask/transform_evaluator.py``, in ``apply_dofn_to_bundle``:
 1. collects a partition's outputs *before* calling ``finish_bundle``, so whatever a DoFn emits
    there is lost while the job reports success: ``BatchElements`` (hence ``RunInference``) loses
    its last batch per partition, and any writer that flushes at the end of a bundle loses it.
@@ -11,8 +11,24 @@ Beam 2.77's ``apache_beam/runners/dask/transform_evaluator.py::apply_dofn_to_bun
    output came out several times too large: the ``AsDict`` of counts per split that feeds the
    shard assignment made 200 examples at 20 rows per shard into 50 shards instead of 10. The fix
    empties the receiver around each partition, and partitions take turns on it.
-It is applied only when Beam's own function still has the first bug (checked on its source, not
-on a version number); once Beam fixes both, delete this module.
+and in its ``ParDo`` translation:
+3. puts a side input's bag, whole upstream graph included, *inside* every partition task that
+   reads it (``DaskBagWindowedIterator.__iter__`` calls ``list(bag)``, marked FIXME in Beam). Each
+   of those tasks computes it again, nested on the cluster: the transcript listing and the spaCy
+   tokeniser ran once per reading partition (side inputs took 33.7 s of a 48 s profiled run), and
+   a side input computed by a stage that reads another side input failed to serialise. The fix
+   (:func:`pardo_translation`) makes each side input a ``dask.delayed`` dependency of the ParDo's
+   partitions: the cluster computes it once, before them, and passes its values in.
+and in its ``GroupByKey`` translation:
+4. keeps the input's partition count (Dask's task shuffle cannot change it). Our pipelines start
+   from a ``Create`` of one spilled listing file, so every stage after it, each ``GroupByKey``
+   included, ran as one partition: one worker did all the work while the others idled. The fix
+   (:func:`group_by_key_translation`) repartitions the input to ``--dask_npartitions`` first when it
+   has fewer partitions; the runner presets set that option from the cluster's thread count.
+The first two are applied only when Beam's own function still has the first bug, the third only
+while Beam's side-input iterator still computes its bag with ``list``, the fourth while Beam's
+GroupByKey ignores ``npartitions`` (all checked on Beam's source, not on a version number); once
+Beam fixes them, delete this module.
 """
 
 from __future__ import annotations
@@ -43,6 +59,111 @@ def apply_dofn_to_bundle(items: Any, do_fn_invoker_args: Any, do_fn_invoker_kwar
     return results
 
 
+def _windowed_values(partitions: list[list], window_fn: Any) -> list:
+    """A side input's computed partitions as the windowed values Beam's ``SideInputMap`` reads."""
+    from apache_beam.runners.dask.transform_evaluator import get_windowed_value
+
+    return [get_windowed_value(value, window_fn) for partition in partitions for value in partition]
+
+
+def _computed_once(bag: Any, window_fn: Any) -> Any:
+    """A ``dask.delayed`` of ``bag``'s windowed values that shares ``bag``'s tasks with the rest of the graph.
+
+    ``dask.delayed(f)(bag)`` would optimise the bag's graph on its own, renaming its fused tasks, so
+    everything upstream of a side input ran twice: once for it and once for the main path (a
+    stage that writes files then overwrote what a later stage had rewritten).
+    """
+    import dask
+
+    return dask.delayed(_windowed_values, pure=True)(bag.to_delayed(optimize_graph=False), window_fn)
+
+
+def _apply_dofn_with_side_inputs(
+    items: Any, invoker_args: Any, invoker_kwargs: dict, receivers: Any, views: list, *side_values: list
+) -> list:
+    """One partition of a ParDo that reads side inputs: their values arrive computed, as arguments."""
+    from apache_beam.transforms.sideinputs import SideInputMap
+
+    side_inputs = [SideInputMap(view_class, options, values) for (view_class, options), values in zip(views, side_values)]
+    return apply_dofn_to_bundle(items, invoker_args, {**invoker_kwargs, "side_inputs": side_inputs}, receivers)
+
+
+def pardo_translation() -> type:
+    """Beam's DaskRunner ParDo, with its side inputs computed once as dependencies (point 3 above).
+
+    ``apply`` follows Beam 2.77's ``transform_evaluator.ParDo.apply`` line for line, except that
+    side inputs reach the partitions as task arguments instead of bags inside the DoFn invoker.
+    """
+    import apache_beam
+    from apache_beam.runners.common import DoFnContext, DoFnSignature, _OutputHandler
+    from apache_beam.runners.dask import transform_evaluator as beam_dask
+
+    class ParDo(beam_dask.ParDo):
+        def apply(self, input_bag: Any, side_inputs: Any = None) -> Any:
+            if not side_inputs:
+                return super().apply(input_bag, side_inputs)
+            transform = self.transform
+            args, kwargs = transform.raw_side_inputs
+            main_input = next(iter(self.applied.main_inputs.values()))
+            window_fn = main_input.windowing.windowfn if hasattr(main_input, "windowing") else None
+            receivers = beam_dask.OneReceiver()
+            invoker_args = [
+                DoFnSignature(transform.fn),
+                _OutputHandler(
+                    window_fn=window_fn,
+                    main_receivers=receivers[None],
+                    tagged_receivers=receivers,
+                    per_element_output_counter=None,
+                    output_batch_converter=None,
+                    process_yields_batches=False,
+                    process_batch_yields_elements=False,
+                ),
+            ]
+            invoker_kwargs = dict(
+                context=DoFnContext(transform.label, state=None),
+                side_inputs=None,  # filled per partition by _apply_dofn_with_side_inputs
+                input_args=list(args),
+                input_kwargs=kwargs,
+                user_state_context=None,
+                bundle_finalizer_param=apache_beam.DoFn.BundleFinalizerParam(),
+            )
+            views = [(side._view_class, side._view_options) for side in side_inputs]
+            values = [_computed_once(side._iterable.bag, side._iterable.window_fn) for side in side_inputs]
+            return input_bag.map(beam_dask.get_windowed_value, window_fn).map_partitions(
+                _apply_dofn_with_side_inputs, invoker_args, invoker_kwargs, receivers, views, *values
+            )
+
+    return ParDo
+
+
+def group_by_key_translation() -> type:
+    """Beam's DaskRunner GroupByKey, spreading its output over ``--dask_npartitions`` partitions (point 4 above)."""
+    from apache_beam.runners.dask import transform_evaluator as beam_dask
+
+    class GroupByKey(beam_dask.GroupByKey):
+        def apply(self, input_bag: Any, side_inputs: Any = None) -> Any:
+            wanted = self.bag_kwargs.get("npartitions")
+            if wanted and input_bag.npartitions < wanted:
+                input_bag = input_bag.repartition(npartitions=wanted)
+            return super().apply(input_bag, side_inputs)
+
+    return GroupByKey
+
+
+def group_by_key_ignores_npartitions() -> bool:
+    """True while Beam's DaskRunner GroupByKey keeps its input's partition count (point 4)."""
+    from apache_beam.runners.dask.transform_evaluator import GroupByKey
+
+    return "npartitions" not in inspect.getsource(GroupByKey.apply)
+
+
+def side_inputs_computed_in_tasks() -> bool:
+    """True while Beam's DaskRunner computes a side input's bag inside each task that reads it (point 3)."""
+    from apache_beam.runners.dask.transform_evaluator import DaskBagWindowedIterator
+
+    return "list(self.bag)" in inspect.getsource(DaskBagWindowedIterator.__iter__)
+
+
 def _lock_of(receivers: Any) -> threading.Lock:
     """One lock per receiver object in this process (kept apart from it: the receiver gets pickled)."""
     with _LOCKS_GUARD:
@@ -60,11 +181,21 @@ def needs_fix(function: Any) -> bool:
 
 
 def install() -> bool:
-    """Patch Beam's DaskRunner if it has the bug; returns whether it patched."""
+    """Patch Beam's DaskRunner where it has the bugs; returns whether it patched anything."""
+    import apache_beam
     from apache_beam.runners.dask import transform_evaluator
 
+    patched = False
     current = transform_evaluator.apply_dofn_to_bundle
-    if current is apply_dofn_to_bundle or not needs_fix(current):
-        return False
-    transform_evaluator.apply_dofn_to_bundle = apply_dofn_to_bundle
-    return True
+    if current is not apply_dofn_to_bundle and needs_fix(current):
+        transform_evaluator.apply_dofn_to_bundle = apply_dofn_to_bundle
+        patched = True
+    translations = transform_evaluator.TRANSLATIONS  # the dict Beam's DaskRunner looks translations up in
+    if translations[apache_beam.ParDo] is transform_evaluator.ParDo and side_inputs_computed_in_tasks():
+        translations[apache_beam.ParDo] = pardo_translation()
+        patched = True
+    gbk = transform_evaluator._GroupByKeyOnly
+    if translations[gbk] is transform_evaluator.GroupByKey and group_by_key_ignores_npartitions():
+        translations[gbk] = group_by_key_translation()
+        patched = True
+    return patched

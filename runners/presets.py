@@ -7,6 +7,8 @@ refuses, before anything starts, a run that is missing what the runner cannot wo
 - ``dask``: Beam's DaskRunner with :mod:`mmfeat.runners.dask_fix`. ``--dask_client_address
   HOST:PORT`` uses that cluster; without it a local ``dask.distributed`` cluster of
   ``--dask_workers`` single-threaded worker processes is started for the run (default: one per CPU).
+  Unless ``--dask_npartitions`` or ``--dask_partition_size`` is given, stages are split into
+  ``PARTITIONS_PER_DASK_THREAD`` partitions per worker thread of the cluster.
 - ``flink``: Beam's FlinkRunner (portable; its job server jar comes from Maven unless
   ``--flink_job_server_jar`` is given). Needs ``--flink_master``. Workers run in Docker (Beam's
   default environment) from ``--sdk_container_image`` or, without one, install the wheel staged
@@ -47,6 +49,7 @@ RUNNER_NAMES = {
     "dataflow": "DataflowRunner",
 }
 REMOTE_RUNNERS = ("FlinkRunner", "DataflowRunner")
+PARTITIONS_PER_DASK_THREAD = 4  # a few per thread, so that uneven partitions still keep every thread busy
 
 
 class PresetError(ValueError):
@@ -154,6 +157,14 @@ def local_dask_cluster(workers: int | None) -> Iterator[str]:
                 client.close()
 
 
+def dask_threads(address: str) -> int:
+    """Worker threads of the Dask cluster at ``address``, all workers together."""
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:
+        return max(1, sum(client.nthreads().values()))
+
+
 @contextlib.contextmanager
 def runner_options(beam_args: Sequence[str], *, wheel: Callable[[Path], Path] | None = None) -> Iterator[PipelineOptions]:
     """Complete options for the runner ``beam_args`` name, with what the run needs kept alive around it.
@@ -183,6 +194,8 @@ def runner_options(beam_args: Sequence[str], *, wheel: Callable[[Path], Path] | 
             dask = options.view_as(DaskOptions)
             if not dask.address:
                 dask.address = stack.enter_context(local_dask_cluster(options.view_as(MmfeatRunnerOptions).dask_workers))
+            if not dask.npartitions and not dask.partition_size:
+                dask.npartitions = PARTITIONS_PER_DASK_THREAD * dask_threads(dask.address)
         elif runner == "FlinkRunner":
             configure_flink(options, staged_wheel)
         elif runner == "DataflowRunner":

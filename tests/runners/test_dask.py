@@ -1,6 +1,7 @@
 """Beam's DaskRunner with mmfeat's finish_bundle correction, on a local multi-process cluster."""
 
 import os
+import time
 
 import apache_beam as beam
 import pytest
@@ -69,3 +70,53 @@ def test_a_side_input_computed_from_a_pardo_counts_every_element_once(tmp_path):
             _ = splits | "Use" >> beam.Map(record_counts, counts=beam.pvalue.AsDict(counts), out=str(tmp_path))
     seen = {p.read_text() for p in tmp_path.iterdir()}
     assert seen == {repr([("dev", 20), ("train", 180)])}
+
+
+def mark(element, out):
+    with open(os.path.join(out, f"{element}-{os.getpid()}-{os.urandom(6).hex()}"), "w"):
+        pass
+    return element
+
+
+def test_a_side_input_and_the_main_path_share_their_upstream_work(tmp_path):
+    """The upstream of a side input runs once, not once for it and again for the stage that reads it."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        options = pipeline_options(["--runner=dask", f"--dask_client_address={cluster.scheduler_address}"])
+        with beam.Pipeline(options=options) as pipeline:
+            numbers = pipeline | beam.Create(list(range(20))) | "Mark" >> beam.Map(mark, out=str(tmp_path))
+            total = numbers | beam.CombineGlobally(sum)  # on a one-thread cluster: no thread left for a nested compute
+            _ = numbers | "Use" >> beam.Map(lambda n, total: (n, total), total=beam.pvalue.AsSingleton(total))
+    assert sorted(int(p.name.split("-")[0]) for p in tmp_path.iterdir()) == list(range(20))
+
+
+def test_stages_after_a_group_by_key_spread_over_the_workers(tmp_path):
+    """A pipeline that starts from one element (our spilled listing) still runs on every worker after a GroupByKey."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        address = f"--dask_client_address={cluster.scheduler_address}"
+        options = pipeline_options(["--runner=dask", address, "--dask_npartitions=8"])
+        with beam.Pipeline(options=options) as pipeline:
+            _ = (
+                pipeline
+                | beam.Create(["listing"])
+                | beam.FlatMap(lambda _: [(key, key) for key in range(64)])
+                | beam.GroupByKey()
+                | beam.MapTuple(lambda key, values: time.sleep(0.05) or mark(key, str(tmp_path)))
+            )
+    names = [p.name.split("-") for p in tmp_path.iterdir()]
+    assert sorted(int(key) for key, _, _ in names) == list(range(64))
+    assert len({pid for _, pid, _ in names}) == 2  # both workers did some of it
+
+
+def test_the_dask_preset_sizes_partitions_from_the_cluster_unless_told():
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    from mmfeat.runners.presets import PARTITIONS_PER_DASK_THREAD, runner_options
+
+    with runner_options(["--runner=dask", "--dask_workers=2"]) as options:
+        assert options.view_as(DaskOptions).npartitions == 2 * PARTITIONS_PER_DASK_THREAD
+    with runner_options(["--runner=dask", "--dask_workers=1", "--dask_partition_size=16"]) as options:
+        assert options.view_as(DaskOptions).npartitions is None  # the user's partition size stands

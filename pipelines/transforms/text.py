@@ -10,7 +10,7 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
-from mmfeat.extractors.text import TextConfig, Tokenizer, VocabConfig, Vocabulary, normalize_and_tokenize
+from mmfeat.extractors.text import TextConfig, VocabConfig, Vocabulary, normalize_and_tokenize, thread_tokenizer
 from mmfeat.pipelines.io import write_text_atomically
 from mmfeat.schemas.fields import TEXT_FIELDS
 from mmfeat.schemas.records import PreparedText, Reject
@@ -59,7 +59,7 @@ class PrepareText(beam.DoFn):
         self.require_text = require_text
 
     def setup(self) -> None:
-        self._tokenizer = Tokenizer(self.config)
+        self._tokenizer = thread_tokenizer(self.config)  # built once per worker thread, not per bundle
 
     def process(self, record: Any) -> Iterator[Any]:
         if isinstance(record, Reject):

@@ -56,3 +56,18 @@ def test_lemmatize_without_lookup_tables_fails_loudly():
             Tokenizer(TextConfig(lemmatize=True))
     else:
         assert Tokenizer(TextConfig(lemmatize=True)).lemmas("the cats were running") == ["the", "cat", "be", "run"]
+
+
+def test_thread_tokenizer_is_built_once_per_thread_and_configuration():
+    import threading
+
+    from mmfeat.extractors.text import thread_tokenizer
+
+    first = thread_tokenizer(TextConfig())
+    assert thread_tokenizer(TextConfig()) is first  # equal configs share it
+    assert thread_tokenizer(TextConfig(lowercase=False)) is not first
+    other = []
+    worker = threading.Thread(target=lambda: other.append(thread_tokenizer(TextConfig())))
+    worker.start()
+    worker.join()
+    assert other[0] is not first and other[0].tokenize("don't stop") == first.tokenize("don't stop")

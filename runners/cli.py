@@ -172,15 +172,9 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     except (ConfigError, LayoutError) as err:
         return _fail(str(err))
 
-    from mmfeat.runners.options import pipeline_options, runner_name
     from mmfeat.runners.packaging import PackagingError
     from mmfeat.runners.presets import PresetError, runner_options
 
-    if runner_name(pipeline_options(beam_args)) == "DaskRunner" and graph.deduplicate:  # before a cluster starts
-        return _fail(
-            f"{args.dataset}: duplicate removal does not run on Beam's DaskRunner yet (it reads a side input computed "
-            f"from a bag that reads one itself); run with --set {args.dataset}.deduplicate=false, or on DirectRunner"
-        )
     try:
         with runner_options(beam_args) as options:
             return _run_pipeline(args, options, config, listing, graph)

@@ -24,42 +24,85 @@ def collate_table(table: pa.Table) -> dict[str, Any]:
 
 
 class BatchSource:
-    """The columns of a window of rows, ready to gather batches from (each column is converted once)."""
+    """The columns of a window of rows, ready to gather batches from (each chunk of each column is converted
+    once, without concatenating the chunks: a batch is gathered straight from them, in its one copy)."""
 
     def __init__(self, table: pa.Table) -> None:
         self.num_rows = table.num_rows
-        self._columns = {name: _Column.of(table[name].combine_chunks()) for name in table.column_names}
+        self._columns = {name: _ChunkedColumn.of(table[name]) for name in table.column_names}
 
     def batch(self, indices: np.ndarray) -> dict[str, Any]:
         """The rows at ``indices`` (in that order) as a batch."""
         out: dict[str, Any] = {}
+        indices = np.asarray(indices, dtype=np.int64)
         for name, column in self._columns.items():
-            column.gather(name, np.asarray(indices, dtype=np.int64), out)
+            column.gather(name, indices, out)
         return out
 
 
-class _Column:
-    """One column of a window: ``kind`` says how rows are gathered from ``values``."""
+class _ChunkedColumn:
+    """A column of a window as its chunks' converted values; row ``i`` of the window is row ``local[i]`` of
+    chunk ``chunk[i]``. Gathering reads every chunk in place, so the window itself is never copied."""
 
-    def __init__(self, kind: str, values: Any, offsets: np.ndarray | None = None) -> None:
-        self.kind, self.values, self.offsets = kind, values, offsets
+    def __init__(self, chunks: list[_Column]) -> None:
+        self.chunks = chunks
+        sizes = np.array([chunk.rows for chunk in chunks], dtype=np.int64)
+        self.chunk = np.repeat(np.arange(len(chunks)), sizes)
+        self.local = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+    @classmethod
+    def of(cls, column: pa.ChunkedArray) -> _ChunkedColumn:
+        chunks = [chunk for chunk in column.chunks if len(chunk)] or [column.combine_chunks()]
+        converted = [_Column.of(chunk) for chunk in chunks]
+        if len({chunk.kind for chunk in converted}) > 1:  # e.g. nulls in one chunk only: one kind for all
+            converted = [_Column.of(column.combine_chunks())]
+        return cls(converted)
+
+    def gather(self, name: str, indices: np.ndarray, out: dict[str, Any]) -> None:
+        import torch
+
+        first = self.chunks[0]
+        if len(self.chunks) == 1:
+            first.gather(name, indices, out)
+            return
+        chunk, local = self.chunk[indices], self.local[indices]
+        if first.kind == "python":
+            out[name] = [self.chunks[c].values[i] for c, i in zip(chunk.tolist(), local.tolist())]
+        elif first.kind == "stacked":
+            stacked = np.empty((len(indices), *first.values.shape[1:]), dtype=first.values.dtype)
+            for c, part in enumerate(self.chunks):
+                rows = np.flatnonzero(chunk == c)
+                if len(rows):
+                    stacked[rows] = part.values[local[rows]]
+            out[name] = torch.from_numpy(stacked)
+        else:
+            parts = [(part.values, part.offsets) for part in self.chunks]
+            padded, lengths = _gather_padded_from(parts, chunk, local)
+            _put_padded(name, padded, lengths, out)
+
+
+class _Column:
+    """One chunk of a column: ``kind`` says how rows are gathered from ``values``."""
+
+    def __init__(self, kind: str, values: Any, rows: int, offsets: np.ndarray | None = None) -> None:
+        self.kind, self.values, self.rows, self.offsets = kind, values, rows, offsets
 
     @classmethod
     def of(cls, array: pa.Array) -> _Column:
-        data_type = array.type
+        data_type, rows = array.type, len(array)
         if array.null_count:
-            return cls("python", array.to_pylist())
+            return cls("python", array.to_pylist(), rows)
         if is_tensor_type(data_type):
-            return cls("stacked", arrow_to_tensors(array))
+            return cls("stacked", arrow_to_tensors(array), rows)
         if is_clip_type(data_type) or is_matrix_type(data_type) or _is_number_list(data_type):
-            return cls("padded", _flat_values(array), array.offsets.to_numpy().astype(np.int64))
+            return cls("padded", _flat_values(array), rows, array.offsets.to_numpy().astype(np.int64))
         if pa.types.is_fixed_size_list(data_type) and _is_number(data_type.value_type):
             values = array.values.to_numpy(zero_copy_only=False)
             start = array.offset * data_type.list_size  # FixedSizeListArray.values ignores a slice's offset
-            return cls("stacked", values[start : start + len(array) * data_type.list_size].reshape(len(array), -1))
+            return cls("stacked", values[start : start + rows * data_type.list_size].reshape(rows, -1), rows)
         if _is_number(data_type) or pa.types.is_boolean(data_type):
-            return cls("stacked", array.to_numpy(zero_copy_only=False))
-        return cls("python", array.to_pylist())
+            return cls("stacked", array.to_numpy(zero_copy_only=False), rows)
+        return cls("python", array.to_pylist(), rows)
 
     def gather(self, name: str, indices: np.ndarray, out: dict[str, Any]) -> None:
         import torch
@@ -70,9 +113,15 @@ class _Column:
             out[name] = torch.from_numpy(self.values[indices])  # fancy indexing copies: writable, torch-owned
         else:
             padded, lengths = _gather_padded(self.values, self.offsets, indices)
-            out[name] = torch.from_numpy(padded)
-            out[f"{name}_lengths"] = torch.from_numpy(lengths)
-            out[f"{name}_mask"] = torch.from_numpy(np.arange(padded.shape[1])[None, :] < lengths[:, None])
+            _put_padded(name, padded, lengths, out)
+
+
+def _put_padded(name: str, padded: np.ndarray, lengths: np.ndarray, out: dict[str, Any]) -> None:
+    import torch
+
+    out[name] = torch.from_numpy(padded)
+    out[f"{name}_lengths"] = torch.from_numpy(lengths)
+    out[f"{name}_mask"] = torch.from_numpy(np.arange(padded.shape[1])[None, :] < lengths[:, None])
 
 
 def _is_number(data_type: pa.DataType) -> bool:
@@ -96,10 +145,21 @@ def _flat_values(array: pa.ListArray) -> np.ndarray:
 
 def _gather_padded(values: np.ndarray, offsets: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B, longest, *item shape) zero-padded items of the rows at ``indices``, and each one's length."""
-    starts, lengths = offsets[indices], offsets[indices + 1] - offsets[indices]
-    count, longest = len(indices), int(lengths.max()) if len(indices) else 0
-    padded = np.zeros((count, longest, *values.shape[1:]), dtype=values.dtype)
+    return _gather_padded_from([(values, offsets)], np.zeros(len(indices), dtype=np.int64), indices)
+
+
+def _gather_padded_from(
+    parts: list[tuple[np.ndarray, np.ndarray]], chunk: np.ndarray, local: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`_gather_padded`, for row ``local[i]`` of chunk ``chunk[i]`` (each chunk: values and offsets)."""
+    starts, ends = np.empty(len(local), dtype=np.int64), np.empty(len(local), dtype=np.int64)
+    for c, (_, offsets) in enumerate(parts):
+        rows = np.flatnonzero(chunk == c) if len(parts) > 1 else slice(None)
+        starts[rows], ends[rows] = offsets[local[rows]], offsets[local[rows] + 1]
+    lengths = ends - starts
+    values = parts[0][0]
+    padded = np.zeros((len(local), int(lengths.max()) if len(local) else 0, *values.shape[1:]), dtype=values.dtype)
     # One slice copy per row: 4.6x faster than one fancy-indexed scatter for (32, ~1000, 40) MFCC batches.
-    for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist())):
-        padded[row, :length] = values[start : start + length]
+    for row, (c, start, end) in enumerate(zip(chunk.tolist(), starts.tolist(), ends.tolist())):
+        padded[row, : end - start] = parts[c][0][start:end]
     return padded, lengths

@@ -155,7 +155,7 @@ class FeatureDataset(_Base):
                     continue
             if not rows:
                 return
-            gathered = pa.concat_tables(pending).combine_chunks()  # one copy of the window, shared by its batches
+            gathered = pa.concat_tables(pending)  # no copy: batches are gathered from the row groups in place
             source = BatchSource(gathered)
             order = rng.permutation(rows) if rng is not None else np.arange(rows)
             last = rows if table is None and not self.drop_last else rows - rows % size

@@ -170,3 +170,32 @@ def test_the_dataset_can_still_be_pickled_and_deep_copied(dataset_dir):
         assert clone.epoch == 3 and ids_of(clone.partition(0, 1)) == ids_of(data.partition(0, 1))
         clone.set_epoch(4)  # a copy's epoch is its own
     assert data.epoch == 3
+
+
+def test_a_batch_gathered_across_chunks_equals_one_from_the_combined_window():
+    from mmfeat.schemas.batches import BatchSource
+
+    rng = np.random.default_rng(1)
+
+    def chunk(start, size, with_null=False):
+        return pa.table(
+            {
+                "sample_id": [f"s{start + i}" for i in range(size)],
+                "mfcc": matrices_to_arrow([rng.standard_normal((i + 1, 4), np.float32) for i in range(size)], matrix_type(4)),
+                "image": tensors_to_arrow(list(rng.integers(0, 255, (size, 2, 3, 3), dtype=np.uint8)), image_tensor_type(2, 3)),
+                "vector": pa.array([[float(start + i)] * 3 for i in range(size)], pa.list_(pa.float32(), 3)),
+                "score": pa.array([None if with_null and i == 0 else float(start + i) for i in range(size)], pa.float64()),
+            }
+        )
+
+    window = pa.concat_tables([chunk(0, 3), chunk(3, 5).slice(1), chunk(8, 4, with_null=True)])
+    assert window["mfcc"].num_chunks == 3
+    indices = np.array([10, 0, 4, 2, 9, 5, 1])
+    chunked = BatchSource(window).batch(indices)
+    combined = BatchSource(window.combine_chunks()).batch(indices)
+    assert chunked.keys() == combined.keys()
+    for name, value in combined.items():
+        if isinstance(value, list):
+            assert chunked[name] == value, name
+        else:
+            assert chunked[name].dtype == value.dtype and torch.equal(chunked[name], value), name

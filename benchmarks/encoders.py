@@ -4,7 +4,7 @@
 
 Both sides load the same photos (scikit-image's), preprocess them (resize + centre crop) and
 encode them at the same batch size, dtype and device.
-The pipeline side runs Encode (RunInference + EncodeModelHandler) on DirectRunner; its clock
+The pipeline side runs Encode (RunInference + inference.EncodeModelHandler) on DirectRunner; its clock
 covers the whole pipeline run, so model loading and Beam start-up count against it (reported).
 Goal: in-pipeline >= 0.85 x standalone. Not a timed test.
 """

@@ -1,35 +1,22 @@
 """Torch encoders through Beam's RunInference, on the heavy stream of WorkItems and rejects.
 
-``EncodeModelHandler`` is a Beam ``ModelHandler`` whose examples are the stream's elements:
-RunInference batches them with ``BatchElements`` (sizes from :class:`EncoderConfig`), loads the
-model once per worker process (Beam's ``Shared``) on the device chosen at load, and the handler
-runs the encoder under ``torch.inference_mode`` (autocast on CUDA) on the WorkItems of a batch.
-
-Two deliberate differences from a textbook ``RunInference(...).with_exception_handling()``:
-- rejects already in the stream pass through the handler untouched, and
-- an inference failure is isolated item by item and returned in-band as a reject,
-because a dead-letter PCollection would need a Flatten before the shard writer, and Beam's
-FnApiRunner materialises every multi-input Flatten (all feature rows in memory, shards split
-across workers). Results stay attached to their sample ids because the elements carry them.
+:class:`Encode` preprocesses each item on the CPU (:class:`PrepareForEncoder`), then runs Beam's
+``RunInference`` with ``EncodeModelHandler`` (in :mod:`mmfeat.pipelines.transforms.inference`).
+That module imports Beam's ``ml.inference``, hence torch (about 2.3 s), so it is imported only
+when a pipeline has an encoder, not by every pipeline that imports this one.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import apache_beam as beam
-import numpy as np
-from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from mmfeat.extractors.encoders import encoder_for
-from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, resolve_device, torch_dtype
-from mmfeat.extractors.threads import single_threaded_math
+from mmfeat.extractors.encoders.base import EncoderConfig
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
 
-_log = logging.getLogger(__name__)
 STAGE = "encode"
 
 
@@ -84,114 +71,6 @@ class PrepareForEncoder(Stage):
         yield item
 
 
-class EncodeModelHandler(ModelHandler[Any, Any, Any]):
-    """Encodes the WorkItems of each batch into ``columns[output_column]`` (float32 vectors)."""
-
-    def __init__(self, config: EncoderConfig, output_column: str, *, many: bool = False) -> None:
-        buckets = {}
-        if config.length_buckets:
-            length = functools.partial(input_length, input_array=f"{config.name}_input", many=many)
-            buckets = {"batch_length_fn": length, "batch_bucket_boundaries": list(config.length_buckets)}
-        super().__init__(
-            min_batch_size=config.min_batch_size,
-            max_batch_size=config.max_batch_size,
-            max_batch_duration_secs=config.max_batch_duration_secs,
-            **buckets,
-        )
-        if not config.name:
-            raise ValueError("EncodeModelHandler needs an encoder name")
-        self.config = config
-        self.output_column = output_column
-        self.many = many  # each item has a sequence of inputs: its column is a (parts, dim) matrix
-        self._input_array = f"{config.name}_input"
-        self._spec: EncoderSpec | None = None
-
-    @property
-    def spec(self) -> EncoderSpec:
-        """Resolved once per handler copy (a shared model may be loaded by another copy)."""
-        if self._spec is None:
-            self._spec = encoder_for(self.config)
-        return self._spec
-
-    def load_model(self) -> Any:
-        import torch
-
-        single_threaded_math()
-        spec = self.spec
-        device = resolve_device(self.config.device)
-        model = spec.load(self.config).to(device)
-        if device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
-        _log.info("loaded encoder %s on %s", spec.name, device)
-        return model
-
-    def run_inference(self, batch: Sequence[Any], model: Any, inference_args: dict[str, Any] | None = None) -> Iterable[Any]:
-        items = [element for element in batch if isinstance(element, WorkItem)]
-        by_id = {id(item): out for item, out in zip(items, self._encode_isolating_failures(items, model))}
-        return [by_id.get(id(element), element) for element in batch]
-
-    def _encode_isolating_failures(self, items: list[WorkItem], model: Any) -> list[Any]:
-        if not items:
-            return []
-        try:
-            return self._with_embeddings(items, self._encode(items, model))
-        except Exception as err:
-            if len(items) == 1:
-                _log.warning("encoder %s failed on %s", self.config.name, items[0].record.sample_id, exc_info=True)
-                return [items[0].reject(STAGE, "encode_failed", f"{type(err).__name__}: {err}")]
-        return [out for item in items for out in self._encode_isolating_failures([item], model)]  # find the bad one(s)
-
-    def _encode(self, items: list[WorkItem], model: Any) -> list[np.ndarray]:
-        """One embedding per item (a vector), or with ``many`` one (parts, dim) matrix per item."""
-        import torch
-
-        spec = self.spec
-        inputs = [item.arrays[self._input_array] for item in items]
-        parts = [part for value in inputs for part in value] if self.many else inputs
-        counts = [len(value) for value in inputs] if self.many else [1] * len(inputs)
-        out = np.zeros((0, self.config.output_dim or spec.output_dim), dtype=np.float32)
-        if parts:
-            device = self._device_of(model)
-            batch = _to_device(spec.collate(parts), device)
-            use_autocast = device.type == "cuda" and self.config.dtype != "float32"
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch_dtype(self.config.dtype), enabled=use_autocast):
-                embeddings = spec.forward(model, batch)
-            out = embeddings.float().cpu().numpy()
-        if not np.isfinite(out).all():
-            raise FloatingPointError("encoder produced NaN or Inf")
-        pieces = np.split(out, np.cumsum(counts)[:-1])
-        return pieces if self.many else [piece[0] for piece in pieces]
-
-    def _device_of(self, model: Any) -> Any:
-        """Where the model's weights are (a model without any runs on the configured device)."""
-        for tensor in (*model.parameters(), *model.buffers()):
-            return tensor.device
-        return resolve_device(self.config.device)
-
-    def _with_embeddings(self, items: list[WorkItem], embeddings: list[np.ndarray]) -> list[WorkItem]:
-        for item, value in zip(items, embeddings):
-            item.columns[self.output_column] = np.ascontiguousarray(value, dtype=np.float32)
-        return items
-
-    def get_num_bytes(self, batch: Sequence[Any]) -> int:
-        """Input bytes of a batch (Beam's default pickles the whole batch just to measure it)."""
-        total = 0
-        for element in batch:
-            if isinstance(element, WorkItem) and self._input_array in element.arrays:
-                value = element.arrays[self._input_array]
-                total += sum(int(p.nbytes) for p in value) if self.many else int(value.nbytes)
-        return total
-
-    def get_metrics_namespace(self) -> str:
-        return f"mmfeat.encode.{self.config.name}"
-
-
-def _to_device(batch: Any, device: Any) -> Any:
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(part.to(device, non_blocking=True) for part in batch)
-    return batch.to(device, non_blocking=True)
-
-
 class Encode(beam.PTransform):
     """Preprocess on the CPU, then RunInference with :class:`EncodeModelHandler`; the stream's shape is kept.
 
@@ -217,6 +96,10 @@ class Encode(beam.PTransform):
         self.many = many
 
     def expand(self, stream: beam.PCollection) -> beam.PCollection:
+        from apache_beam.ml.inference.base import RunInference
+
+        from mmfeat.pipelines.transforms.inference import EncodeModelHandler
+
         prepared = stream | "Prepare" >> beam.ParDo(PrepareForEncoder(self.config, self.input_of, many=self.many))
         handler = EncodeModelHandler(self.config, self.output_column, many=self.many)
         return prepared | "RunInference" >> RunInference(handler)

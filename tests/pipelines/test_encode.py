@@ -16,7 +16,8 @@ skimage_data = pytest.importorskip("skimage.data")
 from mmfeat.extractors.encoders import get_encoder  # noqa: E402
 from mmfeat.extractors.encoders.base import EncoderConfig  # noqa: E402
 from mmfeat.pipelines.config import OutputConfig  # noqa: E402
-from mmfeat.pipelines.transforms.encode import Encode, EncodeModelHandler  # noqa: E402
+from mmfeat.pipelines.transforms.encode import Encode  # noqa: E402
+from mmfeat.pipelines.transforms.inference import EncodeModelHandler  # noqa: E402
 from mmfeat.pipelines.transforms.stage import Row, WorkItem  # noqa: E402
 from mmfeat.pipelines.transforms.write import WriteShards  # noqa: E402
 from mmfeat.schemas.fields import assemble_schema  # noqa: E402

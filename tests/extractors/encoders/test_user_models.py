@@ -5,7 +5,8 @@ torch = pytest.importorskip("torch")
 
 from mmfeat.extractors.encoders import embedding_dim  # noqa: E402
 from mmfeat.extractors.encoders.base import EncoderConfig  # noqa: E402
-from mmfeat.pipelines.transforms.encode import EncodeModelHandler, PrepareForEncoder, from_array  # noqa: E402
+from mmfeat.pipelines.transforms.encode import PrepareForEncoder, from_array  # noqa: E402
+from mmfeat.pipelines.transforms.inference import EncodeModelHandler  # noqa: E402
 from mmfeat.pipelines.transforms.stage import WorkItem  # noqa: E402
 from mmfeat.schemas.records import ShardKey  # noqa: E402
 from tests.encoder_models import TinyAudioNet, TinyImageNet  # noqa: E402

@@ -26,6 +26,10 @@ RUNNERS = {
 }
 
 
+# many shards, for a steady state to measure; IEMOCAP's hold whole dialogs (of 20), as in benchmarks/iemocap.py
+ROWS_PER_SHARD = {"librispeech": 8, "iemocap": 20}
+
+
 def _write_input(dataset: str, size: int, root: Path) -> Path:
     if dataset == "librispeech":
         from mmfeat.runners.samples.librispeech import write_librispeech_sample
@@ -42,7 +46,8 @@ def _write_input(dataset: str, size: int, root: Path) -> Path:
 def _child(dataset: str, input_dir: str, output: str, beam_args: list[str]) -> dict:
     from pipeline_run import run_pipeline
 
-    return run_pipeline(dataset, input_dir, output, overrides=["output.rows_per_shard=8"], beam_args=beam_args)
+    rows = ROWS_PER_SHARD[dataset]
+    return run_pipeline(dataset, input_dir, output, overrides=[f"output.rows_per_shard={rows}"], beam_args=beam_args)
 
 
 def _run_child(*args: str) -> dict:

@@ -111,11 +111,12 @@ def test_stages_after_a_group_by_key_spread_over_the_workers(tmp_path):
     assert len({pid for _, pid, _ in names}) == 2  # both workers did some of it
 
 
-def test_the_dask_preset_sizes_partitions_from_the_cluster_and_leaves_malloc_adaptive():
+def test_the_dask_preset_sizes_partitions_from_the_cluster_and_leaves_malloc_adaptive(monkeypatch):
     from apache_beam.runners.dask.dask_runner import DaskOptions
 
     from mmfeat.runners.presets import PARTITIONS_PER_DASK_THREAD, runner_options
 
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # what an earlier Dask nanny leaves in this process
     with runner_options(["--runner=dask", "--dask_workers=2"]) as options:
         assert options.view_as(DaskOptions).npartitions == 2 * PARTITIONS_PER_DASK_THREAD
         from distributed import Client

@@ -25,12 +25,15 @@ class OutputConfig:
     row_group_rows: int = 128
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     compression_level: int | None = 1  # float features compress no better at 3 (measured), only slower
+    byte_tensors: Literal["bytes", "tensor"] = "bytes"  # how images and frames are stored (schemas.tensors)
 
     def __post_init__(self) -> None:
         if self.rows_per_shard < 1 or self.row_group_rows < 1:
             raise ValueError("rows_per_shard and row_group_rows must be >= 1")
         if self.compression not in ("zstd", "snappy", "gzip", "none"):
             raise ValueError("compression must be one of zstd, snappy, gzip, none")
+        if self.byte_tensors not in ("bytes", "tensor"):
+            raise ValueError("byte_tensors must be bytes or tensor")
 
 
 @dataclass(frozen=True)

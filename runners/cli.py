@@ -267,8 +267,9 @@ def _inspect(args: argparse.Namespace) -> int:
     except ValueError as err:
         return _fail(str(err))
     print("\nschema:")
-    for field in data.schema:
-        print(f"  {field.name:<24} {field.type}")
+    for field, stored in zip(data.schema, data.stored_schema):
+        layout = f"  (stored as {stored.type}: output.byte_tensors=bytes)" if stored.type != field.type else ""
+        print(f"  {field.name:<24} {field.type}{layout}")
     for i, row in enumerate(data.partition(0, 1)):
         if i >= args.rows:
             break

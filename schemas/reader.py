@@ -41,7 +41,14 @@ import pyarrow.parquet as pq
 
 from mmfeat.schemas.batches import BatchSource
 from mmfeat.schemas.manifest import read_manifest
-from mmfeat.schemas.tensors import arrow_to_clips, is_clip_type, is_matrix_type, is_tensor_type
+from mmfeat.schemas.tensors import (
+    arrow_to_clips,
+    is_clip_type,
+    is_matrix_type,
+    is_tensor_type,
+    unpack_byte_tensors,
+    unpacked_schema,
+)
 
 try:  # torch is optional for the rest of mmfeat; without it the reader is a plain iterable
     from torch.utils.data import IterableDataset as _Base
@@ -87,7 +94,8 @@ class FeatureDataset(_Base):
         self.units = [
             unit for shard in sorted(shards, key=lambda s: s["path"]) for unit in _units(self.dataset_dir / shard["path"])
         ]
-        self.schema = pq.read_schema(self.dataset_dir / shards[0]["path"]) if shards else pa.schema([])
+        self.stored_schema = pq.read_schema(self.dataset_dir / shards[0]["path"]) if shards else pa.schema([])
+        self.schema = unpacked_schema(self.stored_schema)  # images and frames as tensors, however they are stored
         unknown = sorted(set(columns or ()) - set(self.schema.names))
         if unknown:
             raise ValueError(f"unknown columns {unknown} (columns: {', '.join(self.schema.names)})")
@@ -171,13 +179,13 @@ class FeatureDataset(_Base):
         local = pafs.LocalFileSystem()
         parquet = pads.ParquetFileFormat()
         fragments = [parquet.make_fragment(u.path, filesystem=local, row_groups=[u.row_group]) for u in units]
-        dataset = pads.FileSystemDataset(fragments, self.schema, parquet, filesystem=local)
+        dataset = pads.FileSystemDataset(fragments, self.stored_schema, parquet, filesystem=local)
         in_worker = _dataloader_worker()[1] > 1  # DataLoader workers already share the cores: no Arrow threads there
         scanner = dataset.scanner(
             columns=self.columns, fragment_readahead=self.prefetch, batch_size=1 << 20, use_threads=not in_worker
         )
         for batch in scanner.to_batches():  # in fragment order
-            yield pa.Table.from_batches([batch])
+            yield unpack_byte_tensors(pa.Table.from_batches([batch]), self.stored_schema)
 
     def _distributed(self) -> tuple[int, int]:
         if self.rank is not None and self.world_size is not None:

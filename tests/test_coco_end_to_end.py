@@ -12,7 +12,7 @@ from mmfeat.extractors.image import check_image, decode_image
 from mmfeat.pipelines.coco import row_schema
 from mmfeat.runners.config import load_config
 from mmfeat.schemas.manifest import read_manifest
-from mmfeat.schemas.tensors import arrow_to_matrices, arrow_to_tensors
+from mmfeat.schemas.tensors import arrow_to_matrices, arrow_to_tensors, unpack_byte_tensors
 from tests.conftest import COCO_AUGMENTED, run_cli
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,8 @@ EXPECTED_REJECTS = {
 
 def read_rows(dataset_dir):
     paths = [dataset_dir / s["path"] for s in read_manifest(dataset_dir)["shards"]]
-    return ds.dataset(paths, format="parquet").to_table().sort_by([("sample_id", "ascending"), ("view", "ascending")])
+    table = unpack_byte_tensors(ds.dataset(paths, format="parquet").to_table())
+    return table.sort_by([("sample_id", "ascending"), ("view", "ascending")])
 
 
 def test_counts_balance_every_broken_case_has_its_reason_and_leakage_is_reported(coco_run):
@@ -178,3 +179,24 @@ def test_inspect_prints_counts_schema_and_decoded_rows(coco_run):
     run = run_cli("inspect", str(coco_run.dataset_dir), "--rows", "1")
     assert run.returncode == 0, run.stderr
     assert "examples in" in run.stdout and "schema:" in run.stdout and "uint8[224, 224, 3]" in run.stdout
+    assert "(stored as large_binary: output.byte_tensors=bytes)" in run.stdout
+
+
+def test_hugging_face_datasets_opens_the_coco_table_and_its_image_bytes_are_the_images(coco_run, tmp_path, monkeypatch):
+    """No mmfeat code on the reading side: the images are bytes, reshaped by the shape in the field metadata."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from mmfeat.schemas.tensors import BYTE_TENSOR_KEY
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    datasets = pytest.importorskip("datasets")
+    files = sorted(str(coco_run.dataset_dir / s["path"]) for s in read_manifest(coco_run.dataset_dir)["shards"])
+    shape = json.loads(pq.read_schema(files[0]).field("image").metadata[BYTE_TENSOR_KEY])["shape"]
+    loaded = datasets.load_dataset("parquet", data_files={"train": files}, cache_dir=str(tmp_path / "hf"))["train"]
+    loaded = loaded.sort("sample_id")  # the default format: bytes (numpy's np.bytes_ drops trailing zero bytes)
+    expected = read_rows(coco_run.dataset_dir)
+    assert loaded.num_rows == expected.num_rows and shape == [224, 224, 3]
+    images = np.stack([np.frombuffer(row["image"], np.uint8).reshape(shape) for row in loaded])
+    assert np.array_equal(images, arrow_to_tensors(expected["image"]))

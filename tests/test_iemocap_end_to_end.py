@@ -10,7 +10,7 @@ from mmfeat.extractors.video import VideoSource
 from mmfeat.pipelines.iemocap import row_schema
 from mmfeat.runners.config import load_config
 from mmfeat.schemas.manifest import read_manifest
-from mmfeat.schemas.tensors import arrow_to_matrices, arrow_to_tensors
+from mmfeat.schemas.tensors import arrow_to_matrices, arrow_to_tensors, unpack_byte_tensors
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ EXPECTED_REJECTS = {
 
 def read_rows(dataset_dir):
     paths = [dataset_dir / s["path"] for s in read_manifest(dataset_dir)["shards"]]
-    return ds.dataset(paths, format="parquet").to_table().sort_by([("sample_id", "ascending")])
+    return unpack_byte_tensors(ds.dataset(paths, format="parquet").to_table()).sort_by([("sample_id", "ascending")])
 
 
 def test_counts_balance_and_every_broken_case_has_its_reason(iemocap_run):

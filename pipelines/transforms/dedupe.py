@@ -27,6 +27,7 @@ from mmfeat.pipelines.transforms.write import REJECTS_DIR, SHARD_MARKERS_DIR, Sh
 from mmfeat.schemas.fields import REJECTS_SCHEMA, rows_to_table
 from mmfeat.schemas.records import Reject
 from mmfeat.schemas.stats import StatsSpec, shard_statistics
+from mmfeat.schemas.tensors import read_parquet
 
 STAGE = "deduplicate"
 REASONS = {"exact": "duplicate_image", "near": "near_duplicate_image"}
@@ -73,7 +74,7 @@ class PruneShard(beam.DoFn):
             yield dataclasses.replace(result, fingerprints=())
             return
         dropped = {m.sample_id: m for m in drops}
-        table = pq.read_table(self.dataset_dir / result.path)
+        table = read_parquet(self.dataset_dir / result.path)
         mask = pc.is_in(table["sample_id"], value_set=pa.array(sorted(dropped)))
         if not pc.any(mask).as_py():  # already pruned by an earlier, interrupted run (resume)
             yield dataclasses.replace(result, fingerprints=())

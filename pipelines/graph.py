@@ -26,6 +26,7 @@ from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
 from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, PrepareText, apply_vocabulary
 from mmfeat.pipelines.transforms.write import ShardResult, WriteShards
 from mmfeat.pipelines.units import read_units, spill_units
+from mmfeat.runners.beam_speedups import cache_dofn_specs
 from mmfeat.schemas.records import Reject
 from mmfeat.schemas.stats import StatsSpec
 
@@ -72,6 +73,7 @@ def build_feature_pipeline(
     completed: Sequence[ShardResult] = (),
 ) -> None:
     """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``."""
+    cache_dofn_specs()  # Beam re-inspects every DoFn's methods many times while it builds and translates
     out = str(dataset_dir)
     unit_files = spill_units(graph.units, dataset_dir)  # the job graph carries file names, not the listing
     units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> beam.FlatMap(read_units)

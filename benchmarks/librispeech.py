@@ -1,6 +1,6 @@
 """LibriSpeech pipeline throughput and memory, each against a bare baseline in the same run.
 
-    python benchmarks/librispeech.py [--utterances 300] [--seconds 8 16]
+    python benchmarks/librispeech.py [--utterances 300] [--seconds 10 16] [--rounds 3]
 
 Measures, every measurement in a fresh child process (so neither side inherits warm caches):
   1. pipeline (DirectRunner, 1 worker) vs a bare Python loop calling the same extractor functions
@@ -8,6 +8,8 @@ Measures, every measurement in a fresh child process (so neither side inherits w
   2. DirectRunner multi_processing with 2 workers vs 1 worker;
   3. peak RSS of the pipeline process at 1x vs 10x the number of (short) utterances.
 Targets: pipeline >= 0.9 x bare loop; 2 workers >= 1.8 x one; peak RSS at 10x <= 1.1 x at 1x.
+Each round runs 1. and 2. once (a slow spell of a shared machine hits every variant); figures are
+medians over the rounds, ratios medians with their range.
 This is not a timed test: it prints the figures and the ratios.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--utterances", type=int, default=300)
     parser.add_argument("--seconds", type=float, nargs=2, default=(10.0, 16.0), help="duration range of the throughput set")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs the bare loop and both pipelines once")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args, beam_args = parser.parse_known_args()
     if args.child:
@@ -127,40 +131,41 @@ def main() -> None:
         small10 = write_librispeech_sample(
             work / "x10", chapters=10 * chapters, utterances_per_chapter=per_chapter, seconds=(1.0, 2.0), broken=False
         )
-        bare, _ = _run_child("bare", str(big))
-        one, _ = _run_child("pipeline", str(big), str(work / "o1"))
-        two, _ = _run_child("pipeline", str(big), str(work / "o2"), *two_workers)
+        rounds = []
+        for index in range(args.rounds):
+            bare, _ = _run_child("bare", str(big))
+            one, _ = _run_child("pipeline", str(big), str(work / f"o1-{index}"))
+            two, _ = _run_child("pipeline", str(big), str(work / f"o2-{index}"), *two_workers)
+            rounds.append({"bare": bare, "one": one, "two": two})
         rss1_result, rss1 = _run_child("pipeline", str(small), str(work / "r1"))
         rss10_result, rss10 = _run_child("pipeline", str(small10), str(work / "r10"))
 
-    n, audio_s = bare["utterances"], bare["audio_s"]
-    steady = {"bare": n / bare["steady_seconds"]}
-    print(f"\n{n} utterances, {audio_s / 3600:.2f} h of audio, {os.cpu_count()} CPUs")
+    n, audio_s = rounds[0]["bare"]["utterances"], rounds[0]["bare"]["audio_s"]
+
+    def steady(result: dict) -> float:  # utterances/s of the per-utterance loop or the heavy stage
+        return result.get("steady_utterances", n) / result["steady_seconds"]
+
+    print(f"\n{n} utterances, {audio_s / 3600:.2f} h of audio, {os.cpu_count()} CPUs, medians of {args.rounds} rounds")
     print(f"  {'':<40} {'wall':>8} {'utt/s':>8} {'audio-s/s':>10}   {'steady utt/s':>12}")
-    for key, label, result in (
-        ("bare", "bare loop", bare),
-        ("one", "pipeline, 1 worker", one),
-        ("two", "pipeline, 2 workers (multi_processing)", two),
-    ):
-        if key != "bare":
-            steady[key] = result["steady_utterances"] / result["steady_seconds"]
-        wall = result["seconds"]
-        print(f"  {label:<40} {wall:7.1f}s {n / wall:8.1f} {audio_s / wall:10.1f}   {steady[key]:12.1f}")
+    for key, label in (("bare", "bare loop"), ("one", "pipeline, 1 worker"), ("two", "pipeline, 2 workers (multi_processing)")):
+        wall = statistics.median(r[key]["seconds"] for r in rounds)
+        rate = statistics.median(steady(r[key]) for r in rounds)
+        print(f"  {label:<40} {wall:7.1f}s {n / wall:8.1f} {audio_s / wall:10.1f}   {rate:12.1f}")
     print(f"  peak RSS, {rss1_result['utterances']} utterances (1x)   {rss1:6d} MiB")
     print(f"  peak RSS, {rss10_result['utterances']} utterances (10x)  {rss10:6d} MiB")
     ratios = [
-        ("pipeline / bare loop, end to end", bare["seconds"] / one["seconds"], ">= 0.9"),
-        ("pipeline / bare loop, steady state", steady["one"] / steady["bare"], ">= 0.9"),
-        ("2 workers / 1 worker, end to end", one["seconds"] / two["seconds"], ">= 1.8"),
-        ("2 workers / 1 worker, steady state", steady["two"] / steady["one"], ">= 1.8"),
-        ("peak RSS 10x / 1x", rss10 / rss1, "<= 1.1"),
+        ("pipeline / bare loop, end to end", [r["bare"]["seconds"] / r["one"]["seconds"] for r in rounds], ">= 0.9"),
+        ("pipeline / bare loop, steady state", [steady(r["one"]) / steady(r["bare"]) for r in rounds], ">= 0.9"),
+        ("2 workers / 1 worker, end to end", [r["one"]["seconds"] / r["two"]["seconds"] for r in rounds], ">= 1.8"),
+        ("2 workers / 1 worker, steady state", [steady(r["two"]) / steady(r["one"]) for r in rounds], ">= 1.8"),
+        ("peak RSS 10x / 1x", [rss10 / rss1], "<= 1.1"),
     ]
     print(
-        "\nratios (target). steady state: the bare loop's per-utterance loop vs the pipeline's heavy stage "
-        "(first to last shard written), i.e. without process start-up, imports and model/tokeniser loading"
+        "\nratios, median (min-max) (target). steady state: the bare loop's per-utterance loop vs the pipeline's heavy "
+        "stage (first to last shard written), i.e. without process start-up, imports and model/tokeniser loading"
     )
-    for name, value, target in ratios:
-        print(f"  {name:<40} {value:6.2f}  ({target})")
+    for name, values, target in ratios:
+        print(f"  {name:<40} {statistics.median(values):6.2f} ({min(values):.2f}-{max(values):.2f})  ({target})")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 
 COLUMNS = {
     "librispeech": ["sample_id", "mfcc", "token_ids", "duration_s"],
-    "coco": ["sample_id", "image", "token_ids"],
+    "coco": ["sample_id", "image", "image_id"],
 }
 
 

@@ -93,7 +93,7 @@ class _Column:
         if array.null_count:
             return cls("python", array.to_pylist(), rows)
         if is_tensor_type(data_type):
-            return cls("stacked", arrow_to_tensors(array), rows)
+            return cls("stacked", _tensor_view(array), rows)
         if is_clip_type(data_type) or is_matrix_type(data_type) or _is_number_list(data_type):
             return cls("padded", _flat_values(array), rows, array.offsets.to_numpy().astype(np.int64))
         if pa.types.is_fixed_size_list(data_type) and _is_number(data_type.value_type):
@@ -137,10 +137,16 @@ def _flat_values(array: pa.ListArray) -> np.ndarray:
     list items). ``ListArray.values`` ignores a slice's offset; the offsets index into these values."""
     data_type = array.type
     if is_clip_type(data_type):
-        return arrow_to_tensors(array.values)
+        return _tensor_view(array.values)
     if is_matrix_type(data_type):
         return array.values.values.to_numpy(zero_copy_only=False).reshape(-1, data_type.value_type.list_size)
     return array.values.to_numpy(zero_copy_only=False)
+
+
+def _tensor_view(array: pa.ExtensionArray) -> np.ndarray:
+    """(rows, *shape) read-only view of a tensor array's values, without a copy: every gather copies what it
+    takes anyway (a copy here cost one more pass over a window's pixels)."""
+    return array.to_numpy_ndarray() if len(array) else arrow_to_tensors(array)
 
 
 def _gather_padded(values: np.ndarray, offsets: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

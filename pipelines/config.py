@@ -37,6 +37,17 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ExecutionConfig:
+    """How the work is run; none of it changes the output."""
+
+    read_ahead: int = 2  # examples of a shard whose sources are loaded in a background thread (0 = off)
+
+    def __post_init__(self) -> None:
+        if self.read_ahead < 0:
+            raise ValueError("read_ahead must be >= 0")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Every section a pipeline reads; ``dataset`` is the running dataset's own section."""
 
@@ -51,6 +62,7 @@ class PipelineConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready form (the dataset section under its own name)."""

@@ -85,7 +85,7 @@ def build_feature_pipeline(
     with_ids = inputs | "TokenIds" >> beam.Map(_with_token_ids, vocab=beam.pvalue.AsSingleton(vocab))
 
     # From here on one linear, fused chain per shard: no Flatten, no materialised features.
-    sharded = with_ids | "AssignShards" >> AssignShards(config.output.rows_per_shard)
+    sharded = with_ids | "AssignShards" >> AssignShards(config.output.rows_per_shard, config.execution.read_ahead)
     if completed:  # resume: shards written by an interrupted run are neither redone nor rewritten
         done = frozenset(result.name for result in completed)
         sharded = sharded | "SkipCompletedShards" >> beam.Filter(lambda e, done=done: shard_name_of(e) not in done)

@@ -97,7 +97,7 @@ def _shard_of(
     return (element.split, index, plan.shards), element
 
 
-def _expand(group: tuple[tuple[str, int, int], Any]) -> Iterator[Any]:
+def _expand(group: tuple[tuple[str, int, int], Any], read_ahead: int = 0) -> Iterator[Any]:
     (split, index, count), elements = group
     ordered = sorted(elements, key=lambda e: (e.sample_id, isinstance(e, Reject), e.source_path))
     key = ShardKey(split=split, index=index, count=count, examples=len(ordered))
@@ -111,8 +111,9 @@ def _expand(group: tuple[tuple[str, int, int], Any]) -> Iterator[Any]:
             yield key, element
         else:
             kept.append(element)
-    for element in sorted(kept, key=_processing_order):
-        yield WorkItem(shard=key, record=element)
+    kept.sort(key=_processing_order)
+    for position, element in enumerate(kept):
+        yield WorkItem(shard=key, record=element, upcoming=tuple(kept[position + 1 : position + 1 + read_ahead]))
 
 
 def _duplicate(element: Any, repeat: int) -> Reject:
@@ -129,9 +130,10 @@ def _duplicate(element: Any, repeat: int) -> Reject:
 class AssignShards(beam.PTransform):
     """Records and source rejects → one stream of WorkItems and ``(ShardKey, Reject)``, shard by shard in sample-id order."""
 
-    def __init__(self, rows_per_shard: int) -> None:
+    def __init__(self, rows_per_shard: int, read_ahead: int = 0) -> None:
         super().__init__()
         self.rows_per_shard = rows_per_shard
+        self.read_ahead = read_ahead  # records listed on each WorkItem as upcoming (``pipelines.transforms.read_ahead``)
 
     def expand(self, elements: beam.PCollection) -> beam.PCollection:
         rows = self.rows_per_shard
@@ -145,4 +147,4 @@ class AssignShards(beam.PTransform):
         keyed = elements | "ShardOf" >> beam.Map(
             _shard_of, counts=beam.pvalue.AsDict(counts), plans=beam.pvalue.AsDict(plans), rows_per_shard=rows
         )
-        return keyed | "GroupByShard" >> beam.GroupByKey() | "Expand" >> beam.FlatMap(_expand)
+        return keyed | "GroupByShard" >> beam.GroupByKey() | "Expand" >> beam.FlatMap(_expand, read_ahead=self.read_ahead)

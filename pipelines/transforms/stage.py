@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -12,6 +12,7 @@ from apache_beam.metrics import Metrics
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.threads import single_threaded_math
+from mmfeat.pipelines.transforms.read_ahead import ReadAhead
 from mmfeat.schemas.records import Reject, ShardKey
 
 METRICS_NAMESPACE = "mmfeat"
@@ -24,6 +25,8 @@ class WorkItem:
 
     ``columns`` gathers output columns stage by stage; ``arrays`` holds data that is passed on but
     not written (e.g. the clean waveform). ``view`` is None until the augmentation stage fans out.
+    ``upcoming`` (light records, set by the shard expansion) lets a stage load the next examples'
+    sources in the background (``pipelines.transforms.read_ahead``).
     """
 
     shard: ShardKey
@@ -32,6 +35,7 @@ class WorkItem:
     num_views: int = 1
     columns: dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, Any] = field(default_factory=dict)
+    upcoming: tuple[Any, ...] = ()  # the records processed next in the same shard, for stages that read ahead
 
     def evolve(self, **changes: Any) -> WorkItem:
         """A copy with fresh dicts, so fanned-out views never share mutable state."""
@@ -70,9 +74,14 @@ class Stage(beam.DoFn):
     from the shard grouping to the writer stays fused, streaming and shard-complete.
     Subclasses set ``name`` and implement ``apply`` (and ``setup`` for per-worker state). Every
     stage pins native math to one thread per process (see ``extractors.threads``).
+    A stage whose first step depends on the source record alone (read and decode a file) puts it in
+    ``load(record)`` and takes its result with ``self.loaded(item)``: the next examples of the shard
+    are then loaded in a background thread while this one is processed. Subclasses that override
+    ``finish_bundle`` or ``teardown`` call ``super()``'s.
     """
 
     name = "stage"
+    _read_ahead: ReadAhead | None = None  # set up per worker; None before setup (tests calling apply directly)
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,9 +91,32 @@ class Stage(beam.DoFn):
     def setup(self) -> None:
         """Per worker process; subclasses that override it call ``super().setup()``."""
         single_threaded_math()
+        self._read_ahead = ReadAhead(self.load, self.name)
 
     def apply(self, item: WorkItem) -> Iterable[WorkItem]:
         raise NotImplementedError
+
+    def load(self, record: Any) -> Any:
+        """Work that depends on the source record alone (reading, decoding); see :meth:`loaded`."""
+        raise NotImplementedError(f"{type(self).__name__} has no load step")
+
+    def loaded(self, item: WorkItem) -> Any:
+        """``load(item.record)``, read ahead in the background when the shard listed this record as upcoming."""
+        if self._read_ahead is None:
+            return self.load(item.record)
+        return self._read_ahead.result(item.record, item.upcoming)
+
+    def on_loading_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the thread that runs this stage's loads (for work that uses the loader's state)."""
+        return fn(*args) if self._read_ahead is None else self._read_ahead.call(fn, *args)
+
+    def finish_bundle(self) -> None:
+        if self._read_ahead is not None:
+            self._read_ahead.drain()  # loads of examples rejected upstream (a bundle holds whole shards)
+
+    def teardown(self) -> None:
+        if self._read_ahead is not None:
+            self._read_ahead.close()
 
     def process(self, item: WorkItem | tuple[ShardKey, Reject]) -> Iterator[Any]:
         if not isinstance(item, WorkItem):

@@ -1,0 +1,121 @@
+"""Read ahead: sources of the next examples load in one background thread, with the same results and rejects."""
+
+import threading
+import time
+
+import apache_beam as beam
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from mmfeat.extractors.errors import Rejected
+from mmfeat.pipelines.transforms.read_ahead import ReadAhead
+from mmfeat.pipelines.transforms.shard import AssignShards, _expand
+from mmfeat.pipelines.transforms.stage import Stage, WorkItem, run_stages
+from mmfeat.schemas.records import AudioUtterance, ShardKey
+
+
+def utterance(i: int) -> AudioUtterance:
+    return AudioUtterance(f"s{i:03d}", "train", f"train/s{i:03d}.flac", f"/nowhere/s{i:03d}.flac", "HI", "1", "2")
+
+
+class RecordingLoader:
+    """A load that notes which thread ran it, for which record, and fails for the ids it is told to."""
+
+    def __init__(self, failing: frozenset[str] = frozenset(), delay_s: float = 0.0) -> None:
+        self.failing, self.delay_s = failing, delay_s
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, record: AudioUtterance) -> str:
+        time.sleep(self.delay_s)
+        self.calls.append((record.sample_id, threading.current_thread().name))
+        if record.sample_id in self.failing:
+            raise Rejected("audio_undecodable", f"cannot decode {record.sample_id}")
+        return f"loaded {record.sample_id}"
+
+
+def test_the_expansion_lists_the_next_records_of_the_same_shard():
+    records = [utterance(i) for i in range(5)]
+    key = ("train", 0, 1)
+    items = list(_expand((key, records), read_ahead=2))
+    assert [[r.sample_id for r in item.upcoming] for item in items] == [
+        ["s001", "s002"],
+        ["s002", "s003"],
+        ["s003", "s004"],
+        ["s004"],
+        [],
+    ]
+    assert all(item.upcoming == () for item in _expand((key, records)))  # read_ahead=0: nothing listed
+
+
+def test_upcoming_records_load_on_one_background_thread_and_results_match_inline_loading():
+    records = [utterance(i) for i in range(6)]
+    load = RecordingLoader(failing=frozenset({"s003"}), delay_s=0.01)
+    ahead = ReadAhead(load, "test")
+    outcomes = []
+    for position, record in enumerate(records):
+        try:
+            outcomes.append(ahead.result(record, records[position + 1 : position + 3]))
+        except Rejected as err:
+            outcomes.append(err.reason)
+    ahead.close()
+    assert outcomes == ["loaded s000", "loaded s001", "loaded s002", "audio_undecodable", "loaded s004", "loaded s005"]
+    assert sorted(sid for sid, _ in load.calls) == [r.sample_id for r in records]  # each loaded once
+    assert {thread for _, thread in load.calls} == {"read-ahead-test_0"}  # one thread: a loader's state stays in it
+
+
+def test_without_upcoming_records_loading_stays_inline():
+    load = RecordingLoader()
+    ahead = ReadAhead(load, "test")
+    assert ahead.result(utterance(1)) == "loaded s001"
+    assert load.calls == [("s001", threading.current_thread().name)]
+    ahead.close()
+
+
+def test_loads_for_examples_rejected_upstream_are_dropped_not_kept():
+    records = [utterance(i) for i in range(8)]
+    load = RecordingLoader(delay_s=0.01)
+    ahead = ReadAhead(load, "test")
+    for position in (0, 4, 7):  # 1-3 and 5-6 never arrive (rejected by an earlier stage)
+        ahead.result(records[position], records[position + 1 : position + 3])
+        assert len(ahead._pending) <= 2
+    ahead.close()
+    assert not ahead._pending
+
+
+class LoadingStage(Stage):
+    name = "load_source"
+
+    def load(self, record: AudioUtterance) -> str:
+        if record.sample_id == "s002":
+            raise Rejected("audio_undecodable", "broken on purpose")
+        return f"{record.sample_id} on {threading.current_thread().name.startswith('read-ahead')}"
+
+    def apply(self, item: WorkItem):
+        item.columns["loaded"] = self.loaded(item)
+        yield item
+
+
+def test_a_stage_reads_ahead_in_a_pipeline_and_its_load_errors_become_rejects():
+    def summarise(element):
+        if isinstance(element, WorkItem):
+            return element.record.sample_id, element.columns["loaded"]
+        key, reject = element
+        return reject.sample_id, f"{reject.stage}:{reject.reason}"
+
+    expected = [(f"s{i:03d}", f"s{i:03d} on True") for i in (1, 3, 4, 5)] + [("s002", "load_source:audio_undecodable")]
+    expected.append(("s000", "s000 on True"))  # the first of a shard too: it is queued before the ones after it
+    with BeamTestPipeline() as p:
+        sharded = p | beam.Create([utterance(i) for i in range(6)]) | AssignShards(rows_per_shard=10, read_ahead=2)
+        out = run_stages(sharded, [LoadingStage()]) | beam.Map(summarise)
+        assert_that(out, equal_to(expected))
+
+
+def test_the_last_example_of_a_shard_without_upcoming_records_still_loads_on_the_loading_thread():
+    key = ShardKey(split="train", index=0, count=1, examples=2)
+    stage = LoadingStage()
+    stage.setup()
+    first, last = WorkItem(key, utterance(0), upcoming=(utterance(1),)), WorkItem(key, utterance(1))
+    assert next(iter(stage.apply(first))).columns["loaded"] == "s000 on True"
+    assert next(iter(stage.apply(last))).columns["loaded"] == "s001 on True"
+    stage.finish_bundle()
+    stage.teardown()

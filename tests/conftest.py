@@ -78,10 +78,16 @@ def iemocap_fusion_run(iemocap_root, tmp_path_factory) -> CliRun:
     return run_dataset("iemocap", iemocap_root, tmp_path_factory.mktemp("iemocap_fusion"), *fusion)
 
 
+# The multi-process runs also turn read-ahead off (``execution.read_ahead=0``): the parity tests
+# that compare them with the in-process runs check that neither workers nor read-ahead change a byte.
+WORKERS_WITHOUT_READ_AHEAD = (
+    "--direct_num_workers=2", "--direct_running_mode=multi_processing", "--set", "execution.read_ahead=0",
+)  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def iemocap_multiprocess_run(iemocap_root, tmp_path_factory) -> CliRun:
-    workers = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
-    return run_dataset("iemocap", iemocap_root, tmp_path_factory.mktemp("iemocap_mp"), *workers)
+    return run_dataset("iemocap", iemocap_root, tmp_path_factory.mktemp("iemocap_mp"), *WORKERS_WITHOUT_READ_AHEAD)
 
 
 @pytest.fixture(scope="session")
@@ -108,8 +114,7 @@ def coco_augmented_multiprocess_run(coco_root, tmp_path_factory) -> CliRun:
         coco_root,
         tmp_path_factory.mktemp("coco_mp"),
         *COCO_AUGMENTED,
-        "--direct_num_workers=2",
-        "--direct_running_mode=multi_processing",
+        *WORKERS_WITHOUT_READ_AHEAD,
     )
 
 
@@ -144,8 +149,7 @@ def augmented_multiprocess_run(librispeech_root, tmp_path_factory) -> CliRun:
         librispeech_root,
         tmp_path_factory.mktemp("run_mp"),
         *AUGMENTED,
-        "--direct_num_workers=2",
-        "--direct_running_mode=multi_processing",
+        *WORKERS_WITHOUT_READ_AHEAD,
     )
 
 

@@ -9,12 +9,14 @@ import numpy as np
 import pyarrow as pa
 
 from mmfeat.extractors.audio import AudioCleanConfig, clean_audio
+from mmfeat.extractors.audio import CleanAudio as CleanAudioResult
 from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.augment.audio import apply_audio_augment, sample_audio_augment
 from mmfeat.extractors.seeding import derive_seed
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry, mfcc_features
 from mmfeat.pipelines.io import read_source_bytes
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
+from mmfeat.schemas.records import AudioUtterance
 from mmfeat.schemas.tensors import matrix_type
 
 CLEAN_AUDIO_FIELDS: tuple[pa.Field, ...] = (
@@ -68,11 +70,14 @@ class CleanAudio(Stage):
         super().__init__()
         self.config = config
 
+    def load(self, record: AudioUtterance) -> tuple[str, CleanAudioResult]:
+        data = read_source_bytes(record.audio_path)
+        return hashlib.sha256(data).hexdigest(), clean_audio(data, self.config)
+
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
-        data = read_source_bytes(item.record.audio_path)
-        clean = clean_audio(data, self.config)
+        content_sha256, clean = self.loaded(item)
         item.columns.update(
-            content_sha256=hashlib.sha256(data).hexdigest(),
+            content_sha256=content_sha256,
             source_sample_rate=clean.source_sample_rate,
             source_channels=clean.source_channels,
             trimmed_s=clean.trimmed_s,

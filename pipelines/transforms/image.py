@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +23,7 @@ from mmfeat.extractors.image import DecodedImage, ImageCleanConfig, check_image,
 from mmfeat.extractors.seeding import derive_seed
 from mmfeat.pipelines.io import read_source_bytes
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
-from mmfeat.schemas.records import ImageObject
+from mmfeat.schemas.records import CaptionedImage, ImageObject
 from mmfeat.schemas.tensors import image_tensor_type, matrix_type
 
 CLEAN_IMAGE_FIELDS: tuple[pa.Field, ...] = (
@@ -77,8 +78,8 @@ class CleanImage(Stage):
         self.config = config
         self.decode_side = decode_side  # shorter side the views need; JPEGs decode no larger than necessary
 
-    def apply(self, item: WorkItem) -> Iterator[WorkItem]:
-        record = item.record
+    def load(self, record: CaptionedImage) -> tuple[dict[str, Any], DecodedImage]:
+        """The columns this stage adds, and the decoded image (read ahead: a record's file alone)."""
         data = read_source_bytes(record.image_path)
         header = check_image(data, self.config)
         stored, upright = (header.width, header.height), header.oriented_size
@@ -86,14 +87,19 @@ class CleanImage(Stage):
         if record.objects and None not in annotated and annotated not in (stored, upright):
             raise Rejected("size_mismatch", f"annotated {annotated[0]}x{annotated[1]}, file is {stored[0]}x{stored[1]}")
         decoded = decode_image(data, header, self.config, min_side_needed=self.decode_side)
-        item.columns.update(
-            content_sha256=hashlib.sha256(data).hexdigest(),
-            image_format=header.format,
-            width=upright[0],
-            height=upright[1],
-            orientation=header.orientation,
-            perceptual_hash=perceptual_hash(decoded.pixels),
-        )
+        columns = {
+            "content_sha256": hashlib.sha256(data).hexdigest(),
+            "image_format": header.format,
+            "width": upright[0],
+            "height": upright[1],
+            "orientation": header.orientation,
+            "perceptual_hash": perceptual_hash(decoded.pixels),
+        }
+        return columns, decoded
+
+    def apply(self, item: WorkItem) -> Iterator[WorkItem]:
+        columns, decoded = self.loaded(item)
+        item.columns.update(columns)
         item.arrays["decoded"] = decoded
         yield item
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
-from mmfeat.extractors.audio import AudioCleanConfig, clean_samples, read_audio_span
+from mmfeat.extractors.audio import AudioCleanConfig, CleanAudio, clean_samples, read_audio_span
 from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.augment.video import jittered_times, render_clip, sample_spatial, sample_time_shifts
 from mmfeat.extractors.errors import Rejected
@@ -24,6 +25,7 @@ from mmfeat.extractors.spectral import MfccConfig, frame_geometry
 from mmfeat.extractors.video import CropBox, FramesConfig, VideoAudioTrack, VideoSource, fit_square
 from mmfeat.pipelines.transforms.image import IMAGE_AUGMENT_TYPE
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
+from mmfeat.schemas.records import DialogUtterance
 from mmfeat.schemas.tensors import clip_type
 
 FRAME_ALIGNMENT_FIELD = pa.field("frame_mfcc_index", pa.list_(pa.int32()))  # per frame: the MFCC frame at the same time
@@ -71,15 +73,18 @@ class CleanSegmentAudio(Stage):
         self._track: VideoAudioTrack | Rejected | None = None  # the current dialog's video track (or why it failed)
         self._track_path: str | None = None
 
-    def apply(self, item: WorkItem) -> Iterator[WorkItem]:
-        record = item.record
+    def load(self, record: DialogUtterance) -> tuple[str, CleanAudio]:
+        """The span decoded and cleaned, and the hash of its decoded source samples (read ahead)."""
         if record.audio_from_video:
             decoded = self._video_track(record.audio_path).span(record.audio_start_s, record.audio_end_s)
         else:
             decoded = read_audio_span(record.audio_path, record.audio_start_s, record.audio_end_s)
-        clean = clean_samples(decoded, self.config)
+        return hashlib.sha256(decoded.samples.tobytes()).hexdigest(), clean_samples(decoded, self.config)
+
+    def apply(self, item: WorkItem) -> Iterator[WorkItem]:
+        content_sha256, clean = self.loaded(item)
         item.columns.update(
-            content_sha256=hashlib.sha256(decoded.samples.tobytes()).hexdigest(),  # of the decoded source span
+            content_sha256=content_sha256,  # of the decoded source span
             source_sample_rate=clean.source_sample_rate,
             source_channels=clean.source_channels,
             trimmed_s=0.0,
@@ -98,6 +103,16 @@ class CleanSegmentAudio(Stage):
         if isinstance(self._track, Rejected):
             raise self._track
         return self._track
+
+
+class Clip(NamedTuple):
+    """One view's frames of an utterance and how they were taken."""
+
+    frames: np.ndarray  # (N, size, size, 3) uint8
+    timestamps: np.ndarray  # presentation times (s) of the frames
+    box: CropBox
+    has_audio: bool
+    augment: dict[str, Any] | None  # the view's recorded augmentation parameters
 
 
 class ExtractFrames(Stage):
@@ -123,11 +138,29 @@ class ExtractFrames(Stage):
         config = self.config
         self._faces = FaceDetector(config.face_model, margin=config.face_margin) if config.crop == "face" else None
 
+    def load(self, record: DialogUtterance) -> Clip:
+        """View 0's clip (read ahead: decoding, face search and resizing depend on the record alone)."""
+        return self._clip(record, 0)
+
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
-        record = item.record
+        view = item.view or 0
+        # augmented views are not read ahead, but run on the loading thread too: it alone uses the open video
+        clip = self.loaded(item) if view == 0 else self.on_loading_thread(self._clip, item.record, view)
+        item.arrays["frames"] = clip.frames  # for the frame encoder
+        item.columns.update(
+            frames=clip.frames,
+            frame_timestamps_s=clip.timestamps.tolist(),
+            crop_box=clip.box.as_list(),
+            crop_source=clip.box.source,
+            video_has_audio=clip.has_audio,
+            video_augment=clip.augment,
+        )
+        yield item
+
+    def _clip(self, record: DialogUtterance, view: int) -> Clip:
         source = self._open(record.video_path)
         times = source.segment_times(record.start_s, record.end_s, self.config)
-        view, recorded, spatial = item.view or 0, None, None
+        recorded, spatial = None, None
         if view > 0:
             seed = derive_seed(self.augment.seed, f"{record.sample_id}/video", view)
             rng = np.random.default_rng(seed)
@@ -141,16 +174,7 @@ class ExtractFrames(Stage):
             recorded = {"seed": seed, "time_shifts_s": list(shifts), **(spatial.to_dict() if spatial else {})}
         size = self.config.size
         frames = render_clip(squares, size, spatial) if spatial else np.stack([fit_square(f, size) for f in squares])
-        item.arrays["frames"] = frames  # for the frame encoder
-        item.columns.update(
-            frames=frames,
-            frame_timestamps_s=timestamps.tolist(),
-            crop_box=box.as_list(),
-            crop_source=box.source,
-            video_has_audio=source.has_audio,
-            video_augment=recorded,
-        )
-        yield item
+        return Clip(frames=frames, timestamps=timestamps, box=box, has_audio=source.has_audio, augment=recorded)
 
     def _crop_box(self, raw: list[np.ndarray]) -> CropBox:
         """The clip's square: around the face seen in a few of its frames, or the centre square."""
@@ -177,9 +201,11 @@ class ExtractFrames(Stage):
             self._source = None
 
     def finish_bundle(self) -> None:
+        super().finish_bundle()
         self._close()  # a bundle holds whole shards, so a dialog never spans two bundles
 
     def teardown(self) -> None:
+        super().teardown()
         self._close()
 
 

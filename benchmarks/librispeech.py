@@ -4,7 +4,9 @@
 
 Measures, every measurement in a fresh child process (so neither side inherits warm caches):
   1. pipeline (DirectRunner, 1 worker) vs a bare Python loop calling the same extractor functions
-     (read + clean_audio + mfcc_features + tokenise + vocabulary lookup) on the same files;
+     (read + clean_audio + mfcc_features + tokenise + vocabulary lookup) on the same files; the
+     pipeline with its default read-ahead (the next examples' files read and cleaned in a background
+     thread) and with ``execution.read_ahead=0`` (everything in one thread, like the loop);
   2. DirectRunner multi_processing with 2 workers vs 1 worker;
   3. peak RSS of the pipeline process at 1x vs 10x the number of (short) utterances.
 Targets: pipeline >= 0.9 x bare loop; 2 workers >= 1.8 x one; peak RSS at 10x <= 1.1 x at 1x.
@@ -64,10 +66,11 @@ def _child_bare(input_dir: str) -> dict:
     return {"seconds": done - started, "steady_seconds": done - loop_started, "utterances": len(records), "audio_s": audio_s}
 
 
-def _child_pipeline(input_dir: str, output: str, beam_args: list[str]) -> dict:
+def _child_pipeline(input_dir: str, output: str, beam_args: list[str], *, read_ahead: bool = True) -> dict:
     from pipeline_run import run_pipeline
 
-    result = run_pipeline("librispeech", input_dir, output, overrides=["output.rows_per_shard=16"], beam_args=beam_args)
+    overrides = ["output.rows_per_shard=16"] + ([] if read_ahead else ["execution.read_ahead=0"])
+    result = run_pipeline("librispeech", input_dir, output, overrides=overrides, beam_args=beam_args)
     return {**result, "utterances": result["written"], "steady_utterances": result["steady_examples"]}
 
 
@@ -109,7 +112,10 @@ def main() -> None:
     if args.child:
         _warm_up()
         kind, input_dir, *rest = args.child  # Beam flags arrive in beam_args
-        result = _child_bare(input_dir) if kind == "bare" else _child_pipeline(input_dir, rest[0], beam_args)
+        if kind == "bare":
+            result = _child_bare(input_dir)
+        else:
+            result = _child_pipeline(input_dir, rest[0], beam_args, read_ahead=kind != "pipeline-inline")
         print(json.dumps(result))
         return
 
@@ -135,8 +141,9 @@ def main() -> None:
         for index in range(args.rounds):
             bare, _ = _run_child("bare", str(big))
             one, _ = _run_child("pipeline", str(big), str(work / f"o1-{index}"))
+            inline, _ = _run_child("pipeline-inline", str(big), str(work / f"o0-{index}"))
             two, _ = _run_child("pipeline", str(big), str(work / f"o2-{index}"), *two_workers)
-            rounds.append({"bare": bare, "one": one, "two": two})
+            rounds.append({"bare": bare, "one": one, "inline": inline, "two": two})
         rss1_result, rss1 = _run_child("pipeline", str(small), str(work / "r1"))
         rss10_result, rss10 = _run_child("pipeline", str(small10), str(work / "r10"))
 
@@ -147,7 +154,13 @@ def main() -> None:
 
     print(f"\n{n} utterances, {audio_s / 3600:.2f} h of audio, {os.cpu_count()} CPUs, medians of {args.rounds} rounds")
     print(f"  {'':<40} {'wall':>8} {'utt/s':>8} {'audio-s/s':>10}   {'steady utt/s':>12}")
-    for key, label in (("bare", "bare loop"), ("one", "pipeline, 1 worker"), ("two", "pipeline, 2 workers (multi_processing)")):
+    variants = (
+        ("bare", "bare loop"),
+        ("one", "pipeline, 1 worker"),
+        ("inline", "pipeline, 1 worker, read_ahead=0"),
+        ("two", "pipeline, 2 workers (multi_processing)"),
+    )
+    for key, label in variants:
         wall = statistics.median(r[key]["seconds"] for r in rounds)
         rate = statistics.median(steady(r[key]) for r in rounds)
         print(f"  {label:<40} {wall:7.1f}s {n / wall:8.1f} {audio_s / wall:10.1f}   {rate:12.1f}")
@@ -156,6 +169,8 @@ def main() -> None:
     ratios = [
         ("pipeline / bare loop, end to end", [r["bare"]["seconds"] / r["one"]["seconds"] for r in rounds], ">= 0.9"),
         ("pipeline / bare loop, steady state", [steady(r["one"]) / steady(r["bare"]) for r in rounds], ">= 0.9"),
+        ("  with read_ahead=0, end to end", [r["bare"]["seconds"] / r["inline"]["seconds"] for r in rounds], ">= 0.9"),
+        ("  with read_ahead=0, steady state", [steady(r["inline"]) / steady(r["bare"]) for r in rounds], ">= 0.9"),
         ("2 workers / 1 worker, end to end", [r["one"]["seconds"] / r["two"]["seconds"] for r in rounds], ">= 1.8"),
         ("2 workers / 1 worker, steady state", [steady(r["two"]) / steady(r["one"]) for r in rounds], ">= 1.8"),
         ("peak RSS 10x / 1x", [rss10 / rss1], "<= 1.1"),

@@ -117,9 +117,15 @@ def _feature_graph(dataset: str, listing, config):
     from mmfeat.pipelines.registry import DATASETS
     from mmfeat.runners.config import ConfigError
 
+    def encoder_problem(err: Exception) -> ConfigError:
+        message = err.args[0] if err.args else str(err)
+        return ConfigError(f"encode: {message} (set encode.<modality>.name=null to run without it)")
+
     try:
-        graph = DATASETS[dataset].feature_graph(listing, config)
-    except ValueError as err:  # a setting the dataset cannot honour
+        graph = DATASETS[dataset].feature_graph(listing, config)  # schemas ask encoders for their width
+    except (ImportError, KeyError, RuntimeError, OSError) as err:
+        raise encoder_problem(err) from err
+    except ValueError as err:  # a setting the dataset cannot honour (or an encoder's missing weights, named)
         raise ConfigError(str(err)) from err
     try:
         specs = [encoder_for(encoder) for encoder in graph.encoders]  # bound to their weights: a bad folder fails here
@@ -127,8 +133,7 @@ def _feature_graph(dataset: str, listing, config):
             if encoder.device == "cuda":
                 resolve_device(encoder.device)
     except (ImportError, KeyError, RuntimeError, ValueError, OSError) as err:
-        message = err.args[0] if err.args else str(err)
-        raise ConfigError(f"encode: {message} (set encode.<modality>.name=null to run without it)") from err
+        raise encoder_problem(err) from err
     for spec in specs:
         if spec.sample_rate and spec.sample_rate != config.audio.sample_rate:
             raise ConfigError(f"encode: {spec.name} takes {spec.sample_rate} Hz audio: set audio.sample_rate={spec.sample_rate}")

@@ -133,6 +133,17 @@ def test_shards_do_not_depend_on_workers_or_runs(coco_augmented_inprocess_run, c
             np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
+def test_an_encoder_that_cannot_load_is_refused_before_the_run_with_what_to_do(tmp_path, coco_root):
+    for name, weights, expected in (
+        ("no_such_encoder", "x", "unknown encoder 'no_such_encoder'"),
+        ("torchvision_image", "resnet50", "torchvision"),  # not importable here, or not in the hub cache
+        ("transformers_image", str(tmp_path / "missing"), "neither a folder nor a cached hub model"),
+    ):
+        settings = ("--set", f"encode.image.name={name}", "--set", f"encode.image.weights={weights}")
+        run = run_cli("run", "coco", "--input", str(coco_root), "--output", str(tmp_path / name), *settings)
+        assert run.returncode == 2 and expected in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
+
+
 def test_cli_refuses_a_folder_that_is_not_coco_and_names_a_broken_annotation_file(tmp_path, coco_root):
     run = run_cli("run", "coco", "--input", str(tmp_path), "--output", str(tmp_path / "out"))
     assert run.returncode == 2 and "annotations/captions_<split>.json" in run.stderr

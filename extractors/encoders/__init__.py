@@ -49,6 +49,7 @@ from mmfeat.extractors.encoders import (  # noqa: E402,F401  (they register)
     audio_resemblyzer,
     hf_transformers,
     image_efficientnet,
+    image_zoo,
     text_minilm,
     user_models,
 )

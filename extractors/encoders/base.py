@@ -88,6 +88,25 @@ def check_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def resize_and_centre_crop(image: np.ndarray, resize_to: int, crop: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> (crop, crop, 3) uint8: shorter side to ``resize_to`` (area interpolation), centre crop.
+
+    The ImageNet evaluation transform (torchvision's ``ImageClassification``, timm's eval transform)
+    on uint8 pixels; an image that is already ``crop`` x ``crop`` is used as it is.
+    """
+    import cv2
+
+    check_rgb_uint8(image)
+    if image.shape[:2] == (crop, crop):
+        return np.ascontiguousarray(image)
+    height, width = image.shape[:2]
+    scale = resize_to / min(height, width)
+    size = (max(crop, round(width * scale)), max(crop, round(height * scale)))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    top, left = (resized.shape[0] - crop) // 2, (resized.shape[1] - crop) // 2
+    return np.ascontiguousarray(resized[top : top + crop, left : left + crop])
+
+
 def normalise_images(batch_uint8: Any, mean: Sequence[float], std: Sequence[float]) -> Any:
     """(N, H, W, 3) uint8 tensor on the device -> (N, 3, H, W) float in [0, 1], minus ``mean``, over ``std``
     (channels_last on CUDA)."""

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from mmfeat.extractors.encoders import register_encoder
-from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, check_rgb_uint8, normalise_images
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, normalise_images, resize_and_centre_crop
 
 NAME = "efficientnet_lite0"
 IMAGE_SIZE = 224
@@ -27,19 +27,7 @@ def preprocess(image: np.ndarray) -> np.ndarray:
 
     An image that is already 224 x 224 (a pipeline view of that size) is used as it is.
     """
-    import cv2
-
-    check_rgb_uint8(image)
-    if image.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
-        return np.ascontiguousarray(image)
-    height, width = image.shape[:2]
-    scale = RESIZE_TO / min(height, width)
-    resized = cv2.resize(
-        image, (max(IMAGE_SIZE, round(width * scale)), max(IMAGE_SIZE, round(height * scale))), interpolation=cv2.INTER_AREA
-    )
-    top = (resized.shape[0] - IMAGE_SIZE) // 2
-    left = (resized.shape[1] - IMAGE_SIZE) // 2
-    return np.ascontiguousarray(resized[top : top + IMAGE_SIZE, left : left + IMAGE_SIZE])
+    return resize_and_centre_crop(image, RESIZE_TO, IMAGE_SIZE)
 
 
 def load(config: EncoderConfig) -> Any:

@@ -106,7 +106,14 @@ def torchvision_weights(config: EncoderConfig) -> TorchvisionWeights:
     from torchvision.models import get_model_weights
 
     model, tag, file = parse_weights(config)
-    weights = get_model_weights(model)[tag or "DEFAULT"]
+    try:
+        choices = get_model_weights(model)
+    except ValueError as err:  # torchvision: "Unknown model ..."
+        raise ValueError(f"{config.name}: {err} (torchvision.models.list_models() names them)") from err
+    try:
+        weights = choices[tag or "DEFAULT"]
+    except KeyError:
+        raise ValueError(f"{config.name}: {model} has no weights {tag!r} (it has {', '.join(choices.__members__)})") from None
     if file is None:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
         if not cached.is_file():

@@ -102,6 +102,9 @@ def test_a_torchvision_model_from_the_hub_cache_equals_a_direct_call(tmp_path, m
     config = EncoderConfig(name="torchvision_image", device="cpu", weights="resnet18")
     with pytest.raises(ValueError, match="resnet18-f37072fd.pth"):  # not cached: refused, nothing downloaded
         encoder_for(config)
+    for weights, expected in (("resnet18:NOPE", "has no weights 'NOPE' .*IMAGENET1K_V1"), ("no_such_net", "Unknown model")):
+        with pytest.raises(ValueError, match=expected):
+            encoder_for(EncoderConfig(name="torchvision_image", device="cpu", weights=weights))
     torch.manual_seed(0)
     reference = get_model("resnet18").eval()
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)

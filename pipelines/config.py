@@ -74,5 +74,7 @@ class PipelineConfig:
         return {self.dataset_name: dataclasses.asdict(self.dataset), **out}
 
     def digest(self) -> str:
-        """sha256 of the canonical JSON of :meth:`to_dict`."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """sha256 of the canonical JSON of :meth:`to_dict`, without ``execution`` (it changes no output, so a
+        run may be resumed with other execution settings)."""
+        settings = {k: v for k, v in self.to_dict().items() if k != "execution"}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()

@@ -1,7 +1,29 @@
-"""Tiny torch models for the user-supplied-encoder tests (importable as tests.encoder_models)."""
+"""Tiny torch models for the user-supplied-encoder tests, and a helper that runs an encoder as the Encode stage
+does (importable as tests.encoder_models)."""
 
 import torch
 from torch import nn
+
+from mmfeat.pipelines.transforms.encode import PrepareForEncoder, from_array
+from mmfeat.pipelines.transforms.inference import EncodeModelHandler
+from mmfeat.pipelines.transforms.stage import WorkItem
+from mmfeat.schemas.records import ShardKey
+
+KEY = ShardKey("train", 0, 1, 3)
+
+
+class Record:
+    def __init__(self, sample_id):
+        self.sample_id, self.split, self.source_path = sample_id, "train", "x"
+
+
+def encode(config, arrays, name):
+    """Embeddings of ``arrays`` (the input array ``name`` of one item each): preprocessing, then the model handler."""
+    prepare = PrepareForEncoder(config, from_array(name))
+    prepare.setup()
+    items = [next(iter(prepare.apply(WorkItem(KEY, Record(str(i)), arrays={name: a})))) for i, a in enumerate(arrays)]
+    handler = EncodeModelHandler(config, "embedding")
+    return [item.columns["embedding"] for item in handler.run_inference(items, handler.load_model())]
 
 
 class TinyAudioNet(nn.Module):

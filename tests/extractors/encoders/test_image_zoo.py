@@ -17,7 +17,7 @@ from torch import nn  # noqa: E402
 from mmfeat.extractors.encoders import encoder_for, get_encoder  # noqa: E402
 from mmfeat.extractors.encoders.base import EncoderConfig  # noqa: E402
 from mmfeat.extractors.encoders.image_zoo import parse_weights, strip_classifier  # noqa: E402
-from tests.extractors.encoders.test_user_models import encode  # noqa: E402
+from tests.encoder_models import encode  # noqa: E402
 
 
 def _usable(module: str) -> bool:

@@ -5,26 +5,8 @@ torch = pytest.importorskip("torch")
 
 from mmfeat.extractors.encoders import embedding_dim  # noqa: E402
 from mmfeat.extractors.encoders.base import EncoderConfig  # noqa: E402
-from mmfeat.pipelines.transforms.encode import PrepareForEncoder, from_array  # noqa: E402
 from mmfeat.pipelines.transforms.inference import EncodeModelHandler  # noqa: E402
-from mmfeat.pipelines.transforms.stage import WorkItem  # noqa: E402
-from mmfeat.schemas.records import ShardKey  # noqa: E402
-from tests.encoder_models import TinyAudioNet, TinyImageNet  # noqa: E402
-
-KEY = ShardKey("train", 0, 1, 3)
-
-
-class Record:
-    def __init__(self, sample_id):
-        self.sample_id, self.split, self.source_path = sample_id, "train", "x"
-
-
-def encode(config, arrays, name):
-    prepare = PrepareForEncoder(config, from_array(name))
-    prepare.setup()
-    items = [next(iter(prepare.apply(WorkItem(KEY, Record(str(i)), arrays={name: a})))) for i, a in enumerate(arrays)]
-    handler = EncodeModelHandler(config, "embedding")
-    return [item.columns["embedding"] for item in handler.run_inference(items, handler.load_model())]
+from tests.encoder_models import TinyAudioNet, TinyImageNet, encode  # noqa: E402
 
 
 def test_a_torchscript_audio_model_gets_padded_batches_with_lengths(tmp_path):

@@ -13,9 +13,11 @@ the dialog wav (``video_has_audio`` = false).
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -102,47 +104,49 @@ def _dialog_audio(seconds: float, lines: tuple[Line, ...], rng: np.random.Genera
     return np.clip(audio, -0.99, 0.99)
 
 
-def _frames(photos: tuple[str, ...], seconds: float) -> list[np.ndarray]:
-    """A slow pan across each photo in turn, so every frame differs from its neighbours."""
+def _frames(photos: tuple[str, ...], seconds: float, *, size: tuple[int, int] = SIZE, fps: int = FPS) -> Iterator[np.ndarray]:
+    """A slow pan across each photo in turn, so every frame differs from its neighbours (frames made as they are written)."""
     import cv2
     from skimage import data
 
-    width, height = SIZE
+    width, height = size
     images = []
     for name in photos:
         image = getattr(data, name)()
         image = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
         scale = max(2 * width / image.shape[1], height / image.shape[0])
         images.append(cv2.resize(image[:, :, :3], (round(image.shape[1] * scale), round(image.shape[0] * scale))))
-    count = round(seconds * FPS)
-    frames = []
+    count = round(seconds * fps)
     for i in range(count):
         image = images[i * len(images) // count]
         x = round((image.shape[1] - width) * (i % (count // len(images))) / max(1, count // len(images)))
-        frames.append(np.ascontiguousarray(image[:height, x : x + width]))
-    return frames
+        yield np.ascontiguousarray(image[:height, x : x + width])
 
 
-def write_avi(path: Path, frames: list[np.ndarray], audio: np.ndarray | None, *, gap_after: int | None = None) -> None:
+def write_avi(
+    path: Path, frames: Iterable[np.ndarray], audio: np.ndarray | None, *, fps: int = FPS, gap_after: int | None = None
+) -> None:
     """DivX (MPEG-4 part 2) video, MP3 audio (when given), in an AVI container, as IEMOCAP ships it.
 
-    ``gap_after``: frames after this index are stamped 10 frame periods later (dropped frames, as
-    in real captures), so frame index x fps no longer gives a frame's time.
+    The frames' size is the video's. ``gap_after``: frames after this index are stamped 10 frame
+    periods later (dropped frames, as in real captures), so frame index x fps no longer gives a frame's time.
     """
     import av
 
+    frames = iter(frames)
+    first = next(frames)
     with av.open(str(path), mode="w", format="avi") as container:
-        video = container.add_stream("mpeg4", rate=FPS)
-        video.width, video.height, video.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        video = container.add_stream("mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
         video.codec_context.codec_tag = "DX50"
-        video.codec_context.time_base = Fraction(1, FPS)
+        video.codec_context.time_base = Fraction(1, fps)
         sound = None
         if audio is not None:
             sound = container.add_stream("libmp3lame", rate=RATE, layout="mono")
-        for index, image in enumerate(frames):
+        for index, image in enumerate(itertools.chain([first], frames)):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = index + (10 if gap_after is not None and index > gap_after else 0)
-            frame.time_base = Fraction(1, FPS)
+            frame.time_base = Fraction(1, fps)
             container.mux(video.encode(frame))
         if sound is not None:
             pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)

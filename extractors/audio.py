@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -165,7 +166,8 @@ def read_audio_span(path: str, start_s: float, end_s: float | None, *, tolerance
             handle.seek(first)
             samples = handle.read(min(last, total) - first, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
-        raise Rejected("audio_undecodable", _OBJECT_ADDRESS.sub("<file>", str(err))) from err
+        message = str(err).replace(str(path), Path(path).name)  # no machine-specific paths in rejects
+        raise Rejected("audio_undecodable", _OBJECT_ADDRESS.sub("<file>", message)) from err
     if samples.shape[0] == 0:
         raise Rejected("audio_empty", "the span decodes to 0 samples")
     if not np.isfinite(samples).all():

@@ -7,6 +7,7 @@ from mmfeat.extractors.audio import (
     clipped_fraction,
     decode_audio,
     normalize_level,
+    read_audio_span,
     remove_dc,
     resample,
     rms_dbfs,
@@ -129,3 +130,12 @@ def test_clean_is_deterministic_and_normalised():
 def test_config_validation(bad):
     with pytest.raises(ValueError):
         AudioCleanConfig(**bad)
+
+
+def test_read_audio_span_reject_names_the_file_not_its_path(tmp_path):
+    broken = tmp_path / "Ses01F_impro06.wav"
+    broken.write_bytes(b"RIFF1234WAVEjunk")  # a header and no data chunk
+    with pytest.raises(Rejected) as info:
+        read_audio_span(str(broken), 0.0, 1.0)
+    assert info.value.reason == "audio_undecodable"
+    assert "Ses01F_impro06.wav" in info.value.detail and str(tmp_path) not in info.value.detail

@@ -82,6 +82,16 @@ def fps_times(start_s: float, end_s: float, fps: float, max_frames: int) -> np.n
     return start_s + (np.arange(slots) + 0.5) / fps
 
 
+_DECORD_LOG_PREFIX = re.compile(r"^\[\d{2}:\d{2}:\d{2}\] \S+:\d+: ")  # "[02:33:02] src/video/...cc:104: "
+
+
+def decord_message(err: BaseException, path: str) -> str:
+    """decord's error text for a reject: without its log line's clock time and source location, or the file's
+    directory (a reject's detail is the same in every run and on every machine), first line only, 200 characters."""
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    return _DECORD_LOG_PREFIX.sub("", lines[0]).replace(path, Path(path).name)[:200]
+
+
 def frames_at(timestamps: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Index of the frame on screen at each time: the last frame whose start is at or before it.
 
@@ -106,7 +116,7 @@ class VideoSource:
             self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1)
             self.timestamps = self._reader.get_frame_timestamp(range(len(self._reader)))
         except (decord.DECORDError, RuntimeError, ValueError, IndexError) as err:
-            message = str(err).replace(self.path, Path(self.path).name)[:200]  # no machine-specific paths in rejects
+            message = decord_message(err, self.path)
             raise Rejected("video_unreadable", f"decord cannot open {Path(self.path).name}: {message}") from err
         if len(self.timestamps) == 0:
             raise Rejected("video_unreadable", f"{Path(self.path).name} has no video frames")
@@ -135,7 +145,9 @@ class VideoSource:
         try:
             decoded = self._reader.get_batch(unique.tolist()).asnumpy()
         except Exception as err:  # decord raises its own error types from C++
-            raise Rejected("video_unreadable", f"decoding frames {unique.tolist()[:4]}…: {str(err)[:200]}") from err
+            raise Rejected(
+                "video_unreadable", f"decoding frames {unique.tolist()[:4]}…: {decord_message(err, self.path)}"
+            ) from err
         return [decoded[p] for p in positions], self.timestamps[indices, 0].astype(np.float64)
 
     def close(self) -> None:
@@ -197,8 +209,7 @@ class VideoAudioTrack:
         except decord.DECORDError as err:
             if "audio stream" in str(err):
                 raise Rejected("video_has_no_audio", f"{name} has no audio stream and no separate audio file") from err
-            message = str(err).replace(self.path, name)[:200]
-            raise Rejected("audio_undecodable", f"decord cannot read {name}'s audio: {message}") from err
+            raise Rejected("audio_undecodable", f"decord cannot read {name}'s audio: {decord_message(err, self.path)}") from err
         if not np.isfinite(self.samples).all():
             raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
 

@@ -1,8 +1,17 @@
+import re
+
 import numpy as np
 import pytest
 
 from mmfeat.extractors.errors import Rejected
-from mmfeat.extractors.video import FramesConfig, VideoSource, avi_has_audio_stream, frames_at, sample_times
+from mmfeat.extractors.video import (
+    FramesConfig,
+    VideoSource,
+    avi_has_audio_stream,
+    decord_message,
+    frames_at,
+    sample_times,
+)
 
 pytest.importorskip("decord")
 av = pytest.importorskip("av")
@@ -85,3 +94,25 @@ def test_fps_mode_follows_the_segment_length():
 def test_invalid_frame_settings_name_their_key(bad):
     with pytest.raises(ValueError, match="video."):
         FramesConfig(**bad)
+
+
+def test_decord_errors_become_the_same_reject_detail_in_every_run():
+    path = "/data/IEMOCAP/Session1/dialog/avi/DivX/Ses01F_impro04.avi"
+    logged = f"[02:33:00] /github/workspace/src/video/video_reader.cc:270: [{path}] Failed to measure duration/frame-count"
+    assert decord_message(RuntimeError(logged), path) == "[Ses01F_impro04.avi] Failed to measure duration/frame-count"
+    failed = "[23:59:59] /github/workspace/src/video/ffmpeg/threaded_decoder.cc:104: Check failed: run_.load()\n\nStack trace:"
+    assert decord_message(RuntimeError(failed), path) == "Check failed: run_.load()"
+
+
+def test_a_video_with_a_wiped_header_is_rejected_without_clock_or_path(tmp_path):
+    from mmfeat.runners.samples.iemocap import write_avi
+
+    path = tmp_path / "wiped.avi"
+    write_avi(path, [np.full((120, 160, 3), v, np.uint8) for v in range(0, 250, 5)], None)
+    data = bytearray(path.read_bytes())
+    data[:4096] = bytes(4096)
+    path.write_bytes(bytes(data))
+    with pytest.raises(Rejected) as err:
+        VideoSource(path)
+    assert err.value.reason == "video_unreadable"
+    assert str(tmp_path) not in err.value.detail and not re.search(r"\d\d:\d\d:\d\d", err.value.detail)

@@ -4,6 +4,9 @@ Each preset turns the user's Beam flags into complete options, fills in what the
 (how workers get ``mmfeat``, the GPU service option's syntax, a local Dask cluster's size) and
 refuses, before anything starts, a run that is missing what the runner cannot work without:
 
+- ``direct`` (the default): with ``--direct_running_mode=multi_processing`` the SDK worker processes log
+  at WARNING unless ``--default_sdk_harness_log_level`` says otherwise (at Beam's INFO every worker
+  prints some twenty lines of start and stop into the user's terminal).
 - ``dask``: Beam's DaskRunner with :mod:`mmfeat.runners.dask_fix`. ``--dask_client_address
   HOST:PORT`` uses that cluster; without it a local ``dask.distributed`` cluster of
   ``--dask_workers`` single-threaded worker processes is started for the run (default: one per CPU).
@@ -31,6 +34,7 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import (
     DebugOptions,
+    DirectOptions,
     FlinkRunnerOptions,
     GoogleCloudOptions,
     PipelineOptions,
@@ -84,6 +88,13 @@ def resolve_runner(options: PipelineOptions) -> str:
         runner = RUNNER_NAMES.get(runner.lower(), runner)
     standard.runner = runner
     return runner if isinstance(runner, str) else type(runner).__name__
+
+
+def configure_direct(options: PipelineOptions) -> None:
+    """Multi-process DirectRunner: worker processes log warnings and errors, not their start-up chatter."""
+    harness = options.view_as(WorkerOptions)
+    if options.view_as(DirectOptions).direct_running_mode == "multi_processing" and harness.default_sdk_harness_log_level is None:
+        harness.default_sdk_harness_log_level = "WARNING"
 
 
 def configure_flink(options: PipelineOptions, wheel: Callable[[], Path]) -> None:
@@ -225,6 +236,8 @@ def runner_options(beam_args: Sequence[str], *, wheel: Callable[[Path], Path] | 
                 dask.address = stack.enter_context(local_dask_cluster(options.view_as(MmfeatRunnerOptions).dask_workers))
             if not dask.npartitions and not dask.partition_size:
                 dask.npartitions = PARTITIONS_PER_DASK_THREAD * dask_threads(dask.address)
+        elif runner == "DirectRunner":
+            configure_direct(options)
         elif runner == "FlinkRunner":
             configure_flink(options, staged_wheel)
         elif runner == "DataflowRunner":

@@ -93,6 +93,13 @@ def test_short_runner_names_and_direct_default():
     assert built("--runner", "direct")["runner"] == "DirectRunner"
 
 
+def test_multi_process_direct_workers_log_warnings_unless_told_otherwise():
+    multi = ("--direct_running_mode", "multi_processing", "--direct_num_workers", "2")
+    assert built(*multi)["default_sdk_harness_log_level"] == "WARNING"
+    assert built(*multi, "--default_sdk_harness_log_level", "DEBUG")["default_sdk_harness_log_level"] == "DEBUG"
+    assert built()["default_sdk_harness_log_level"] is None  # in process: the user's own logging settings
+
+
 def test_cli_refuses_a_preset_before_writing_anything(tmp_path, librispeech_root):
     run = run_cli("run", "librispeech", "--input", str(librispeech_root), "--output", str(tmp_path / "o"), "--runner", "flink")
     assert run.returncode == 2 and "--flink_master" in run.stderr

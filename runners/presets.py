@@ -26,6 +26,7 @@ refuses, before anything starts, a run that is missing what the runner cannot wo
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -160,6 +161,8 @@ def local_dask_cluster(workers: int | None) -> Iterator[str]:
     2.4 times slower in a worker (23.3 vs 9.8 ms per utterance, same code). A nanny also writes that
     value into its own process's environment, where later workers inherit it; that leftover is
     removed while this cluster starts. A value the user set (any other) is kept.
+    The scheduler runs in this process; its INFO messages (some forty per run: workers and clients
+    coming and going) are kept out of the user's terminal while the cluster lives.
     """
     import dask
     from distributed import LocalCluster, default_client
@@ -168,6 +171,7 @@ def local_dask_cluster(workers: int | None) -> Iterator[str]:
     with (
         dask.config.set({DASK_MALLOC_TRIM: None}),
         _without_dask_malloc_trim_leftover(),
+        _quiet_logger("distributed"),
         LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
     ):
         try:
@@ -181,6 +185,18 @@ def local_dask_cluster(workers: int | None) -> Iterator[str]:
                 if client.scheduler.address != cluster.scheduler_address:
                     break
                 client.close()
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Raise a logger to WARNING (if it is lower) for the duration; its earlier level comes back after."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 @contextlib.contextmanager

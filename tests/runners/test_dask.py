@@ -1,5 +1,6 @@
 """Beam's DaskRunner with mmfeat's finish_bundle correction, on a local multi-process cluster."""
 
+import logging
 import os
 import time
 
@@ -117,12 +118,15 @@ def test_the_dask_preset_sizes_partitions_from_the_cluster_and_leaves_malloc_ada
     from mmfeat.runners.presets import PARTITIONS_PER_DASK_THREAD, runner_options
 
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # what an earlier Dask nanny leaves in this process
+    distributed_level = logging.getLogger("distributed").level
     with runner_options(["--runner=dask", "--dask_workers=2"]) as options:
         assert options.view_as(DaskOptions).npartitions == 2 * PARTITIONS_PER_DASK_THREAD
+        assert not logging.getLogger("distributed.scheduler").isEnabledFor(logging.INFO)  # the scheduler's chatter
         from distributed import Client
 
         with Client(options.view_as(DaskOptions).address, set_as_default=False) as client:
             # Dask's default 65536 made decoding and MFCC 2.4x slower in its workers (see local_dask_cluster)
             assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+    assert logging.getLogger("distributed").level == distributed_level
     with runner_options(["--runner=dask", "--dask_workers=1", "--dask_partition_size=16"]) as options:
         assert options.view_as(DaskOptions).npartitions is None  # the user's partition size stands

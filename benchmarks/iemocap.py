@@ -36,7 +36,7 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "h
 SECONDS_PER_UTTERANCE = 3.0
 
 
-def write_dataset(root: Path, dialogs: int, utterances: int, *, size: tuple[int, int], fps: int) -> Path:
+def write_dataset(root: Path, dialogs: int, utterances: int, *, size: tuple[int, int] = (160, 120), fps: int = 15) -> Path:
     """``dialogs`` dialogs of ``utterances`` utterances each, in the IEMOCAP layout (Session1 only: all train)."""
     import numpy as np
     import soundfile

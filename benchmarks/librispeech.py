@@ -9,7 +9,8 @@ Measures, every measurement in a fresh child process (so neither side inherits w
      thread) and with ``execution.read_ahead=0`` (everything in one thread, like the loop);
   2. DirectRunner multi_processing with 2 workers vs 1 worker, both multi_processing (the same SDK harness
      and gRPC data plane: what adding a worker gains) and vs the in-process 1-worker run of 1.;
-  3. peak RSS of the pipeline process at 1x vs 10x the number of (short) utterances.
+  3. peak RSS of the pipeline process at 1x vs 10x the number of (short) utterances;
+  4. the machine's own scaling, the bare baseline of 2.: two CPU-bound processes vs one (benchmarks/machine.py).
 Targets: pipeline >= 0.9 x bare loop; 2 workers >= 1.8 x one; peak RSS at 10x <= 1.1 x at 1x.
 Each round runs 1. and 2. once (a slow spell of a shared machine hits every variant); figures are
 medians over the rounds, ratios medians with their range.
@@ -147,6 +148,9 @@ def main() -> None:
             one_mp, _ = _run_child("pipeline", str(big), str(work / f"m1-{index}"), *one_worker)
             two, _ = _run_child("pipeline", str(big), str(work / f"o2-{index}"), *two_workers)
             rounds.append({"bare": bare, "one": one, "inline": inline, "one_mp": one_mp, "two": two})
+        from machine import two_process_scaling
+
+        machine, _ = two_process_scaling()
         rss1_result, rss1 = _run_child("pipeline", str(small), str(work / "r1"))
         rss10_result, rss10 = _run_child("pipeline", str(small10), str(work / "r10"))
 
@@ -180,6 +184,7 @@ def main() -> None:
         ("  vs 1 worker in process, end to end", [r["one"]["seconds"] / r["two"]["seconds"] for r in rounds], ">= 1.8"),
         ("  vs 1 worker in process, steady state", [steady(r["two"]) / steady(r["one"]) for r in rounds], ">= 1.8"),
         ("peak RSS 10x / 1x", [rss10 / rss1], "<= 1.1"),
+        ("the machine: 2 busy processes / 1", [machine], "2.0 = two cores of its own"),
     ]
     print(
         "\nratios, median (min-max) (target). steady state: the bare loop's per-utterance loop vs the pipeline's heavy "

@@ -50,5 +50,9 @@ def steady_state(dataset_dir: Path) -> dict[str, float]:
     """
     markers = sorted((p.stat().st_mtime, json.loads(p.read_text())["examples"]) for p in dataset_dir.glob("_shards/*.json"))
     if len(markers) < 2:  # one shard: no steady state to measure (use more input)
-        return {"steady_seconds": float("nan"), "steady_examples": 0}
-    return {"steady_seconds": markers[-1][0] - markers[0][0], "steady_examples": sum(n for _, n in markers[1:])}
+        return {"steady_seconds": float("nan"), "steady_examples": 0, "steady_window": None}
+    return {
+        "steady_seconds": markers[-1][0] - markers[0][0],
+        "steady_examples": sum(n for _, n in markers[1:]),
+        "steady_window": [markers[0][0], markers[-1][0]],  # wall-clock (epoch) seconds, for CPU samples taken outside
+    }

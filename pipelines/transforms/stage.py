@@ -137,11 +137,69 @@ class Stage(beam.DoFn):
         yield from outputs
 
 
+class StageChain(beam.DoFn):
+    """Consecutive stages as one DoFn: each element goes through all of them before the next one starts.
+
+    Beam's FnApiRunner fuses consecutive ParDos into this order anyway. Runners that do not fuse
+    (Beam's DaskRunner runs each ParDo over a whole partition and keeps its outputs in a list, with
+    a setup and teardown per partition) would otherwise decode every example of a partition before
+    the first MFCC, hold all their waveforms and frames at once, and leave read-ahead nothing to
+    overlap with. The stages' own lifecycle methods run in order; none may emit from ``finish_bundle``.
+    """
+
+    def __init__(self, stages: Iterable[Stage]) -> None:
+        super().__init__()
+        self.stages = tuple(stages)
+
+    @property
+    def label(self) -> str:
+        return "+".join(stage.name.capitalize() for stage in self.stages)
+
+    def setup(self) -> None:
+        for stage in self.stages:
+            stage.setup()
+
+    def start_bundle(self) -> None:
+        for stage in self.stages:
+            stage.start_bundle()
+
+    def process(self, element: Any) -> Iterator[Any]:
+        yield from self._through(element, 0)
+
+    def _through(self, element: Any, index: int) -> Iterator[Any]:
+        if index == len(self.stages):
+            yield element
+            return
+        for output in self.stages[index].process(element):
+            yield from self._through(output, index + 1)
+
+    def finish_bundle(self) -> None:
+        for stage in self.stages:
+            if stage.finish_bundle() is not None:
+                raise TypeError(f"stage {stage.name} emits from finish_bundle, which a StageChain cannot pass on")
+
+    def teardown(self) -> None:
+        for stage in self.stages:
+            stage.teardown()
+
+
 def run_stages(stream: beam.PCollection, stages: Iterable[Stage | beam.PTransform]) -> beam.PCollection:
-    """Chain stages (DoFns, or PTransforms such as ``Encode``) over a stream of WorkItems and keyed rejects."""
+    """Chain stages (DoFns, or PTransforms such as ``Encode``) over a stream of WorkItems and keyed rejects.
+
+    Consecutive DoFn stages run as one :class:`StageChain`, so every runner streams them element by element.
+    """
+    pending: list[Stage] = []
+
+    def flush(stream: beam.PCollection) -> beam.PCollection:
+        if not pending:
+            return stream
+        chain = StageChain(pending)
+        pending.clear()
+        return stream | chain.label >> beam.ParDo(chain)
+
     for stage in stages:
         if isinstance(stage, beam.PTransform):
-            stream = stream | stage.label >> stage
+            stream = flush(stream) | stage.label >> stage
         else:
-            stream = stream | stage.name.capitalize() >> beam.ParDo(stage)
-    return stream
+            pending.append(stage)
+    return flush(stream)

@@ -119,3 +119,63 @@ def test_the_last_example_of_a_shard_without_upcoming_records_still_loads_on_the
     assert next(iter(stage.apply(last))).columns["loaded"] == "s001 on True"
     stage.finish_bundle()
     stage.teardown()
+
+
+class NotingStage(Stage):
+    """Notes every call in a shared list; ``fan_out`` views per item; rejects the ids it is told to."""
+
+    def __init__(self, name: str, events: list[str], fan_out: int = 1, failing: frozenset[str] = frozenset()) -> None:
+        self.name = name
+        super().__init__()
+        self.events, self.fan_out, self.failing = events, fan_out, failing
+
+    def setup(self) -> None:
+        super().setup()
+        self.events.append(f"{self.name}.setup")
+
+    def apply(self, item: WorkItem):
+        self.events.append(f"{self.name}({item.record.sample_id},{item.view})")
+        if item.record.sample_id in self.failing:
+            raise Rejected("audio_silent", "on purpose")
+        for view in range(self.fan_out):
+            yield item.evolve(view=view) if self.fan_out > 1 else item
+
+    def finish_bundle(self) -> None:
+        super().finish_bundle()
+        self.events.append(f"{self.name}.finish_bundle")
+
+    def teardown(self) -> None:
+        super().teardown()
+        self.events.append(f"{self.name}.teardown")
+
+
+def test_a_stage_chain_takes_each_element_through_every_stage_before_the_next():
+    from mmfeat.pipelines.transforms.stage import StageChain
+
+    events: list[str] = []
+    chain = StageChain([NotingStage("a", events, fan_out=2), NotingStage("b", events, failing=frozenset({"s001"}))])
+    shard = ShardKey("train", 0, 1, 2)
+    chain.setup()
+    chain.start_bundle()
+    outputs = [out for i in range(2) for out in chain.process(WorkItem(shard, utterance(i)))]
+    chain.finish_bundle()
+    chain.teardown()
+    assert events == [
+        "a.setup", "b.setup",
+        "a(s000,None)", "b(s000,0)", "b(s000,1)",  # element by element, as a fused runner would
+        "a(s001,None)", "b(s001,0)", "b(s001,1)",
+        "a.finish_bundle", "b.finish_bundle", "a.teardown", "b.teardown",
+    ]  # fmt: skip
+    assert [o.view for o in outputs if isinstance(o, WorkItem)] == [0, 1]
+    rejects = [o[1] for o in outputs if not isinstance(o, WorkItem)]
+    assert [(r.sample_id, r.stage, r.view) for r in rejects] == [("s001", "b", 0), ("s001", "b", 1)]
+
+
+def test_run_stages_chains_consecutive_stages_into_one_step():
+    events: list[str] = []
+    with BeamTestPipeline() as p:
+        sharded = p | beam.Create([utterance(i) for i in range(3)]) | AssignShards(rows_per_shard=10, read_ahead=0)
+        out = run_stages(sharded, [NotingStage("a", events), NotingStage("b", events)])
+        assert_that(out | beam.Map(lambda item: item.record.sample_id), equal_to(["s000", "s001", "s002"]))
+    labels = [t.full_label for t in p.transforms_stack[0].parts if "A+B" in t.full_label]
+    assert labels == ["A+B"]

@@ -42,7 +42,7 @@ def run_pipeline(dataset: str, input_dir: str, output: str, *, overrides: list[s
     }
 
 
-def steady_state(dataset_dir: Path) -> dict[str, float]:
+def steady_state(dataset_dir: Path) -> dict[str, Any]:
     """Heavy-stage time from the shard completion markers: from the first shard done to the last.
 
     The examples of the first completed shard are left out (their work started before the clock);

@@ -134,7 +134,9 @@ def write_avi(
     import av
 
     frames = iter(frames)
-    first = next(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"write_avi needs at least one frame for {path.name}")
     with av.open(str(path), mode="w", format="avi") as container:
         video = container.add_stream("mpeg4", rate=fps)
         video.width, video.height, video.pix_fmt = first.shape[1], first.shape[0], "yuv420p"

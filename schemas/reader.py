@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from mmfeat.schemas.batches import BatchSource
 from mmfeat.schemas.manifest import read_manifest
+from mmfeat.schemas.shared_batch import Batch
 from mmfeat.schemas.tensors import (
     arrow_to_clips,
     is_clip_type,
@@ -275,13 +276,13 @@ def decode_column(column: pa.ChunkedArray) -> list[Any]:
     return column.to_pylist()
 
 
-def collate_features(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def collate_features(rows: list[dict[str, Any]]) -> Batch:
     """Batch rows: numbers and same-shape arrays are stacked; variable-length arrays (MFCC frames, token ids)
     are zero-padded along their first axis, with ``<name>_lengths`` and a boolean ``<name>_mask``; the rest
     (strings, nested lists) stay Python lists."""
     import torch
 
-    batch: dict[str, Any] = {}
+    batch = Batch()
     for name in rows[0]:
         values = [row[name] for row in rows]
         if all(isinstance(v, np.ndarray) for v in values) and values:

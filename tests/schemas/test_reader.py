@@ -199,3 +199,50 @@ def test_a_batch_gathered_across_chunks_equals_one_from_the_combined_window():
             assert chunked[name] == value, name
         else:
             assert chunked[name].dtype == value.dtype and torch.equal(chunked[name], value), name
+
+
+def _storages(batch) -> set[int]:
+    return {value.untyped_storage().data_ptr() for value in batch.values() if isinstance(value, torch.Tensor)}
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["dataset batches", "collated rows"])
+def test_batches_from_dataloader_workers_cross_in_one_shared_block(dataset_dir, batched):
+    """Each batch a worker sends is one shared-memory block (not a segment per tensor), with the same values."""
+    columns = ["sample_id", "mfcc", "token_ids", "image", "duration_s"]
+    if batched:
+        data = FeatureDataset(dataset_dir, split="train", columns=columns, batch_size=4)
+        loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2)
+    else:
+        data = FeatureDataset(dataset_dir, split="train", columns=columns)
+        loader = torch.utils.data.DataLoader(data, batch_size=4, num_workers=2, collate_fn=collate_features)
+    received = list(loader)
+    in_process = []  # what each worker makes, made here
+    for worker in range(2):
+        made = list(data.partition(worker, 2))
+        in_process += made if batched else [collate_features(made[i : i + 4]) for i in range(0, len(made), 4)]
+    assert sorted(ids_of(received)) == sorted(ids_of(in_process)) and len(ids_of(received)) == 30
+    expected = {tuple(batch["sample_id"]): batch for batch in in_process}
+    for batch in received:
+        assert len(_storages(batch)) == 1 and all(v.is_shared() for v in batch.values() if isinstance(v, torch.Tensor))
+        want = expected[tuple(batch["sample_id"])]
+        assert list(batch) == list(want)
+        for name, value in want.items():
+            if isinstance(value, torch.Tensor):
+                got = batch[name]
+                assert got.dtype == value.dtype and got.shape == value.shape and torch.equal(got, value), name
+            else:
+                assert batch[name] == value, name
+    assert all(len(_storages(batch)) > 1 for batch in in_process)  # in one process, nothing is packed
+
+
+def test_a_batch_outside_a_worker_pickles_and_copies_as_a_dict_of_its_values():
+    import copy
+    import pickle
+
+    from mmfeat.schemas.shared_batch import Batch
+
+    batch = Batch(ids=["a", "b"], x=torch.arange(6, dtype=torch.float32).view(2, 3), mask=torch.tensor([True, False]))
+    again = pickle.loads(pickle.dumps(batch))
+    assert type(again) is Batch and list(again) == ["ids", "x", "mask"] and again["ids"] == ["a", "b"]
+    assert torch.equal(again["x"], batch["x"]) and torch.equal(again["mask"], batch["mask"])
+    assert type(copy.copy(batch)) is Batch and copy.copy(batch)["x"] is batch["x"]

@@ -9,7 +9,7 @@ source units ─ parse ─ text ─┬─ vocabulary (full pass, train split) �
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,11 +56,22 @@ def _with_token_ids(element: Any, vocab: Any) -> Any:
     return apply_vocabulary(element, vocab) if _is_record(element) else element
 
 
-def _to_row(item: Any, record_columns: Callable[[Any], dict[str, Any]]) -> tuple[Any, Any]:
-    if not isinstance(item, WorkItem):
-        return item  # (ShardKey, Reject)
-    columns = {**record_columns(item.record), **item.columns}
-    return item.shard, Row(sample_id=item.record.sample_id, view=columns["view"], num_views=item.num_views, columns=columns)
+class ToRow(beam.DoFn):
+    """A finished WorkItem → ``(ShardKey, Row)`` for the writer (its passed-on arrays dropped); rejects pass."""
+
+    name = "row"
+
+    def __init__(self, record_columns: Callable[[Any], dict[str, Any]]) -> None:
+        super().__init__()
+        self.record_columns = record_columns
+
+    def process(self, item: Any) -> Iterator[tuple[Any, Any]]:
+        if not isinstance(item, WorkItem):
+            yield item  # (ShardKey, Reject)
+            return
+        columns = {**self.record_columns(item.record), **item.columns}
+        row = Row(sample_id=item.record.sample_id, view=columns["view"], num_views=item.num_views, columns=columns)
+        yield item.shard, row
 
 
 def build_feature_pipeline(
@@ -89,10 +100,10 @@ def build_feature_pipeline(
     if completed:  # resume: shards written by an interrupted run are neither redone nor rewritten
         done = frozenset(result.name for result in completed)
         sharded = sharded | "SkipCompletedShards" >> beam.Filter(lambda e, done=done: shard_name_of(e) not in done)
-    processed = run_stages(sharded, graph.stages)
-    outcomes = processed | "ToRow" >> beam.Map(_to_row, record_columns=graph.record_columns)
     writer = WriteShards(out, graph.schema, config.output, fingerprints=graph.deduplicate, stats=graph.stats)
-    results = outcomes | "WriteShards" >> beam.ParDo(writer)
+    # The writer joins the heavy stages' chain: on runners that run a ParDo over a whole partition (Dask),
+    # only the light shard results are then kept per partition, not every example's features and waveform.
+    results = run_stages(sharded, [*graph.stages, ToRow(graph.record_columns), writer])
     if completed:
         earlier = pipeline | "CompletedShards" >> beam.Create(list(completed))
         results = (results, earlier) | "AllShards" >> beam.Flatten()  # light results only

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import WindowedValue
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.threads import single_threaded_math
@@ -144,7 +145,8 @@ class StageChain(beam.DoFn):
     (Beam's DaskRunner runs each ParDo over a whole partition and keeps its outputs in a list, with
     a setup and teardown per partition) would otherwise decode every example of a partition before
     the first MFCC, hold all their waveforms and frames at once, and leave read-ahead nothing to
-    overlap with. The stages' own lifecycle methods run in order; none may emit from ``finish_bundle``.
+    overlap with. The stages' own lifecycle methods run in order. What a stage emits from
+    ``finish_bundle`` (the shard writer's last results) goes on through the stages after it.
     """
 
     def __init__(self, stages: Iterable[Stage]) -> None:
@@ -153,7 +155,7 @@ class StageChain(beam.DoFn):
 
     @property
     def label(self) -> str:
-        return "+".join(stage.name.capitalize() for stage in self.stages)
+        return "+".join(_name_of(stage).capitalize() for stage in self.stages)
 
     def setup(self) -> None:
         for stage in self.stages:
@@ -173,14 +175,19 @@ class StageChain(beam.DoFn):
         for output in self.stages[index].process(element):
             yield from self._through(output, index + 1)
 
-    def finish_bundle(self) -> None:
-        for stage in self.stages:
-            if stage.finish_bundle() is not None:
-                raise TypeError(f"stage {stage.name} emits from finish_bundle, which a StageChain cannot pass on")
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for index, stage in enumerate(self.stages):
+            for emitted in stage.finish_bundle() or ():
+                for output in self._through(emitted.value, index + 1):
+                    yield WindowedValue(output, emitted.timestamp, emitted.windows)
 
     def teardown(self) -> None:
         for stage in self.stages:
             stage.teardown()
+
+
+def _name_of(stage: beam.DoFn) -> str:
+    return getattr(stage, "name", None) or type(stage).__name__
 
 
 def run_stages(stream: beam.PCollection, stages: Iterable[Stage | beam.PTransform]) -> beam.PCollection:

@@ -92,6 +92,8 @@ class _ShardBuffer:
 class WriteShards(beam.DoFn):
     """(ShardKey, Row | Reject) → one :class:`ShardResult` per shard, written as soon as the shard is complete."""
 
+    name = "write"
+
     def __init__(
         self,
         dataset_dir: str,

@@ -6,6 +6,8 @@ import time
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.pipelines.transforms.read_ahead import ReadAhead
@@ -158,7 +160,7 @@ def test_a_stage_chain_takes_each_element_through_every_stage_before_the_next():
     chain.setup()
     chain.start_bundle()
     outputs = [out for i in range(2) for out in chain.process(WorkItem(shard, utterance(i)))]
-    chain.finish_bundle()
+    assert list(chain.finish_bundle()) == []
     chain.teardown()
     assert events == [
         "a.setup", "b.setup",
@@ -169,6 +171,41 @@ def test_a_stage_chain_takes_each_element_through_every_stage_before_the_next():
     assert [o.view for o in outputs if isinstance(o, WorkItem)] == [0, 1]
     rejects = [o[1] for o in outputs if not isinstance(o, WorkItem)]
     assert [(r.sample_id, r.stage, r.view) for r in rejects] == [("s001", "b", 0), ("s001", "b", 1)]
+
+
+class HoldUntilFinish(beam.DoFn):
+    """Emits nothing from process and everything from finish_bundle, as the shard writer does with its last shard."""
+
+    name = "hold"
+
+    def start_bundle(self) -> None:
+        self.held = []
+
+    def process(self, item):
+        self.held.append(item)
+        return iter(())
+
+    def finish_bundle(self):
+        for item in self.held:
+            yield WindowedValue(item, GlobalWindow().max_timestamp(), [GlobalWindow()])
+
+
+def test_what_a_chained_stage_emits_from_finish_bundle_goes_through_the_stages_after_it():
+    from mmfeat.pipelines.transforms.stage import StageChain
+
+    events: list[str] = []
+    chain = StageChain([NotingStage("a", events), HoldUntilFinish(), NotingStage("b", events)])
+    chain.setup()
+    chain.start_bundle()
+    shard = ShardKey("train", 0, 1, 2)
+    assert [out for i in range(2) for out in chain.process(WorkItem(shard, utterance(i)))] == []
+    finished = list(chain.finish_bundle())
+    assert [w.value.record.sample_id for w in finished] == ["s000", "s001"]
+    assert all(list(w.windows) == [GlobalWindow()] for w in finished)
+    assert events == ["a.setup", "b.setup", "a(s000,None)", "a(s001,None)", "a.finish_bundle", "b(s000,None)", "b(s001,None)"] + [
+        "b.finish_bundle"
+    ]
+    assert chain.label == "A+Hold+B"
 
 
 def test_run_stages_chains_consecutive_stages_into_one_step():

@@ -16,6 +16,7 @@ from mmfeat.extractors.seeding import derive_seed
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry, mfcc_features
 from mmfeat.pipelines.io import read_source_bytes
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
+from mmfeat.pipelines.transforms.warm_up import warm_up_noise, warm_up_wav
 from mmfeat.schemas.records import AudioUtterance
 from mmfeat.schemas.tensors import matrix_type
 
@@ -74,6 +75,9 @@ class CleanAudio(Stage):
         data = read_source_bytes(record.audio_path)
         return hashlib.sha256(data).hexdigest(), clean_audio(data, self.config)
 
+    def warm_up(self) -> None:
+        clean_audio(warm_up_wav(self.config.sample_rate), self.config)
+
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         content_sha256, clean = self.loaded(item)
         item.columns.update(
@@ -128,6 +132,9 @@ class ExtractMfcc(Stage):
         super().__init__()
         self.config = config
         self.sample_rate = sample_rate
+
+    def warm_up(self) -> None:
+        mfcc_features(warm_up_noise(self.sample_rate), self.sample_rate, self.config)
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         features = mfcc_features(item.arrays["waveform"], self.sample_rate, self.config)

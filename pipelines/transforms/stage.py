@@ -97,6 +97,10 @@ class Stage(beam.DoFn):
     def apply(self, item: WorkItem) -> Iterable[WorkItem]:
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        """Imports and compilation the first example would wait for, done once per worker process on a background
+        thread while the light steps run (``pipelines.transforms.warm_up``). Runs before ``setup``: no instance state."""
+
     def load(self, record: Any) -> Any:
         """Work that depends on the source record alone (reading, decoding); see :meth:`loaded`."""
         raise NotImplementedError(f"{type(self).__name__} has no load step")

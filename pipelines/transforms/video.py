@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from mmfeat.extractors.audio import AudioCleanConfig, CleanAudio, clean_samples, read_audio_span
+from mmfeat.extractors.audio import AudioCleanConfig, CleanAudio, clean_audio, clean_samples, read_audio_span
 from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.augment.video import jittered_times, render_clip, sample_spatial, sample_time_shifts
 from mmfeat.extractors.errors import Rejected
@@ -25,6 +25,7 @@ from mmfeat.extractors.spectral import MfccConfig, frame_geometry
 from mmfeat.extractors.video import CropBox, FramesConfig, VideoAudioTrack, VideoSource, fit_square
 from mmfeat.pipelines.transforms.image import IMAGE_AUGMENT_TYPE
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
+from mmfeat.pipelines.transforms.warm_up import warm_up_wav
 from mmfeat.schemas.records import DialogUtterance
 from mmfeat.schemas.tensors import clip_type
 
@@ -80,6 +81,9 @@ class CleanSegmentAudio(Stage):
         else:
             decoded = read_audio_span(record.audio_path, record.audio_start_s, record.audio_end_s)
         return hashlib.sha256(decoded.samples.tobytes()).hexdigest(), clean_samples(decoded, self.config)
+
+    def warm_up(self) -> None:
+        clean_audio(warm_up_wav(self.config.sample_rate), self.config)
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         content_sha256, clean = self.loaded(item)

@@ -5,10 +5,10 @@ tensor of it into its own shared-memory segment, and under its default ``file_de
 each one is a file descriptor passed over a new connection to the worker. A reader batch holds up
 to seven tensors (``mfcc``, ``mfcc_lengths``, ``mfcc_mask``, …), so that was seven segments, seven
 connections and seven mappings per batch. ``benchmarks/reader.py`` measured it: 2 workers that did
-nothing but hand over ready batches of MFCC delivered 0.35 of a bare Parquet scan's rows per second.
+nothing but hand over ready batches of MFCC delivered 0.25–0.32 of a bare Parquet scan's rows per second.
 
 :class:`Batch`, pickled in a DataLoader worker, copies its tensors into one shared block (the copy
-torch would make into seven) and the trainer gets views of it. The same workers then deliver 0.80
+torch would make into seven) and the trainer gets views of it. The same workers then deliver 0.73–0.87
 of the bare scan. Everywhere else it pickles as a plain dict of its values.
 """
 

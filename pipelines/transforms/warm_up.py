@@ -47,7 +47,7 @@ def _warm_up(stages: Sequence[Any]) -> None:
     for stage in stages:
         try:
             stage.warm_up()
-        except Exception:  # noqa: BLE001 - a warm-up is an optimisation; the stage does the work itself when it runs
+        except Exception:  # a warm-up is an optimisation: the stage does the work itself when it runs
             _log.debug("warm-up of %s failed", type(stage).__name__, exc_info=True)
 
 

@@ -24,9 +24,9 @@ from mmfeat.pipelines.transforms.manifest import WriteManifest
 from mmfeat.pipelines.transforms.shard import AssignShards
 from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
 from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, PrepareText, apply_vocabulary
-from mmfeat.pipelines.transforms.warm_up import ReadUnits
+from mmfeat.pipelines.transforms.warm_up import ParseUnits
 from mmfeat.pipelines.transforms.write import ShardResult, WriteShards
-from mmfeat.pipelines.units import spill_units
+from mmfeat.pipelines.units import read_units, spill_units
 from mmfeat.runners.beam_speedups import cache_dofn_specs
 from mmfeat.schemas.records import Reject
 from mmfeat.schemas.stats import StatsSpec
@@ -88,9 +88,11 @@ def build_feature_pipeline(
     cache_dofn_specs()  # Beam re-inspects every DoFn's methods many times while it builds and translates
     out = str(dataset_dir)
     unit_files = spill_units(graph.units, dataset_dir)  # the job graph carries file names, not the listing
+    units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> beam.FlatMap(read_units)
+    # The listing is a few files: spread its units, or every runner parses and tokenises them all on one worker.
+    spread = units | "SpreadUnits" >> beam.Reshuffle()
     heavy = [stage for stage in graph.stages if isinstance(stage, Stage)]
-    units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> beam.ParDo(ReadUnits(warm_up=heavy))
-    parsed = units | "Parse" >> beam.FlatMap(graph.parse)
+    parsed = spread | "Parse" >> beam.ParDo(ParseUnits(graph.parse, warm_up=heavy))
     prepare_text = PrepareText(config.text, require_text=graph.require_text)
     inputs = parsed | "PrepareText" >> beam.ParDo(prepare_text)  # records and rejects, one stream
     records = inputs | "RecordsOnly" >> beam.Filter(_is_record)

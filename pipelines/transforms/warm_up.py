@@ -3,9 +3,9 @@
 A worker process sets a stage up when the stage's first bundle arrives. For LibriSpeech that is
 after the listing, parsing, tokenising, the vocabulary pass and the shard grouping, and the first
 MFCC then waits about 2.7 s for librosa's imports (``scipy.signal``) and its numba functions.
-The first step of every worker (:class:`ReadUnits`) starts each heavy stage's
-:meth:`~mmfeat.pipelines.transforms.stage.Stage.warm_up` in a background thread instead, once per
-process, while that worker reads, parses and waits for the runner's grouping. A warm-up that
+The parsing step (:class:`ParseUnits`), the first one that every worker runs, starts each heavy
+stage's :meth:`~mmfeat.pipelines.transforms.stage.Stage.warm_up` in a background thread instead,
+once per process, while that worker parses, tokenises and waits for the runner's grouping. A warm-up that
 fails only costs the time it took: the stage then imports what it needs when it runs, as it would
 without one.
 """
@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
-
-from mmfeat.pipelines.units import read_units
 
 _log = logging.getLogger(__name__)
 _STARTED: set[str] = set()  # stage types warmed up (or warming up) in this process
@@ -68,15 +66,17 @@ def warm_up_wav(target_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-class ReadUnits(beam.DoFn):
-    """The units of one spilled listing file (``pipelines.units``); its setup starts the heavy stages' warm-up."""
+class ParseUnits(beam.DoFn):
+    """A dataset's ``parse`` over each listed unit; its setup starts the heavy stages' warm-up. Parsing is the first
+    step every worker runs once the listing is spread over them, so every worker warms up."""
 
-    def __init__(self, warm_up: Sequence[Any] = ()) -> None:
+    def __init__(self, parse: Callable[[Any], Iterable[Any]], warm_up: Sequence[Any] = ()) -> None:
         super().__init__()
+        self.parse = parse
         self.warm_up = tuple(warm_up)
 
     def setup(self) -> None:
         start_warm_up(self.warm_up)
 
-    def process(self, path: str) -> Iterator[Any]:
-        yield from read_units(path)
+    def process(self, unit: Any) -> Iterator[Any]:
+        yield from self.parse(unit)

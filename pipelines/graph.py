@@ -1,10 +1,10 @@
 """The one pipeline shape every dataset shares; a dataset supplies a :class:`FeatureGraph`.
 
-source units ─ parse ─ text ─┬─ vocabulary (full pass, train split) ─┐
-                             └─ token ids ◄─────────────────────────┘
-                                 └─ AssignShards (light records only) ─ GroupByKey
-                                      └─ heavy stages (decode/clean/augment/extract), rejects riding along
-                                           └─ WriteShards (rows + rejects) ─ [DropDuplicates] ─ WriteManifest (last)
+source units ─ Reshuffle ─ parse (starts the heavy stages' warm-up) ─ text ─┬─ vocabulary (full pass, train split) ─┐
+                                                                            └─ token ids ◄─────────────────────────┘
+    └─ AssignShards (light records only) ─ GroupByKey
+         └─ one StageChain: heavy stages (decode/clean/augment/extract), rejects riding along ─ ToRow ─ WriteShards
+              └─ shard results ─ [DropDuplicates] ─ WriteManifest (last)
 """
 
 from __future__ import annotations

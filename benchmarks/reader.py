@@ -7,8 +7,8 @@ image tensors), then reads the same columns of the training split, in one proces
   bare:   pyarrow.dataset scan of those columns, record batches only (nothing decoded per row);
   rows:    FeatureDataset + DataLoader(batch_size=32, collate_features): rows decoded to numpy with
            their shapes, then stacked and padded per batch;
-  batches: FeatureDataset(batch_size=32) + DataLoader(batch_size=None): batches built column-wise
-           from Arrow;
+  batches: FeatureDataset(batch_size=32) + DataLoader(batch_size=None, collate_fn=keep_batch): batches
+           built column-wise from Arrow;
            both with 0 workers and with 2 persistent workers (started once, before the clock);
   transfer ceiling: 2 persistent DataLoader workers that only copy ready-made batches of the same
            columns and shapes: what crossing from worker processes to the trainer costs on this
@@ -69,13 +69,14 @@ def bare_scan(dataset_dir: Path, split: str, columns: list[str]) -> int:
 def reader_loader(dataset_dir: Path, split: str, columns: list[str], workers: int, *, batched: bool):
     """A FeatureDataset and its DataLoader, made once as a training job makes them; with workers, the workers
     persist across epochs and start before the clock. ``batched``: batches built by the dataset
-    (``batch_size=32``, ``DataLoader(batch_size=None)``); otherwise rows, batched by ``collate_features``."""
+    (``batch_size=32``, ``DataLoader(batch_size=None, collate_fn=keep_batch)``); otherwise rows, batched by
+    ``collate_features``."""
     import torch
 
-    from mmfeat.schemas.reader import FeatureDataset, collate_features
+    from mmfeat.schemas.reader import FeatureDataset, collate_features, keep_batch
 
     data = FeatureDataset(dataset_dir, split=split, columns=columns, shuffle=True, seed=0, batch_size=32 if batched else None)
-    batching = {"batch_size": None} if batched else {"batch_size": 32, "collate_fn": collate_features}
+    batching = {"batch_size": None, "collate_fn": keep_batch} if batched else {"batch_size": 32, "collate_fn": collate_features}
     loader = torch.utils.data.DataLoader(data, num_workers=workers, persistent_workers=workers > 0, **batching)
     sum(len(batch["sample_id"]) for batch in loader)  # start the workers outside the timed epochs
 

@@ -165,8 +165,21 @@ def _gather_padded_from(
         starts[rows], ends[rows] = offsets[local[rows]], offsets[local[rows] + 1]
     lengths = ends - starts
     values = parts[0][0]
-    padded = np.zeros((len(local), int(lengths.max()) if len(local) else 0, *values.shape[1:]), dtype=values.dtype)
+    padded = pooled_empty((len(local), int(lengths.max()) if len(local) else 0, *values.shape[1:]), values.dtype)
     # One slice copy per row: 4.6x faster than one fancy-indexed scatter for (32, ~1000, 40) MFCC batches.
     for row, (c, start, end) in enumerate(zip(chunk.tolist(), starts.tolist(), ends.tolist())):
         padded[row, : end - start] = parts[c][0][start:end]
+        padded[row, end - start :] = 0
     return padded, lengths
+
+
+def pooled_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised, writable array in memory from Arrow's pool (mimalloc or jemalloc), which hands a freed
+    batch's pages to the next one. ``np.zeros``/``np.empty`` of a multi-MB batch maps fresh pages that the kernel
+    zeroes on first touch: measured, that kernel time was half of what the reader added to a bare scan."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    if not count or dtype.hasobject:
+        return np.empty(shape, dtype=dtype)
+    buffer = pa.allocate_buffer(count * dtype.itemsize)
+    return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)

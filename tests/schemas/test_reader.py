@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mmfeat.schemas.manifest import MANIFEST_FILE, MANIFEST_FORMAT  # noqa: E402
-from mmfeat.schemas.reader import FeatureDataset, collate_features  # noqa: E402
+from mmfeat.schemas.reader import FeatureDataset, collate_features, keep_batch  # noqa: E402
 from mmfeat.schemas.tensors import image_tensor_type, matrices_to_arrow, matrix_type, tensors_to_arrow  # noqa: E402
 
 
@@ -205,13 +205,17 @@ def _storages(batch) -> set[int]:
     return {value.untyped_storage().data_ptr() for value in batch.values() if isinstance(value, torch.Tensor)}
 
 
-@pytest.mark.parametrize("batched", [True, False], ids=["dataset batches", "collated rows"])
-def test_batches_from_dataloader_workers_cross_in_one_shared_block(dataset_dir, batched):
+@pytest.mark.parametrize(
+    "batched, collate",
+    [(True, None), (True, keep_batch), (False, collate_features)],
+    ids=["dataset batches, torch's default_convert", "dataset batches, keep_batch", "collated rows"],
+)
+def test_batches_from_dataloader_workers_cross_in_one_shared_block(dataset_dir, batched, collate):
     """Each batch a worker sends is one shared-memory block (not a segment per tensor), with the same values."""
     columns = ["sample_id", "mfcc", "token_ids", "image", "duration_s"]
     if batched:
         data = FeatureDataset(dataset_dir, split="train", columns=columns, batch_size=4)
-        loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2)
+        loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2, collate_fn=collate)
     else:
         data = FeatureDataset(dataset_dir, split="train", columns=columns)
         loader = torch.utils.data.DataLoader(data, batch_size=4, num_workers=2, collate_fn=collate_features)
@@ -246,3 +250,17 @@ def test_a_batch_outside_a_worker_pickles_and_copies_as_a_dict_of_its_values():
     assert type(again) is Batch and list(again) == ["ids", "x", "mask"] and again["ids"] == ["a", "b"]
     assert torch.equal(again["x"], batch["x"]) and torch.equal(again["mask"], batch["mask"])
     assert type(copy.copy(batch)) is Batch and copy.copy(batch)["x"] is batch["x"]
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["dataset batches", "collated rows"])
+def test_padding_stays_zero_when_a_batch_reuses_a_freed_batchs_memory(batched):
+    from mmfeat.schemas.batches import BatchSource
+
+    matrices = [np.ones((n, 4), np.float32) for n in (1, 300, 7)]
+    source = BatchSource(pa.table({"mfcc": matrices_to_arrow(matrices, matrix_type(4))}))
+    for _ in range(5):
+        batch = source.batch(np.arange(3)) if batched else collate_features([{"mfcc": m} for m in matrices])
+        mask = batch["mfcc_mask"]
+        assert batch["mfcc"][mask].eq(1).all() and batch["mfcc"][~mask].eq(0).all()
+        batch["mfcc"].fill_(float("nan"))  # a training step may write into its batch; the next one may get this memory
+        del batch, mask

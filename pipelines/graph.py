@@ -27,7 +27,7 @@ from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, Prepar
 from mmfeat.pipelines.transforms.warm_up import ParseUnits
 from mmfeat.pipelines.transforms.write import ShardResult, WriteShards
 from mmfeat.pipelines.units import read_units, spill_units
-from mmfeat.runners.beam_speedups import cache_dofn_specs
+from mmfeat.runners.beam_speedups import cache_dofn_specs, close_workers_together
 from mmfeat.schemas.records import Reject
 from mmfeat.schemas.stats import StatsSpec
 
@@ -86,6 +86,7 @@ def build_feature_pipeline(
 ) -> None:
     """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``."""
     cache_dofn_specs()  # Beam re-inspects every DoFn's methods many times while it builds and translates
+    close_workers_together()  # Beam's local runner waits for each worker to exit before telling the next
     out = str(dataset_dir)
     unit_files = spill_units(graph.units, dataset_dir)  # the job graph carries file names, not the listing
     units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> beam.FlatMap(read_units)

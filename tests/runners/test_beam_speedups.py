@@ -46,3 +46,33 @@ def test_a_stateful_pipeline_runs_the_same_with_the_cache():
             totals | beam.combiners.Top.PerKey(1, key=lambda v: v) | beam.Map(lambda kv: (kv[0], kv[1][0])),
             equal_to([("a", 3), ("b", 5)]),
         )
+
+
+def test_every_worker_is_told_to_stop_before_the_first_is_waited_for():
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    from mmfeat.runners.beam_speedups import close_workers_together
+
+    close_workers_together()
+    assert close_workers_together() is False  # installed once
+    told_at_each_close = []
+
+    class Worker:
+        """A started worker's control connection; closing it records which workers had been told to stop."""
+
+        def __init__(self, everyone: list) -> None:
+            self.control_conn = worker_handlers.ControlConnection()
+            self.control_conn.set_input(iter(()))  # started: its read thread ends at once
+            self.everyone = everyone
+
+        def close(self) -> None:
+            told_at_each_close.append([w.control_conn._push_queue.qsize() > 0 for w in self.everyone])
+            self.control_conn.close()
+
+    workers: list = []
+    workers += [Worker(workers) for _ in range(3)]
+    manager = worker_handlers.WorkerHandlerManager.__new__(worker_handlers.WorkerHandlerManager)
+    manager._cached_handlers, manager._workers_by_id, manager._grpc_server = {"env": list(workers)}, {}, None
+    manager.close_all()
+    assert told_at_each_close == [[True] * 3] * 3  # Beam alone: none told at the first close
+    assert all(w.control_conn._state == worker_handlers.BeamFnControlServicer.DONE_STATE for w in workers)

@@ -86,6 +86,26 @@ def test_trim_silence_cuts_padding():
     assert 0.85 < cut < 1.1
 
 
+def test_trim_silence_cuts_what_librosa_effects_trim_cuts():
+    import librosa
+
+    rng = np.random.default_rng(3)
+    speechlike = padded(tone(0.7) * np.hanning(11200).astype(np.float32), seconds=0.33)
+    signals = {
+        "padded tone": padded(tone(1.0), seconds=0.5),
+        "faded tone": speechlike,
+        "noise with a quiet tail": np.concatenate([rng.normal(0, 0.3, 9000), rng.normal(0, 1e-4, 7001)]).astype(np.float32),
+        "silence": np.zeros(16000, np.float32),
+        "shorter than a frame": tone(0.05),
+    }
+    for name, signal in signals.items():
+        for top_db in (20, 40, 60):
+            expected, _ = librosa.effects.trim(signal, top_db=top_db, frame_length=2048, hop_length=512)
+            trimmed, cut = trim_silence(signal, top_db=top_db, sample_rate=16000)
+            assert np.array_equal(trimmed, expected), (name, top_db)
+            assert cut == (len(signal) - len(expected)) / 16000
+
+
 @pytest.mark.parametrize("mode", ["rms", "peak"])
 def test_normalize_level(mode):
     out = normalize_level(tone(1.0, amp=0.01), mode=mode, target_dbfs=-20.0)

@@ -153,7 +153,10 @@ def _stray_argument(beam_args: Sequence[str]) -> str | None:
 def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mmfeat.pipelines.registry import DATASETS
     from mmfeat.pipelines.sources.base import LayoutError
+    from mmfeat.runners.beam_speedups import skip_final_collection_at_exit
     from mmfeat.runners.config import ConfigError, load_config
+
+    skip_final_collection_at_exit()  # the command's exit is otherwise a ~1 s garbage collection of what it imported
 
     stray = _stray_argument(beam_args)
     if stray is not None:

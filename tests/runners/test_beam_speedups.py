@@ -76,3 +76,34 @@ def test_every_worker_is_told_to_stop_before_the_first_is_waited_for():
     manager.close_all()
     assert told_at_each_close == [[True] * 3] * 3  # Beam alone: none told at the first close
     assert all(w.control_conn._state == worker_handlers.BeamFnControlServicer.DONE_STATE for w in workers)
+
+
+def test_the_final_collection_at_exit_is_skipped_once_registered(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys
+        from mmfeat.runners.beam_speedups import skip_final_collection_at_exit
+
+        class Cycle:  # cyclic garbage: only the garbage collector finalises it
+            def __del__(self):
+                print("finalised", flush=True)
+
+        cycle = Cycle()
+        cycle.me = cycle
+        if sys.argv[1] == "skip":
+            assert skip_final_collection_at_exit() and not skip_final_collection_at_exit()
+        with open(sys.argv[2], "w") as out:  # what a process closes itself is complete
+            out.write("x" * 100_000)
+        """
+    )
+    runs = {}
+    for mode in ("keep", "skip"):
+        written = tmp_path / f"{mode}.txt"
+        done = subprocess.run([sys.executable, "-c", script, mode, str(written)], capture_output=True, text=True, check=True)
+        runs[mode] = done.stdout
+        assert written.read_text() == "x" * 100_000
+    assert runs == {"keep": "finalised\n", "skip": ""}

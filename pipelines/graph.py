@@ -28,6 +28,7 @@ from mmfeat.pipelines.transforms.warm_up import ParseUnits
 from mmfeat.pipelines.transforms.write import ShardResult, WriteShards
 from mmfeat.pipelines.units import read_units, spill_units
 from mmfeat.runners.beam_speedups import cache_dofn_specs, close_workers_together
+from mmfeat.runners.dask_warm_up import dask_address_of, start_on_workers
 from mmfeat.schemas.records import Reject
 from mmfeat.schemas.stats import StatsSpec
 
@@ -85,6 +86,10 @@ def build_feature_pipeline(
     completed: Sequence[ShardResult] = (),
 ) -> None:
     """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``."""
+    heavy = [stage for stage in graph.stages if isinstance(stage, Stage)]
+    dask_address = dask_address_of(pipeline)
+    if dask_address:  # the cluster's workers import and warm up while this builds and Beam translates
+        start_on_workers(dask_address, heavy)
     cache_dofn_specs()  # Beam re-inspects every DoFn's methods many times while it builds and translates
     close_workers_together()  # Beam's local runner waits for each worker to exit before telling the next
     out = str(dataset_dir)
@@ -92,7 +97,6 @@ def build_feature_pipeline(
     units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> beam.FlatMap(read_units)
     # The listing is a few files: spread its units, or every runner parses and tokenises them all on one worker.
     spread = units | "SpreadUnits" >> beam.Reshuffle()
-    heavy = [stage for stage in graph.stages if isinstance(stage, Stage)]
     parsed = spread | "Parse" >> beam.ParDo(ParseUnits(graph.parse, warm_up=heavy))
     prepare_text = PrepareText(config.text, require_text=graph.require_text)
     inputs = parsed | "PrepareText" >> beam.ParDo(prepare_text)  # records and rejects, one stream

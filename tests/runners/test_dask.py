@@ -130,3 +130,33 @@ def test_the_dask_preset_sizes_partitions_from_the_cluster_and_leaves_malloc_ada
     assert logging.getLogger("distributed").level == distributed_level
     with runner_options(["--runner=dask", "--dask_workers=1", "--dask_partition_size=16"]) as options:
         assert options.view_as(DaskOptions).npartitions is None  # the user's partition size stands
+
+
+class WritesItsPid:
+    """A stage whose warm-up leaves a file named after the worker process that ran it."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+
+    def warm_up(self) -> None:
+        with open(os.path.join(self.out, str(os.getpid())), "w") as handle:
+            handle.write("warm")
+
+
+def test_every_dask_worker_starts_the_warm_up_when_the_driver_asks(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from mmfeat.runners.dask_warm_up import dask_address_of, start_on_workers
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        assert start_on_workers(address, [WritesItsPid(str(tmp_path))]) == 2
+        with Client(address, set_as_default=False) as client:
+            workers = {str(pid) for pid in client.run(os.getpid).values()}
+        deadline = time.monotonic() + 60  # the thread imports Beam first
+        while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert {path.name for path in tmp_path.iterdir()} == workers
+    assert start_on_workers("tcp://127.0.0.1:9", [WritesItsPid(str(tmp_path))], timeout_s=1) == 0  # nobody there
+    on_dask = beam.Pipeline(options=pipeline_options(["--runner=dask", "--dask_client_address=tcp://10.0.0.1:8786"]))
+    assert dask_address_of(on_dask) == "tcp://10.0.0.1:8786" and dask_address_of(beam.Pipeline()) is None

@@ -1,6 +1,6 @@
 """Throughput with 1 and 2 workers, on DirectRunner multi_processing and on Dask, against 1 worker.
 
-    python benchmarks/scaling.py [--dataset librispeech|iemocap] [--size 160] [--set execution.read_ahead=0 ...]
+    python benchmarks/scaling.py [--dataset librispeech|iemocap] [--size 160] [--rounds 3] [--set execution.read_ahead=0 ...]
 
 Each measurement runs in a fresh child process on the same generated input (LibriSpeech: --size
 utterances of 4-8 s; IEMOCAP: --size utterances in dialogs of 20). Dask runs start a local
@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override for every run"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="rounds; each runs every variant once (medians reported)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args, beam_args = parser.parse_known_args()
     if args.child:
@@ -122,37 +124,49 @@ def main() -> None:
     from machine import two_process_scaling
 
     machine, _ = two_process_scaling()
-    results: dict[tuple[str, int], dict] = {}
+    rounds: list[dict[tuple[str, int], dict]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         print(f"writing {args.size} {args.dataset} utterances ...", flush=True)
         data = _write_input(args.dataset, args.size, work / "data")
-        for runner, flags in RUNNERS.items():
-            for workers in (1, 2):
-                out = work / f"{runner}-{workers}"
-                overrides = [a for o in args.overrides for a in ("--set", o)]
-                results[runner, workers] = _run_child(args.dataset, str(data), str(out), *flags(workers), *overrides)
+        overrides = [a for o in args.overrides for a in ("--set", o)]
+        for round_index in range(args.rounds):  # every variant once per round: a slow spell hits them all
+            results: dict[tuple[str, int], dict] = {}
+            for runner, flags in RUNNERS.items():
+                for workers in (1, 2):
+                    out = work / f"{runner}-{workers}-{round_index}"
+                    result = _run_child(args.dataset, str(data), str(out), *flags(workers), *overrides)
+                    results[runner, workers] = {**result, "steady_rate": result["steady_examples"] / result["steady_seconds"]}
+            rounds.append(results)
 
-    written = results["multi_processing", 1]["written"]
-    print(f"\n{args.dataset}: {written} examples written per run, {os.cpu_count()} CPUs")
+    written = rounds[0]["multi_processing", 1]["written"]
+    print(f"\n{args.dataset}: {written} examples written per run, {os.cpu_count()} CPUs, medians of {args.rounds} round(s)")
     print(f"  {'':<28} {'wall':>7} {'ex/s':>7} {'start-up':>9} {'steady ex/s':>12} {'cores':>6}")
-    for (runner, workers), r in results.items():
-        steady = r["steady_examples"] / r["steady_seconds"]
-        r["steady_rate"] = steady
+    for runner, workers in rounds[0]:
+        runs = [results[runner, workers] for results in rounds]
         label = f"{runner}, {workers} worker{'s' if workers > 1 else ''}"
-        rate = r["written"] / r["seconds"]
-        print(
-            f"  {label:<28} {r['seconds']:6.1f}s {rate:7.1f} {r['startup_seconds']:8.1f}s {steady:12.1f} {r['steady_cores']:6.2f}"
-        )
+        wall, startup = _median(runs, "seconds"), _median(runs, "startup_seconds")
+        steady, cores = _median(runs, "steady_rate"), _median(runs, "steady_cores")
+        print(f"  {label:<28} {wall:6.1f}s {written / wall:7.1f} {startup:8.1f}s {steady:12.1f} {cores:6.2f}")
     print(f"\nratios, 2 workers / 1 worker (target >= 1.8); the machine itself: 2 CPU-bound processes / 1 = {machine:.2f}")
     for runner in RUNNERS:
-        one, two = results[runner, 1], results[runner, 2]
-        end_to_end = one["seconds"] / two["seconds"]
-        steady = two["steady_rate"] / one["steady_rate"]
-        ceiling = (os.cpu_count() or 1) / one["steady_cores"]
+        end_to_end = [r[runner, 1]["seconds"] / r[runner, 2]["seconds"] for r in rounds]
+        steady = [r[runner, 2]["steady_rate"] / r[runner, 1]["steady_rate"] for r in rounds]
+        ceiling = [(os.cpu_count() or 1) / r[runner, 1]["steady_cores"] for r in rounds]
         print(
-            f"  {runner:<18} end to end {end_to_end:5.2f}   steady state {steady:5.2f}   ceiling on this machine {ceiling:5.2f}"
+            f"  {runner:<18} end to end {_spread(end_to_end)}   steady state {_spread(steady)}"
+            f"   ceiling on this machine {statistics.median(ceiling):5.2f}"
         )
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def _spread(values: list[float]) -> str:
+    """The median, with the range when there is more than one round."""
+    median = f"{statistics.median(values):5.2f}"
+    return median if len(values) == 1 else f"{median} ({min(values):.2f}-{max(values):.2f})"
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ numba, scipy and spaCy made: 1.0 s measured for a process that had imported them
 which runs before that collection). Objects are then freed as the interpreter ends, without their
 cyclic garbage's finalisers: nothing of ours relies on one (shards and the manifest are closed
 and renamed explicitly before a worker ends). Workers call it as they start parsing
-(``pipelines.transforms.warm_up.ParseUnits``), the CLI as it starts a run.
+(``pipelines.transforms.warm_up.ParseUnits``, only in a Beam SDK worker or a Dask worker process:
+:func:`in_a_worker_process`), the CLI as it starts a run. A program that runs a pipeline in its
+own process keeps Python's usual exit.
 
 The first two are applied once per process, before a graph is built
 (``pipelines.graph.build_feature_pipeline``). Each leaves Beam alone when it no longer has the cost
@@ -92,6 +94,25 @@ def close_workers_together() -> bool:
 
 
 _EXIT_REGISTERED: list[bool] = []
+
+
+def in_a_worker_process() -> bool:
+    """True in a process that exists to run a job's work: a Beam SDK worker (``sdk_worker_main``, as
+    multi_processing, Flink and Dataflow start them) or a task of a Dask worker."""
+    import sys
+
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name == "apache_beam.runners.worker.sdk_worker_main":
+        return True
+    if "distributed" not in sys.modules:
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:  # not inside a Dask task
+        return False
+    return True
 
 
 def skip_final_collection_at_exit() -> bool:

@@ -67,9 +67,9 @@ def warm_up_wav(target_rate: int) -> bytes:
 
 
 class ParseUnits(beam.DoFn):
-    """A dataset's ``parse`` over each listed unit; its setup starts the heavy stages' warm-up (and makes the worker's
-    exit quick: ``runners.beam_speedups.skip_final_collection_at_exit``). Parsing is the first step every worker runs
-    once the listing is spread over them, so every worker warms up."""
+    """A dataset's ``parse`` over each listed unit; its setup starts the heavy stages' warm-up (and, in a worker
+    process, makes its exit quick: ``runners.beam_speedups.skip_final_collection_at_exit``). Parsing is the first
+    step every worker runs once the listing is spread over them, so every worker warms up."""
 
     def __init__(self, parse: Callable[[Any], Iterable[Any]], warm_up: Sequence[Any] = ()) -> None:
         super().__init__()
@@ -77,9 +77,10 @@ class ParseUnits(beam.DoFn):
         self.warm_up = tuple(warm_up)
 
     def setup(self) -> None:
-        from mmfeat.runners.beam_speedups import skip_final_collection_at_exit
+        from mmfeat.runners.beam_speedups import in_a_worker_process, skip_final_collection_at_exit
 
-        skip_final_collection_at_exit()
+        if in_a_worker_process():  # not in a program that runs the pipeline in its own process
+            skip_final_collection_at_exit()
         start_warm_up(self.warm_up)
 
     def process(self, unit: Any) -> Iterator[Any]:

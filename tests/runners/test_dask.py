@@ -146,13 +146,17 @@ class WritesItsPid:
 def test_every_dask_worker_starts_the_warm_up_when_the_driver_asks(tmp_path):
     from distributed import Client, LocalCluster
 
+    from mmfeat.runners.beam_speedups import in_a_worker_process
     from mmfeat.runners.dask_warm_up import dask_address_of, start_on_workers
+
+    assert in_a_worker_process() is False  # this test's own process
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         address = cluster.scheduler_address
         assert start_on_workers(address, [WritesItsPid(str(tmp_path))]) == 2
         with Client(address, set_as_default=False) as client:
             workers = {str(pid) for pid in client.run(os.getpid).values()}
+            assert client.submit(in_a_worker_process, pure=False).result() is True  # a Dask task: a worker process
         deadline = time.monotonic() + 60  # the thread imports Beam first
         while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -41,6 +41,7 @@ class ExecutionConfig:
     """How the work is run; none of it changes the output."""
 
     read_ahead: int = 2  # examples of a shard whose sources are loaded in a background thread (0 = off)
+    fork_workers: bool = True  # multi_processing workers forked from a warm process (runners.forked_workers)
 
     def __post_init__(self) -> None:
         if self.read_ahead < 0:

@@ -29,6 +29,7 @@ from mmfeat.pipelines.transforms.write import ShardResult, WriteShards
 from mmfeat.pipelines.units import read_units, spill_units
 from mmfeat.runners.beam_speedups import cache_dofn_specs, close_workers_together
 from mmfeat.runners.dask_warm_up import dask_address_of, start_on_workers
+from mmfeat.runners.forked_workers import fork_sdk_workers, starts_local_worker_processes
 from mmfeat.schemas.records import Reject
 from mmfeat.schemas.stats import StatsSpec
 
@@ -92,6 +93,8 @@ def build_feature_pipeline(
         start_on_workers(dask_address, heavy)
     cache_dofn_specs()  # Beam re-inspects every DoFn's methods many times while it builds and translates
     close_workers_together()  # Beam's local runner waits for each worker to exit before telling the next
+    if starts_local_worker_processes(pipeline):  # workers fork from a process that imports while this builds the graph
+        fork_sdk_workers(config.execution.fork_workers, warm_up=heavy)
     out = str(dataset_dir)
     unit_files = spill_units(graph.units, dataset_dir)  # the job graph carries file names, not the listing
     units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> beam.FlatMap(read_units)

@@ -99,10 +99,15 @@ _EXIT_REGISTERED: list[bool] = []
 def in_a_worker_process() -> bool:
     """True in a process that exists to run a job's work: a Beam SDK worker (``sdk_worker_main``, as
     multi_processing, Flink and Dataflow start them) or a task of a Dask worker."""
+    import os
     import sys
+
+    from mmfeat.runners.forked_workers import FORKED_WORKER_ENV
 
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if spec is not None and spec.name == "apache_beam.runners.worker.sdk_worker_main":
+        return True
+    if os.environ.get(FORKED_WORKER_ENV):  # forked from the warm server (runners.forked_workers)
         return True
     if "distributed" not in sys.modules:
         return False

@@ -27,6 +27,22 @@ _LOCK = threading.Lock()
 
 def start_warm_up(stages: Sequence[Any]) -> threading.Thread | None:
     """Run the ``warm_up`` of each stage whose type this process has not warmed up yet, in a daemon thread."""
+    todo = _not_warmed_up(stages)
+    if not todo:
+        return None
+    thread = threading.Thread(target=_warm_up, args=(todo,), name="mmfeat-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def warm_up_now(stages: Sequence[Any]) -> None:
+    """Like :func:`start_warm_up`, in this thread (the fork server of ``runners.forked_workers``: the workers
+    forked from it find the stages warm, and start no warm-up of their own)."""
+    _warm_up(_not_warmed_up(stages))
+
+
+def _not_warmed_up(stages: Sequence[Any]) -> list[Any]:
+    """The stages whose type this process has not warmed up yet, now marked as warmed up."""
     with _LOCK:
         todo = []
         for stage in stages:
@@ -34,11 +50,7 @@ def start_warm_up(stages: Sequence[Any]) -> threading.Thread | None:
             if callable(getattr(stage, "warm_up", None)) and key not in _STARTED:
                 _STARTED.add(key)
                 todo.append(stage)
-    if not todo:
-        return None
-    thread = threading.Thread(target=_warm_up, args=(todo,), name="mmfeat-warm-up", daemon=True)
-    thread.start()
-    return thread
+    return todo
 
 
 def _warm_up(stages: Sequence[Any]) -> None:

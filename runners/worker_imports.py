@@ -1,0 +1,42 @@
+"""What a forked SDK worker finds imported already (``runners.forked_workers``): Beam's worker, the
+libraries that every dataset's stages import before their first element, and the job's heavy stages
+warmed up (their ``warm_up``: librosa's numba functions compiled or loaded from its cache). torch is
+left out: only encoders need it, and a worker imports it then, as before.
+
+The fork server imports this module once. Nothing here may raise: an error would end the server, and a
+worker imports whatever is missing itself anyway."""
+
+import contextlib
+import logging
+import os
+
+
+def _import_and_warm_up() -> None:
+    import apache_beam.runners.worker.sdk_worker_main  # noqa: F401 - Beam, gRPC, protobuf
+    import librosa
+    import pyarrow.parquet  # noqa: F401
+    import soundfile  # noqa: F401
+
+    import mmfeat.pipelines.graph  # noqa: F401 - every transform, the schemas, the extractors they import
+    from mmfeat.extractors.spacy_import import import_spacy
+    from mmfeat.runners.forked_workers import WARM_UP_ENV
+
+    import_spacy()
+    for submodule in ("core", "feature", "filters", "util"):  # librosa imports these lazily, on first use
+        getattr(librosa, submodule)
+    stages = os.environ.pop(WARM_UP_ENV, None)
+    if stages:
+        import base64
+
+        import cloudpickle
+
+        from mmfeat.pipelines.transforms.warm_up import warm_up_now
+
+        warm_up_now(cloudpickle.loads(base64.b64decode(stages)))
+
+
+with contextlib.suppress(Exception):
+    try:
+        _import_and_warm_up()
+    except Exception:
+        logging.getLogger(__name__).debug("fork server: imports or warm-up failed", exc_info=True)

@@ -151,7 +151,6 @@ def _stray_argument(beam_args: Sequence[str]) -> str | None:
 
 
 def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
-    _start_worker_imports(args, beam_args)
     from mmfeat.pipelines.registry import DATASETS
     from mmfeat.pipelines.sources.base import LayoutError
     from mmfeat.runners.beam_speedups import skip_final_collection_at_exit
@@ -189,23 +188,6 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
             return _run_pipeline(args, options, config, listing, graph)
     except (PresetError, PackagingError) as err:
         return _fail(str(err))
-
-
-def _start_worker_imports(args: argparse.Namespace, beam_args: Sequence[str]) -> None:
-    """For a ``multi_processing`` run, start the server its workers fork from before anything else: it imports
-    Beam, librosa and spaCy while this process does the same and lists the input (``runners.forked_workers``)."""
-    from mmfeat.runners.forked_workers import asks_for_local_worker_processes, start_fork_server
-
-    if not asks_for_local_worker_processes(beam_args):
-        return
-    from mmfeat.runners.config import ConfigError, load_config
-
-    try:
-        enabled = load_config(args.dataset, path=args.config, overrides=args.overrides).execution.fork_workers
-    except ConfigError:
-        return  # reported with the rest of the run's checks
-    if enabled:
-        start_fork_server()
 
 
 def _is_url(path: Path) -> bool:

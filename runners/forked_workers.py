@@ -43,9 +43,10 @@ FORKED_WORKER_ENV = "MMFEAT_FORKED_SDK_WORKER"  # set in a forked worker: it is 
 
 
 def fork_sdk_workers(enabled: bool = True, *, warm_up: Sequence[Any] = ()) -> bool:
-    """From now on, start Beam's default ``multi_processing`` workers by forking the warm server (started here
-    if :func:`start_fork_server` has not started it yet), or, not ``enabled``, as Beam starts them; True when this
-    call installed the forking. Where the fork server cannot run (no ``fork``), Beam is left as it is."""
+    """From now on, start Beam's default ``multi_processing`` workers by forking the warm server (started here,
+    where it imports and runs the ``warm_up`` of the stages given while this process builds the graph), or, not
+    ``enabled``, as Beam starts them; True when this call installed the forking. Where the fork server cannot run
+    (no ``fork``), Beam is left as it is."""
     from apache_beam.runners.portability import local_job_service
 
     installed = getattr(local_job_service.subprocess, "mmfeat_forking", False)
@@ -54,35 +55,20 @@ def fork_sdk_workers(enabled: bool = True, *, warm_up: Sequence[Any] = ()) -> bo
         return False
     if installed or not _can_fork():
         return False
-    start_fork_server(warm_up)
+    _start_fork_server(warm_up)
     local_job_service.subprocess = _ForkingSubprocess()
     return True
 
 
-def start_fork_server(warm_up: Sequence[Any] = ()) -> bool:
-    """Start the fork server, which imports (and runs the ``warm_up`` of the stages given) in the background
-    while this process goes on; True when this call started it. The CLI calls it first thing for a
-    ``multi_processing`` run, so that the server imports while the CLI itself imports Beam and lists the input
-    (the workers then warm their stages up themselves); a graph being built starts it otherwise."""
-    if not _can_fork():
-        return False
+def _start_fork_server(warm_up: Sequence[Any]) -> None:
+    """Start the fork server unless one runs already (it keeps its imports); it imports in the background."""
     from multiprocessing import forkserver
 
-    if forkserver._forkserver._forkserver_pid is not None:  # noqa: SLF001 - a server already running keeps its imports
-        return False
+    if forkserver._forkserver._forkserver_pid is not None:  # noqa: SLF001
+        return
     multiprocessing.get_context("forkserver").set_forkserver_preload(WORKER_IMPORTS)
     with _warm_up_passed_on(warm_up):
         forkserver.ensure_running()  # returns at once
-    return True
-
-
-def asks_for_local_worker_processes(beam_args: Sequence[str]) -> bool:
-    """Whether Beam flags ask for the local runner's ``multi_processing`` workers (read without importing Beam)."""
-    args = list(beam_args)
-    flags = {arg.split("=", 1)[0]: arg.split("=", 1)[1] for arg in args if arg.startswith("--") and "=" in arg}
-    flags.update({arg: value for arg, value in zip(args, args[1:]) if arg.startswith("--") and "=" not in arg})
-    runner = flags.get("--runner", "DirectRunner")
-    return runner in ("DirectRunner", "direct", "FnApiRunner") and flags.get("--direct_running_mode") == "multi_processing"
 
 
 def _can_fork() -> bool:

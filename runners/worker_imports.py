@@ -6,7 +6,6 @@ left out: only encoders need it, and a worker imports it then, as before.
 The fork server imports this module once. Nothing here may raise: an error would end the server, and a
 worker imports whatever is missing itself anyway."""
 
-import contextlib
 import logging
 import os
 
@@ -35,8 +34,7 @@ def _import_and_warm_up() -> None:
         warm_up_now(cloudpickle.loads(base64.b64decode(stages)))
 
 
-with contextlib.suppress(Exception):
-    try:
-        _import_and_warm_up()
-    except Exception:
-        logging.getLogger(__name__).debug("fork server: imports or warm-up failed", exc_info=True)
+try:
+    _import_and_warm_up()
+except Exception:
+    logging.getLogger(__name__).debug("fork server: imports or warm-up failed", exc_info=True)

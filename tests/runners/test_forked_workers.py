@@ -80,12 +80,3 @@ def test_other_commands_start_as_before():
     assert isinstance(process, subprocess.Popen) and process.communicate()[0] == b"hi\n"
     assert BEAM_WORKER_COMMAND.endswith("-m apache_beam.runners.worker.sdk_worker_main")
     assert local_job_service.subprocess in (subprocess, sys.modules["subprocess"]) or local_job_service.subprocess.mmfeat_forking
-
-
-def test_beam_flags_that_ask_for_local_worker_processes():
-    from mmfeat.runners.forked_workers import asks_for_local_worker_processes as asks
-
-    assert asks(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
-    assert asks(["--direct_running_mode", "multi_processing", "--runner", "DirectRunner"])
-    assert not asks(["--direct_running_mode=in_memory"]) and not asks([])
-    assert not asks(["--runner=dask", "--direct_running_mode=multi_processing"])

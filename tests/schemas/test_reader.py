@@ -205,6 +205,18 @@ def _storages(batch) -> set[int]:
     return {value.untyped_storage().data_ptr() for value in batch.values() if isinstance(value, torch.Tensor)}
 
 
+def _in_one_block(batch) -> bool:
+    """The batch's tensors lie one after another in one block of memory, each at the next 64-byte boundary."""
+    tensors = [value for value in batch.values() if isinstance(value, torch.Tensor)]
+    offset = 0
+    for tensor in tensors:
+        offset = -(-offset // 64) * 64
+        if tensor.data_ptr() - tensors[0].data_ptr() != offset:
+            return False
+        offset += tensor.numel() * tensor.element_size()
+    return True
+
+
 @pytest.mark.parametrize(
     "batched, collate",
     [(True, None), (True, keep_batch), (False, collate_features)],
@@ -227,7 +239,7 @@ def test_batches_from_dataloader_workers_cross_in_one_shared_block(dataset_dir, 
     assert sorted(ids_of(received)) == sorted(ids_of(in_process)) and len(ids_of(received)) == 30
     expected = {tuple(batch["sample_id"]): batch for batch in in_process}
     for batch in received:
-        assert len(_storages(batch)) == 1 and all(v.is_shared() for v in batch.values() if isinstance(v, torch.Tensor))
+        assert _in_one_block(batch)
         want = expected[tuple(batch["sample_id"])]
         assert list(batch) == list(want)
         for name, value in want.items():
@@ -236,7 +248,71 @@ def test_batches_from_dataloader_workers_cross_in_one_shared_block(dataset_dir, 
                 assert got.dtype == value.dtype and got.shape == value.shape and torch.equal(got, value), name
             else:
                 assert batch[name] == value, name
-    assert all(len(_storages(batch)) > 1 for batch in in_process)  # in one process, nothing is packed
+    assert not any(_in_one_block(batch) for batch in in_process)  # in one process, nothing is packed
+
+
+@pytest.mark.parametrize("hold", [True, False], ids=["every batch held", "each batch dropped"])
+def test_worker_blocks_are_reused_only_once_the_trainer_let_go(dataset_dir, hold):
+    """More batches than a worker pools blocks: held ones keep theirs (the rest get fresh blocks), dropped ones
+    hand theirs back; either way every batch arrives with its own values."""
+    from mmfeat.schemas.shared_batch import POOLED_BLOCKS_PER_WORKER
+
+    data = FeatureDataset(dataset_dir, split="train", columns=["sample_id", "mfcc", "token_ids"], batch_size=1)
+    expected = {batch["sample_id"][0]: batch for worker in range(2) for batch in data.partition(worker, 2)}
+    assert len(expected) > 2 * POOLED_BLOCKS_PER_WORKER
+    held, seen = [], []
+    for batch in torch.utils.data.DataLoader(data, batch_size=None, num_workers=2, collate_fn=keep_batch):
+        want = expected[batch["sample_id"][0]]
+        assert _in_one_block(batch) and all(torch.equal(batch[name], want[name]) for name in ("mfcc", "mfcc_mask", "token_ids"))
+        seen.append(batch["sample_id"][0])
+        if hold:
+            held.append(batch)
+        del batch
+    assert sorted(seen) == sorted(expected)
+    for batch in held:  # still intact after every later batch was written
+        want = expected[batch["sample_id"][0]]
+        assert all(torch.equal(batch[name], want[name]) for name in ("mfcc", "mfcc_mask", "token_ids"))
+
+
+def test_a_worker_refills_a_block_only_after_every_tensor_of_its_batch_is_gone(monkeypatch):
+    """The pool in one process: ForkingPickler sends the block as torch does between processes."""
+    import gc
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # noqa: F401 - registers torch's shared-memory reductions
+
+    from mmfeat.schemas import shared_batch
+    from mmfeat.schemas.shared_batch import POOLED_BLOCKS_PER_WORKER, Batch
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
+    monkeypatch.setattr(shared_batch, "_POOL", None)
+
+    def send(value: float) -> Batch:
+        batch = Batch(ids=["a"], x=torch.full((3, 5), value), n=torch.tensor([3]))
+        return ForkingPickler.loads(ForkingPickler.dumps(batch))
+
+    def blocks() -> int:
+        return len(shared_batch._POOL.blocks)
+
+    first = send(1.0)
+    x = first["x"]
+    del first
+    gc.collect()
+    second = send(2.0)  # ``x`` still holds the first batch's block
+    assert blocks() == 2 and x.eq(1.0).all() and second["x"].eq(2.0).all() and second["n"].tolist() == [3]
+    del x, second
+    gc.collect()
+    for value in range(5):
+        assert send(float(value))["x"].eq(value).all()
+    assert blocks() == 2  # both handed back, reused
+    held = [send(float(value)) for value in range(POOLED_BLOCKS_PER_WORKER + 3)]  # beyond the pool: fresh blocks
+    assert blocks() == POOLED_BLOCKS_PER_WORKER
+    assert all(batch["x"].eq(value).all() for value, batch in enumerate(held))
+    del held
+    gc.collect()
+    big = send(0.0) | {"x": torch.ones(1000, 1000)}
+    assert torch.equal(ForkingPickler.loads(ForkingPickler.dumps(Batch(big)))["x"], torch.ones(1000, 1000))
+    assert blocks() == POOLED_BLOCKS_PER_WORKER  # a free block too small for it made way for a bigger one
 
 
 def test_a_batch_outside_a_worker_pickles_and_copies_as_a_dict_of_its_values():

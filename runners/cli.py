@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmfeat.runners.beam_notices import quiet_benign_beam_notices
+
 EPILOG_RUN = """\
 Any other flag is passed to Apache Beam. Runners (short names; README "Scaling out"):
   direct (default)   --direct_num_workers 2 --direct_running_mode multi_processing
@@ -301,6 +303,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_benign_beam_notices()
     args, rest = _parser().parse_known_args(argv)
     if args.command == "sample-data":
         if rest:

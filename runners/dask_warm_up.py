@@ -54,7 +54,13 @@ def start_on_workers(address: str, stages: Sequence[Any], *, timeout_s: float = 
 
 
 def _start_warm_up_thread(payload: bytes) -> None:
-    """Runs in a Dask worker's event loop: only starts the thread that imports and warms up."""
+    """Runs in a Dask worker's event loop: only starts the thread that imports and warms up (and keeps
+    Beam's benign import-time notices off the worker's console)."""
+    from mmfeat.runners.beam_notices import DropBenignBeamNotices
+
+    root = logging.getLogger()  # Beam logs "apitools not found" on the root logger itself: a logger filter drops it
+    if not any(isinstance(f, DropBenignBeamNotices) for f in root.filters):
+        root.addFilter(DropBenignBeamNotices())
     threading.Thread(target=_warm_up, args=(payload,), name="mmfeat-cluster-warm-up", daemon=True).start()
 
 

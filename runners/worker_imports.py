@@ -34,6 +34,10 @@ def _import_and_warm_up() -> None:
         warm_up_now(cloudpickle.loads(base64.b64decode(stages)))
 
 
+# A forked worker's log goes to the runner, which prints what matters. Without a handler here, the first
+# module-level ``logging.warning`` (Beam's "apitools not found", at import) gave the root logger a console
+# handler that every worker inherited, and Beam then sets the root level to INFO in its workers.
+logging.getLogger().addHandler(logging.NullHandler())
 try:
     _import_and_warm_up()
 except Exception:

@@ -113,6 +113,17 @@ def test_multiprocess_and_inprocess_write_identical_shards(augmented_multiproces
     assert manifest["counts"]["rows"] == 3 * manifest["counts"]["written"]
 
 
+def beam_notices_in(console: str) -> list[str]:
+    from mmfeat.runners.beam_notices import BENIGN_BEAM_NOTICES
+
+    return [notice for notice in BENIGN_BEAM_NOTICES if notice in console]
+
+
+def test_worker_runs_keep_beams_benign_notices_off_the_console(augmented_multiprocess_run):
+    """Each SDK worker printed them, and the runner relayed them again, around the summary."""
+    assert beam_notices_in(augmented_multiprocess_run.stderr + augmented_multiprocess_run.stdout) == []
+
+
 def test_augmented_views(augmented_inprocess_run, default_run):
     table = read_rows(augmented_inprocess_run.dataset_dir)
     rows = table.to_pylist()
@@ -258,7 +269,7 @@ def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(default_run, lib
     from tests.conftest import run_librispeech
 
     dask = run_librispeech(librispeech_root, tmp_path / "dask", "--runner=dask")
-    assert "DaskRunner" in dask.stdout
+    assert "DaskRunner" in dask.stdout and beam_notices_in(dask.stderr) == []
     assert tree_bytes(dask.dataset_dir, "*/*.parquet") == tree_bytes(default_run.dataset_dir, "*/*.parquet")
     assert read_manifest(dask.dataset_dir)["counts"] == read_manifest(default_run.dataset_dir)["counts"]
     # several shards per split: the shard count comes from a side input of counts per split

@@ -26,11 +26,14 @@ def test_parse_speakers_real_format_with_pipe_in_name():
 
 def test_parse_transcript_lines():
     data = b"\xef\xbb\xbf19-198-0000 NORTHANGER ABBEY\r\n\n19-198-0001 CAF\xe9\nNO ID HERE\n19-198-0002   SPACED  OUT  \n"
+    data += b"19-198-0003\tAFTER A TAB\n19-198-0004\n"
     lines = list(parse_transcript(data))
     assert lines[0] == (1, "19-198-0000", "NORTHANGER ABBEY", "")
     assert lines[1][1] == "19-198-0001" and lines[1][2] is None and "not UTF-8" in lines[1][3]
     assert lines[2][1] == "" and "does not start with" in lines[2][3]
     assert lines[3][2] == "SPACED  OUT"
+    assert lines[4] == (6, "19-198-0003", "AFTER A TAB", "")
+    assert lines[5] == (7, "19-198-0004", "", "")  # an id without text: rejected later as text_empty
 
 
 def test_discover_from_root_and_from_subset_folder(sample_root):

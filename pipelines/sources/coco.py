@@ -194,7 +194,7 @@ def _read_captions(split: str, path: Path, rejects: list[Reject]) -> Iterator[tu
     for index, ann in enumerate(item for key, item in _members(path) if key == "annotations"):
         ann_id = as_id(ann.get("id")) if isinstance(ann, dict) else None
         image_id = as_id(ann.get("image_id")) if isinstance(ann, dict) else None
-        if ann_id is None or image_id is None or not isinstance(ann.get("caption"), str):
+        if ann_id is None or image_id is None or not isinstance(ann.get("caption"), str) or not ann["caption"].strip():
             label = ann_id if ann_id is not None else f"annotations[{index}]"
             rejects.append(_annotation_reject(split, path, label, "annotation_malformed", f"caption entry: {str(ann)[:120]}"))
             continue

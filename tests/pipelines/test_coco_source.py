@@ -65,6 +65,7 @@ def test_read_joins_captions_and_objects_and_rejects_bad_entries(tmp_path):
         {"id": 3, "image_id": 3, "caption": "bee"},
         {"id": 4, "image_id": 55, "caption": "orphan"},
         {"id": 5, "image_id": 3, "caption": None},
+        {"id": 6, "image_id": 3, "caption": " \n "},
     ]
     instances = [
         {"id": 11, "image_id": 7, "category_id": 3, "bbox": [1, 2, 3, 4], "area": 9.5, "iscrowd": 0},
@@ -81,7 +82,8 @@ def test_read_joins_captions_and_objects_and_rejects_bad_entries(tmp_path):
     assert records["000000000003"].objects == ()
     assert set(rejects) == {"no_captions", "duplicate_image_id", "annotation_malformed", "orphan_annotation", "unknown_category"}
     assert rejects["no_captions"].sample_id == "000000000009"
-    assert sum(isinstance(u, Reject) and u.reason == "annotation_malformed" for u in listing.units) == 3
+    assert sum(isinstance(u, Reject) and u.reason == "annotation_malformed" for u in listing.units) == 4  # a blank caption too
+    assert records["000000000003"].captions == ("bee",)
     assert listing.expected_examples() == len(listing.units)
 
 

@@ -56,6 +56,11 @@ def test_counts_balance_every_broken_case_has_its_reason_and_leakage_is_reported
     assert "leakage" in coco_run.stdout and "rejected" in coco_run.stdout
 
 
+def test_the_summary_is_all_that_a_run_prints_on_stdout(coco_run):
+    """The image encoder's library printed "Loaded pretrained weights ..." into it (once per worker)."""
+    assert coco_run.stdout.startswith("mmfeat coco: done in") and "Loaded pretrained" not in coco_run.stdout
+
+
 def test_rows_hold_tensor_captions_tokens_boxes_and_embedding(coco_run):
     table = read_rows(coco_run.dataset_dir)
     assert table.schema.equals(row_schema(load_config("coco")), check_metadata=False)

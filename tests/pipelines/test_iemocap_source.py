@@ -98,6 +98,15 @@ def test_parse_joins_by_utterance_id_and_rejects_the_rest(tmp_path):
     }
 
 
+def test_a_dialog_without_its_emoevaluation_file_says_so_in_every_reject(tmp_path):
+    root = write_dialog(tmp_path)
+    (root / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro01.txt").unlink()
+    rejects = [o for o in parse_all(root) if isinstance(o, Reject) and o.reason == "label_missing"]
+    assert len(rejects) == 3 and all("EmoEvaluation/Ses01F_impro01.txt is missing" in r.detail for r in rejects)
+    with_file = [o for o in parse_all(write_dialog(tmp_path / "b")) if isinstance(o, Reject) and o.reason == "label_missing"]
+    assert [r.detail for r in with_file] == ["no EmoEvaluation line for Ses01F_impro01_MXX0"]
+
+
 def test_missing_media_are_rejected_per_utterance(tmp_path):
     reasons = {o.reason for o in parse_all(write_dialog(tmp_path, video=False)) if isinstance(o, Reject)}
     assert "video_missing" in reasons

@@ -31,8 +31,13 @@ class DropBenignBeamNotices(logging.Filter):
         return not any(notice in message for notice in BENIGN_BEAM_NOTICES)
 
 
+def drop_benign_beam_notices(target: logging.Filterer) -> None:
+    """Add the filter to a handler (every record it prints) or a logger (records logged on it), once."""
+    if not any(isinstance(f, DropBenignBeamNotices) for f in target.filters):
+        target.addFilter(DropBenignBeamNotices())
+
+
 def quiet_benign_beam_notices() -> None:
     """Filter every handler of the root logger (where Beam's loggers and its relayed worker logs end)."""
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, DropBenignBeamNotices) for f in handler.filters):
-            handler.addFilter(DropBenignBeamNotices())
+        drop_benign_beam_notices(handler)

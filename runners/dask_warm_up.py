@@ -56,11 +56,9 @@ def start_on_workers(address: str, stages: Sequence[Any], *, timeout_s: float = 
 def _start_warm_up_thread(payload: bytes) -> None:
     """Runs in a Dask worker's event loop: only starts the thread that imports and warms up (and keeps
     Beam's benign import-time notices off the worker's console)."""
-    from mmfeat.runners.beam_notices import DropBenignBeamNotices
+    from mmfeat.runners.beam_notices import drop_benign_beam_notices
 
-    root = logging.getLogger()  # Beam logs "apitools not found" on the root logger itself: a logger filter drops it
-    if not any(isinstance(f, DropBenignBeamNotices) for f in root.filters):
-        root.addFilter(DropBenignBeamNotices())
+    drop_benign_beam_notices(logging.getLogger())  # Beam logs "apitools not found" on the root logger itself
     threading.Thread(target=_warm_up, args=(payload,), name="mmfeat-cluster-warm-up", daemon=True).start()
 
 

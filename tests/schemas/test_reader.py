@@ -315,6 +315,48 @@ def test_a_worker_refills_a_block_only_after_every_tensor_of_its_batch_is_gone(m
     assert blocks() == POOLED_BLOCKS_PER_WORKER  # a free block too small for it made way for a bigger one
 
 
+def test_a_pooled_block_crosses_as_a_descriptor_only_with_its_first_batch(monkeypatch):
+    """Later batches in a block only name it; the trainer forgets replaced blocks and those of exited workers."""
+    import gc
+    import subprocess
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # noqa: F401 - registers torch's shared-memory reductions
+
+    from mmfeat.schemas import shared_batch
+    from mmfeat.schemas.shared_batch import Batch
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
+    monkeypatch.setattr(shared_batch, "_POOL", None)
+    monkeypatch.setattr(shared_batch, "_MAPPED", {})
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    shared_batch._MAPPED[(exited.pid, "0")] = {0: torch.zeros(64, dtype=torch.uint8)}  # a worker that has exited
+
+    def message(batch: Batch) -> tuple:
+        return batch.__reduce__()[1]  # (ref, block or None, layout, others, order)
+
+    sent = []
+    for value in range(3):  # each dropped before the next: the same block every time
+        args = message(Batch(x=torch.full((4,), float(value))))
+        sent.append(args[1] is not None)
+        assert shared_batch._unpack_lease(*args)["x"].eq(value).all()
+        gc.collect()
+    assert sent == [True, False, False]
+    pool = shared_batch._POOL
+    assert list(shared_batch._MAPPED) == [pool.key] and list(shared_batch._MAPPED[pool.key]) == [0]
+    big = Batch(x=torch.ones(200_000))  # bigger than every free block: with a full pool, one makes way
+    monkeypatch.setattr(pool, "max_blocks", 1)
+    args = message(big)
+    assert args[0][2] == (0,) and args[1] is not None  # block 0 retired, block 1 sent
+    assert torch.equal(shared_batch._unpack_lease(*args)["x"], big["x"])
+    assert list(shared_batch._MAPPED[pool.key]) == [1]
+    gc.collect()
+    shared_batch._MAPPED.clear()  # a process that never received the block
+    with pytest.raises(RuntimeError, match="never received"):
+        ForkingPickler.loads(ForkingPickler.dumps(Batch(x=torch.ones(4))))
+
+
 def test_a_batch_outside_a_worker_pickles_and_copies_as_a_dict_of_its_values():
     import copy
     import pickle

@@ -13,8 +13,9 @@ image tensors), then reads the same columns of the training split, in one proces
   transfer ceiling: 2 persistent DataLoader workers that only copy ready-made batches of the same
            columns and shapes: what crossing from worker processes to the trainer costs on this
            machine, whatever the reader does. The reader's batches cross as one shared-memory block
-           each, reused once the trainer let go (schemas/shared_batch.py); "a segment per tensor" is the same with plain dicts,
-           torch's default: a segment, a file descriptor and a connection per tensor.
+           each, reused once the trainer let go and named rather than sent again (schemas/shared_batch.py); "a segment
+           per tensor" is the same with plain dicts, torch's default: a segment, a file descriptor and a connection per
+           tensor.
 Both read with shuffling (row groups and a 256-row buffer), seeded per epoch.
 Target: reader >= 0.8 x bare (samples/s). This is not a timed test: it prints figures and ratios.
 """

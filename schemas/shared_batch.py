@@ -135,6 +135,17 @@ def _worker_pool() -> _BlockPool:
     return _POOL
 
 
+def _forget_blocks_in_child() -> None:
+    """A forked process neither shares its parent's blocks (two processes would lease the same one) nor receives
+    its parent's batches (the mappings would only keep the parent's blocks alive)."""
+    global _POOL
+    _POOL = None
+    _MAPPED.clear()
+
+
+os.register_at_fork(after_in_child=_forget_blocks_in_child)
+
+
 def _packable(value: Any, torch: Any) -> bool:
     return (
         isinstance(value, torch.Tensor)

@@ -357,6 +357,31 @@ def test_a_pooled_block_crosses_as_a_descriptor_only_with_its_first_batch(monkey
         ForkingPickler.loads(ForkingPickler.dumps(Batch(x=torch.ones(4))))
 
 
+def test_a_forked_process_starts_without_its_parents_blocks(monkeypatch):
+    import multiprocessing
+
+    from mmfeat.schemas import shared_batch
+    from mmfeat.schemas.shared_batch import Batch
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
+    monkeypatch.setattr(shared_batch, "_POOL", None)
+    monkeypatch.setattr(shared_batch, "_MAPPED", {})
+    received = shared_batch._unpack_lease(*Batch(x=torch.ones(4)).__reduce__()[1])
+    assert shared_batch._POOL.blocks and shared_batch._MAPPED
+    child = multiprocessing.get_context("fork").Process(target=_exit_with_blocks_known)
+    child.start()
+    child.join()
+    assert child.exitcode == 0 and received["x"].eq(1).all()
+
+
+def _exit_with_blocks_known() -> None:
+    import os
+
+    from mmfeat.schemas import shared_batch
+
+    os._exit(int(shared_batch._POOL is not None or bool(shared_batch._MAPPED)))
+
+
 def test_a_batch_outside_a_worker_pickles_and_copies_as_a_dict_of_its_values():
     import copy
     import pickle

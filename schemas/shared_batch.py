@@ -7,9 +7,10 @@ to seven tensors (``mfcc``, ``mfcc_lengths``, ``mfcc_mask``, …), so that was s
 connections and seven mappings per batch. ``benchmarks/reader.py`` measured it: 2 workers that did
 nothing but hand over ready batches of MFCC delivered 0.25–0.32 of a bare Parquet scan's rows per second.
 
-:class:`Batch`, pickled in a DataLoader worker, copies its tensors into one shared block (the copy
-torch would make into seven) and the trainer gets views of it. The same workers then deliver 0.73–0.87
-of the bare scan. Everywhere else it pickles as a plain dict of its values.
+:class:`Batch`, sent by a DataLoader worker (``ForkingPickler``, the result queue), copies its tensors
+into one shared block (the copy torch would make into seven) and the trainer gets views of it. The same
+workers then deliver 0.73–0.87 of the bare scan. Pickled any other way, or anywhere else, it is a plain
+dict of its values.
 
 A fresh block costs more than the copy into it: the kernel maps and zeroes its pages in the worker,
 maps them again in the trainer and unmaps both (measured here: 5.0 ms to allocate and fill 8 MB of
@@ -35,6 +36,7 @@ import os
 import secrets
 import weakref
 from dataclasses import dataclass, field
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import numpy as np
@@ -45,35 +47,45 @@ _FREE, _LEASED = 0, 1  # a pooled block's first byte
 
 
 class Batch(dict):
-    """Column name → tensor or list of values; a dict in every way except how it pickles in a worker."""
+    """Column name → tensor or list of values; a dict in every way except how a worker sends it to the trainer."""
 
     def __copy__(self) -> Batch:  # torch's default_convert and pin_memory copy the batch and keep its type
         return Batch(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        import torch
-        from torch.utils.data import get_worker_info
+        return Batch, (dict(self),)
 
-        tensors = {name: value for name, value in self.items() if _packable(value, torch)}
-        if get_worker_info() is None or not tensors:
-            return Batch, (dict(self),)
-        layout, size = [], ALIGNMENT  # the first ALIGNMENT bytes: a pooled block's header
-        for name, tensor in tensors.items():
-            start = -(-size // ALIGNMENT) * ALIGNMENT
-            nbytes = tensor.numel() * tensor.element_size()
-            layout.append((name, tensor.dtype, tuple(tensor.shape), start, nbytes))
-            size = start + nbytes
-        pool = _worker_pool()
-        pooled = pool.lease(size, torch)
-        block = pooled.tensor if pooled is not None else _shared_bytes(size, torch)
-        for name, dtype, shape, start, nbytes in layout:
-            _view(block, dtype, shape, start, nbytes).copy_(tensors[name])
-        others = {name: value for name, value in self.items() if name not in tensors}
-        if pooled is None:
-            return _unpack, (block, layout, others, list(self))
-        sent_before, pooled.sent = pooled.sent, True
-        ref = (pool.key, pooled.serial, pool.take_retired())
-        return _unpack_lease, (ref, None if sent_before else block, layout, others, list(self))
+
+def _reduce_across_processes(batch: Batch) -> tuple[Any, ...]:
+    """How ``ForkingPickler`` (a DataLoader worker's result queue) sends a batch: from a worker, packed into one
+    shared block. Only there: a batch that a worker pickles any other way (to a file, ``copy.deepcopy``) never
+    reaches the trainer, so it must neither name a block nor lease one."""
+    import torch
+    from torch.utils.data import get_worker_info
+
+    tensors = {name: value for name, value in batch.items() if _packable(value, torch)}
+    if get_worker_info() is None or not tensors:
+        return batch.__reduce__()
+    layout, size = [], ALIGNMENT  # the first ALIGNMENT bytes: a pooled block's header
+    for name, tensor in tensors.items():
+        start = -(-size // ALIGNMENT) * ALIGNMENT
+        nbytes = tensor.numel() * tensor.element_size()
+        layout.append((name, tensor.dtype, tuple(tensor.shape), start, nbytes))
+        size = start + nbytes
+    pool = _worker_pool()
+    pooled = pool.lease(size, torch)
+    block = pooled.tensor if pooled is not None else _shared_bytes(size, torch)
+    for name, dtype, shape, start, nbytes in layout:
+        _view(block, dtype, shape, start, nbytes).copy_(tensors[name])
+    others = {name: value for name, value in batch.items() if name not in tensors}
+    if pooled is None:
+        return _unpack, (block, layout, others, list(batch))
+    sent_before, pooled.sent = pooled.sent, True
+    ref = (pool.key, pooled.serial, pool.take_retired())
+    return _unpack_lease, (ref, None if sent_before else block, layout, others, list(batch))
+
+
+ForkingPickler.register(Batch, _reduce_across_processes)
 
 
 @dataclass(eq=False)

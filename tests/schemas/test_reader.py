@@ -334,7 +334,7 @@ def test_a_pooled_block_crosses_as_a_descriptor_only_with_its_first_batch(monkey
     shared_batch._MAPPED[(exited.pid, "0")] = {0: torch.zeros(64, dtype=torch.uint8)}  # a worker that has exited
 
     def message(batch: Batch) -> tuple:
-        return batch.__reduce__()[1]  # (ref, block or None, layout, others, order)
+        return shared_batch._reduce_across_processes(batch)[1]  # (ref, block or None, layout, others, order)
 
     sent = []
     for value in range(3):  # each dropped before the next: the same block every time
@@ -366,7 +366,7 @@ def test_a_forked_process_starts_without_its_parents_blocks(monkeypatch):
     monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
     monkeypatch.setattr(shared_batch, "_POOL", None)
     monkeypatch.setattr(shared_batch, "_MAPPED", {})
-    received = shared_batch._unpack_lease(*Batch(x=torch.ones(4)).__reduce__()[1])
+    received = shared_batch._unpack_lease(*shared_batch._reduce_across_processes(Batch(x=torch.ones(4)))[1])
     assert shared_batch._POOL.blocks and shared_batch._MAPPED
     child = multiprocessing.get_context("fork").Process(target=_exit_with_blocks_known)
     child.start()
@@ -380,6 +380,23 @@ def _exit_with_blocks_known() -> None:
     from mmfeat.schemas import shared_batch
 
     os._exit(int(shared_batch._POOL is not None or bool(shared_batch._MAPPED)))
+
+
+def test_a_batch_pickled_in_a_worker_other_than_to_the_trainer_is_a_plain_copy(monkeypatch):
+    """Only ForkingPickler (the worker's result queue) packs a batch into a block: pickled for a file or deep-copied,
+    it neither leases a block nor names one the trainer would never receive."""
+    import copy
+    import pickle
+
+    from mmfeat.schemas import shared_batch
+    from mmfeat.schemas.shared_batch import Batch
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
+    monkeypatch.setattr(shared_batch, "_POOL", None)
+    batch = Batch(ids=["a"], x=torch.arange(4.0))
+    for again in (pickle.loads(pickle.dumps(batch)), copy.deepcopy(batch)):
+        assert type(again) is Batch and torch.equal(again["x"], batch["x"]) and again["ids"] == ["a"]
+    assert shared_batch._POOL is None
 
 
 def test_a_batch_outside_a_worker_pickles_and_copies_as_a_dict_of_its_values():

@@ -201,10 +201,6 @@ def test_a_batch_gathered_across_chunks_equals_one_from_the_combined_window():
             assert chunked[name].dtype == value.dtype and torch.equal(chunked[name], value), name
 
 
-def _storages(batch) -> set[int]:
-    return {value.untyped_storage().data_ptr() for value in batch.values() if isinstance(value, torch.Tensor)}
-
-
 def _in_one_block(batch) -> bool:
     """The batch's tensors lie one after another in one block of memory, each at the next 64-byte boundary."""
     tensors = [value for value in batch.values() if isinstance(value, torch.Tensor)]

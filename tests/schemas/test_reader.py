@@ -270,7 +270,18 @@ def test_worker_blocks_are_reused_only_once_the_trainer_let_go(dataset_dir, hold
         assert all(torch.equal(batch[name], want[name]) for name in ("mfcc", "mfcc_mask", "token_ids"))
 
 
-def test_a_worker_refills_a_block_only_after_every_tensor_of_its_batch_is_gone(monkeypatch):
+@pytest.fixture
+def as_a_worker(monkeypatch):
+    """This process as a DataLoader worker (and its trainer), with no pool and no mapped blocks yet."""
+    from mmfeat.schemas import shared_batch
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())
+    monkeypatch.setattr(shared_batch, "_POOL", None)
+    monkeypatch.setattr(shared_batch, "_MAPPED", {})
+    return shared_batch
+
+
+def test_a_worker_refills_a_block_only_after_every_tensor_of_its_batch_is_gone(as_a_worker):
     """The pool in one process: ForkingPickler sends the block as torch does between processes."""
     import gc
     from multiprocessing.reduction import ForkingPickler
@@ -279,9 +290,6 @@ def test_a_worker_refills_a_block_only_after_every_tensor_of_its_batch_is_gone(m
 
     from mmfeat.schemas import shared_batch
     from mmfeat.schemas.shared_batch import POOLED_BLOCKS_PER_WORKER, Batch
-
-    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
-    monkeypatch.setattr(shared_batch, "_POOL", None)
 
     def send(value: float) -> Batch:
         batch = Batch(ids=["a"], x=torch.full((3, 5), value), n=torch.tensor([3]))
@@ -311,7 +319,7 @@ def test_a_worker_refills_a_block_only_after_every_tensor_of_its_batch_is_gone(m
     assert blocks() == POOLED_BLOCKS_PER_WORKER  # a free block too small for it made way for a bigger one
 
 
-def test_a_pooled_block_crosses_as_a_descriptor_only_with_its_first_batch(monkeypatch):
+def test_a_pooled_block_crosses_as_a_descriptor_only_with_its_first_batch(as_a_worker, monkeypatch):
     """Later batches in a block only name it; the trainer forgets replaced blocks and those of exited workers."""
     import gc
     import subprocess
@@ -322,9 +330,6 @@ def test_a_pooled_block_crosses_as_a_descriptor_only_with_its_first_batch(monkey
     from mmfeat.schemas import shared_batch
     from mmfeat.schemas.shared_batch import Batch
 
-    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
-    monkeypatch.setattr(shared_batch, "_POOL", None)
-    monkeypatch.setattr(shared_batch, "_MAPPED", {})
     exited = subprocess.Popen(["true"])
     exited.wait()
     shared_batch._MAPPED[(exited.pid, "0")] = {0: torch.zeros(64, dtype=torch.uint8)}  # a worker that has exited
@@ -353,15 +358,12 @@ def test_a_pooled_block_crosses_as_a_descriptor_only_with_its_first_batch(monkey
         ForkingPickler.loads(ForkingPickler.dumps(Batch(x=torch.ones(4))))
 
 
-def test_a_forked_process_starts_without_its_parents_blocks(monkeypatch):
+def test_a_forked_process_starts_without_its_parents_blocks(as_a_worker):
     import multiprocessing
 
     from mmfeat.schemas import shared_batch
     from mmfeat.schemas.shared_batch import Batch
 
-    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
-    monkeypatch.setattr(shared_batch, "_POOL", None)
-    monkeypatch.setattr(shared_batch, "_MAPPED", {})
     received = shared_batch._unpack_lease(*shared_batch._reduce_across_processes(Batch(x=torch.ones(4)))[1])
     assert shared_batch._POOL.blocks and shared_batch._MAPPED
     child = multiprocessing.get_context("fork").Process(target=_exit_with_blocks_known)
@@ -378,7 +380,7 @@ def _exit_with_blocks_known() -> None:
     os._exit(int(shared_batch._POOL is not None or bool(shared_batch._MAPPED)))
 
 
-def test_a_batch_pickled_in_a_worker_other_than_to_the_trainer_is_a_plain_copy(monkeypatch):
+def test_a_batch_pickled_in_a_worker_other_than_to_the_trainer_is_a_plain_copy(as_a_worker):
     """Only ForkingPickler (the worker's result queue) packs a batch into a block: pickled for a file or deep-copied,
     it neither leases a block nor names one the trainer would never receive."""
     import copy
@@ -387,8 +389,6 @@ def test_a_batch_pickled_in_a_worker_other_than_to_the_trainer_is_a_plain_copy(m
     from mmfeat.schemas import shared_batch
     from mmfeat.schemas.shared_batch import Batch
 
-    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
-    monkeypatch.setattr(shared_batch, "_POOL", None)
     batch = Batch(ids=["a"], x=torch.arange(4.0))
     for again in (pickle.loads(pickle.dumps(batch)), copy.deepcopy(batch)):
         assert type(again) is Batch and torch.equal(again["x"], batch["x"]) and again["ids"] == ["a"]

@@ -7,6 +7,7 @@ import time
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.common import DoFnInvoker
 
 pytest.importorskip("distributed")
 
@@ -25,9 +26,25 @@ def test_the_fix_targets_the_bug_and_stops_applying_once_fixed():
     from apache_beam.runners.dask import transform_evaluator
 
     dask_fix.install()
-    assert transform_evaluator.apply_dofn_to_bundle is dask_fix.apply_dofn_to_bundle
+    current = transform_evaluator.apply_dofn_to_bundle
+    if current is not dask_fix.apply_dofn_to_bundle:  # Beam 2.78 emits finish_bundle's outputs itself: left alone
+        assert not dask_fix.needs_fix(current)
+    assert dask_fix.needs_fix(buggy_apply_dofn_to_bundle)  # the bug as Beam up to 2.77 had it is recognised
     assert not dask_fix.needs_fix(dask_fix.apply_dofn_to_bundle)  # a fixed Beam would not be patched
     assert dask_fix.install() is False  # idempotent
+
+
+def buggy_apply_dofn_to_bundle(items, do_fn_invoker_args, do_fn_invoker_kwargs, tagged_receivers):
+    """Beam 2.77's ``apply_dofn_to_bundle``: the results are taken before ``finish_bundle`` runs."""
+    do_fn_invoker = DoFnInvoker.create_invoker(*do_fn_invoker_args, **do_fn_invoker_kwargs)
+    do_fn_invoker.invoke_setup()
+    do_fn_invoker.invoke_start_bundle()
+    for it in items:
+        do_fn_invoker.invoke_process(it)
+    results = [v.value for v in tagged_receivers.values]
+    do_fn_invoker.invoke_finish_bundle()
+    do_fn_invoker.invoke_teardown()
+    return results
 
 
 def test_batch_elements_loses_nothing_on_a_two_process_cluster(tmp_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mmfeat.pipelines.sources.base import LayoutError, describe_directory
+from mmfeat.pipelines.sources.guard import escaped, is_encodable
 from mmfeat.pipelines.sources.json_stream import JsonStreamError, iter_members
 from mmfeat.schemas.records import CaptionedImage, ImageObject, Reject
 
@@ -157,23 +158,27 @@ def _read_images(split: str, path: Path) -> tuple[dict[int, dict[str, Any]], lis
     return images, rejects
 
 
-def as_id(value: Any) -> int | None:
-    """A non-negative integer id from an int, an integral float (``12.0``) or a digit string (``"12"``); else None."""
+INT64_MAX = 2**63 - 1  # image and annotation ids are int64 columns
+INT32_MAX = 2**31 - 1  # category ids (box_category_ids), widths and heights are int32 columns
+
+
+def as_id(value: Any, *, limit: int = INT64_MAX) -> int | None:
+    """A non-negative integer id up to ``limit`` from an int, an integral float (``12.0``) or a digit string
+    (``"12"``); else None (the entry is then rejected as malformed, never written as a wrapped-around number)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
+    if isinstance(value, str):  # at most 19 digits: int() of a 5000-digit string raises, and no id is that long
+        text = value.strip()
+        value = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+    elif isinstance(value, float):
+        value = int(value) if value.is_integer() else None
+    return value if isinstance(value, int) and 0 <= value <= limit else None
 
 
 def _normalised_image_entry(raw: Any) -> Any:
     if not isinstance(raw, dict):
         return raw
-    sizes = {k: as_id(raw.get(k)) for k in ("width", "height")}
+    sizes = {k: as_id(raw.get(k), limit=INT32_MAX) for k in ("width", "height")}
     return {**raw, "id": as_id(raw.get("id")), **sizes}
 
 
@@ -181,7 +186,7 @@ def _image_entry_problem(entry: Any, raw: Any) -> str | None:
     if not isinstance(entry, dict):
         return f"image entry is not an object: {str(raw)[:80]}"
     if entry["id"] is None:
-        return f"image entry has no non-negative integer id: {str(raw)[:120]}"
+        return f"image entry has no integer id within 0..2^63-1: {str(raw)[:120]}"
     if not isinstance(entry.get("file_name"), str) or not entry["file_name"].strip():
         return f"image {entry['id']} has no file_name"
     for key in ("width", "height"):
@@ -198,6 +203,10 @@ def _read_captions(split: str, path: Path, rejects: list[Reject]) -> Iterator[tu
             label = ann_id if ann_id is not None else f"annotations[{index}]"
             rejects.append(_annotation_reject(split, path, label, "annotation_malformed", f"caption entry: {str(ann)[:120]}"))
             continue
+        if not is_encodable(ann["caption"]):  # a lone surrogate (JSON "\ud83d"): this caption, not its image
+            detail = f"caption {ann_id} is not valid Unicode: {escaped(ann['caption'])[:120]}"
+            rejects.append(_annotation_reject(split, path, ann_id, "text_invalid_unicode", detail))
+            continue
         yield ann_id, image_id, ann["caption"]
 
 
@@ -207,8 +216,8 @@ def _read_objects(
     categories: dict[int, str] = {}
     pending: list[tuple[int, ImageObject]] = []
     for key, item in _members(path):
-        if key == "categories" and isinstance(item, dict) and as_id(item.get("id")) is not None:
-            categories[as_id(item["id"])] = str(item.get("name", ""))
+        if key == "categories" and isinstance(item, dict) and as_id(item.get("id"), limit=INT32_MAX) is not None:
+            categories[as_id(item["id"], limit=INT32_MAX)] = str(item.get("name", ""))
         elif key == "annotations":
             parsed = _object_of(item)
             if isinstance(parsed, str):
@@ -233,9 +242,10 @@ def _read_objects(
 
 def _object_of(ann: Any) -> tuple[int, ImageObject] | str:
     """(image_id, object) from an instance annotation, or what is wrong with it."""
-    ids = {k: as_id(ann.get(k)) for k in ("id", "image_id", "category_id")} if isinstance(ann, dict) else {}
+    limits = {"id": INT64_MAX, "image_id": INT64_MAX, "category_id": INT32_MAX}
+    ids = {k: as_id(ann.get(k), limit=limit) for k, limit in limits.items()} if isinstance(ann, dict) else {}
     if not ids or None in ids.values():
-        return f"instance entry without integer id/image_id/category_id: {str(ann)[:120]}"
+        return f"instance entry without integer id/image_id (0..2^63-1) and category_id (0..2^31-1): {str(ann)[:120]}"
     ann = {**ann, **ids}
     bbox = ann.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite(v) for v in bbox) or bbox[2] < 0 or bbox[3] < 0:

@@ -25,6 +25,7 @@ REQUIRED = ("utterance_id", "video", "start", "end", "text", "label")
 SUFFIXES = (".csv", ".jsonl")
 _STAGE = "read"
 _CHUNK = 256
+MAX_SESSION = 32767  # the session column is int16
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,14 @@ def parse_rows(
         try:
             yield _utterance(row, folder, root, apply_label, split_of_session)
         except _BadRow as err:
-            sample_id = str(row.get("utterance_id") or f"{name}#line{number}")
-            yield Reject(sample_id, str(row.get("split") or "train"), name, _STAGE, err.reason, err.detail)
+            yield _row_reject(row, name, number, err.reason, err.detail)
+        except OSError as err:  # a path the filesystem refuses (too long, not allowed)
+            yield _row_reject(row, name, number, "unreadable", f"{type(err).__name__}: {err.strerror or err}")
+
+
+def _row_reject(row: dict[str, Any], name: str, number: int, reason: str, detail: str) -> Reject:
+    sample_id = str(row.get("utterance_id") or f"{name}#line{number}")
+    return Reject(sample_id, str(row.get("split") or "train"), name, _STAGE, reason, detail)
 
 
 class _BadRow(Exception):
@@ -100,7 +107,7 @@ def _utterance(
         raise _BadRow(
             "manifest_malformed_row", f"start/end must be numbers with 0 <= start < end, got {row['start']!r}, {row['end']!r}"
         )
-    session = int(_number(row, "session") or 0)
+    session = _session(row)
     split = str(row.get("split") or (split_of_session(session) if row.get("session") not in (None, "") else "train"))
     video = _resolve(folder, row["video"])
     if not video.is_file():
@@ -144,6 +151,16 @@ def _number(row: dict[str, Any], key: str) -> float | None:
     if not math.isfinite(number):
         raise _BadRow("manifest_malformed_row", f"{key} is not finite: {value!r}")
     return number
+
+
+def _session(row: dict[str, Any]) -> int:
+    """The ``session`` column: an integer within the output column's int16 range (0 when absent)."""
+    number = _number(row, "session")
+    if number is None:
+        return 0
+    if not number.is_integer() or not 0 <= number <= MAX_SESSION:
+        raise _BadRow("manifest_malformed_row", f"session must be an integer within 0..{MAX_SESSION}, got {row['session']!r}")
+    return int(number)
 
 
 def _resolve(folder: Path, value: Any) -> Path:

@@ -41,6 +41,7 @@ LABEL_LINE = re.compile(
     r"\s+\[\s*(?P<v>-?\d+(?:\.\d+)?)\s*,\s*(?P<a>-?\d+(?:\.\d+)?)\s*,\s*(?P<d>-?\d+(?:\.\d+)?)\s*\]\s*$"
 )
 _SESSION = re.compile(r"^Session(\d+)$")
+MAX_SESSION = 32767  # the session column is int16
 _SPEAKER = re.compile(r"^Ses(\d+)[FM]_.*_(?P<gender>[FM])[A-Z]*\d+$")
 
 
@@ -96,15 +97,24 @@ def discover(root: str | Path, *, sessions: Sequence[int] = ()) -> Listing:
     root = Path(root).expanduser()
     if is_manifest(root):
         return Listing(root=root.parent, units=tuple(read_manifest_rows(root)))
-    found = {int(m.group(1)): p for p in sorted(root.glob("Session*")) if (m := _SESSION.match(p.name)) and p.is_dir()}
-    found = {n: p for n, p in found.items() if (p / "dialog" / "transcriptions").is_dir()}
+    # Every folder is read, also two that name one session (Session1 and Session01): an utterance id that both
+    # hold is then rejected as a duplicate_sample_id, never dropped.
+    found = [
+        (int(m.group(1)), p)
+        for p in sorted(root.glob("Session*"))
+        if (m := _SESSION.match(p.name)) and p.is_dir() and (p / "dialog" / "transcriptions").is_dir()
+    ]
     if not found:
         raise LayoutError(f"{root}: no Session<N>/dialog/transcriptions/; {EXPECTED_LAYOUT}. {describe_directory(root)}")
-    unknown = sorted(set(sessions) - set(found))
+    too_large = [p.name for n, p in found if n > MAX_SESSION]
+    if too_large:
+        raise LayoutError(f"{root / too_large[0]}: session numbers go up to {MAX_SESSION}")
+    numbers = sorted({n for n, _ in found})
+    unknown = sorted(set(sessions) - set(numbers))
     if unknown:
-        raise LayoutError(f"iemocap.sessions: no Session{unknown[0]} under {root} (found: {', '.join(map(str, found))})")
+        raise LayoutError(f"iemocap.sessions: no Session{unknown[0]} under {root} (found: {', '.join(map(str, numbers))})")
     units = []
-    for number, folder in found.items():
+    for number, folder in found:
         if sessions and number not in sessions:
             continue
         dialog_dir = folder / "dialog"
@@ -195,6 +205,10 @@ def parse_unit(
             yield reject(f"{unit.dialog}#line{number}", "transcript_malformed_line", line[:160], transcript_rel)
             continue
         _, utt_id, start, end, text = entry
+        if not utt_id.startswith(f"{unit.dialog}_"):
+            detail = f"{utt_id} does not belong to dialog {unit.dialog}"
+            yield reject(f"{utt_id}#{unit.dialog}", "id_mismatch", detail, transcript_rel)
+            continue
         if utt_id in seen:
             yield reject(f"{utt_id}#again", "duplicate_utterance_id", f"{utt_id} appears twice in {transcript_rel}")
             continue
@@ -208,7 +222,11 @@ def parse_unit(
         if label is None:
             yield reject(utt_id, "label_dropped", f"label {raw_label!r} is dropped by the label mapping")
             continue
-        media = _media(unit, utt_id, start, end, audio)
+        try:
+            media = _media(unit, utt_id, start, end, audio)
+        except OSError as err:  # a name the filesystem refuses (too long)
+            yield reject(utt_id, "unreadable", f"{type(err).__name__}: {err.strerror or err}")
+            continue
         if media is None:
             yield reject(utt_id, "video_missing", f"{Path(unit.video).name} not found")
             continue
@@ -233,7 +251,12 @@ def parse_unit(
             audio_from_video=media[0] == unit.video,
         )
     for utt_id in sorted(set(labels) - seen):
-        yield reject(utt_id, "transcript_missing", f"{utt_id} has a label but no transcript line")
+        if not utt_id.startswith(f"{unit.dialog}_"):
+            where = relative_to_root(unit.labels, root) if unit.labels else video_rel
+            detail = f"{utt_id} does not belong to dialog {unit.dialog}"
+            yield reject(f"{utt_id}#{unit.dialog}#label", "id_mismatch", detail, where)
+        else:
+            yield reject(utt_id, "transcript_missing", f"{utt_id} has a label but no transcript line")
 
 
 Labels = dict[str, tuple[str, tuple[float, float, float]]]  # utterance id -> (label, (valence, activation, dominance))

@@ -43,7 +43,7 @@ class SpeakerInfo:
 class SourceUnit:
     """A unit of listing work: one chapter folder, or one path outside the layout."""
 
-    kind: Literal["chapter", "stray"]
+    kind: Literal["chapter", "stray", "unreadable"]
     path: str
     subset: str
     root: str
@@ -79,8 +79,16 @@ def _is_numeric_dir(path: Path) -> bool:
 def _is_subset_dir(path: Path) -> bool:
     """A subset folder holds <speaker>/<chapter>/ numeric folders."""
     return path.is_dir() and any(
-        _is_numeric_dir(speaker) and any(_is_numeric_dir(chapter) for chapter in speaker.iterdir()) for speaker in path.iterdir()
+        _is_numeric_dir(speaker) and any(_is_numeric_dir(chapter) for chapter in _entries(speaker)) for speaker in _entries(path)
     )
+
+
+def _entries(folder: Path) -> list[Path]:
+    """A folder's entries, sorted; none when it cannot be listed (the listing reports it as an ``unreadable`` unit)."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
 
 
 def parse_speakers(text: str) -> dict[str, SpeakerInfo]:
@@ -122,15 +130,20 @@ def discover(input_dir: str | Path, *, subsets: Sequence[str] = ()) -> Listing:
 
 
 def _list_subset(subset: Path, root: Path) -> Iterator[SourceUnit]:
-    def unit(kind: Literal["chapter", "stray"], path: Path) -> SourceUnit:
+    def unit(kind: Literal["chapter", "stray", "unreadable"], path: Path) -> SourceUnit:
         return SourceUnit(kind=kind, path=str(path), subset=subset.name, root=str(root))
 
-    for speaker in sorted(subset.iterdir()):
+    for speaker in _entries(subset):
         if not _is_numeric_dir(speaker):
             if speaker.name not in DOCUMENT_FILES:
                 yield unit("stray", speaker)
             continue
-        for chapter in sorted(speaker.iterdir()):
+        try:
+            chapters = sorted(speaker.iterdir())
+        except OSError:
+            yield unit("unreadable", speaker)
+            continue
+        for chapter in chapters:
             yield unit("chapter" if _is_numeric_dir(chapter) else "stray", chapter)
 
 
@@ -140,7 +153,15 @@ def parse_unit(unit: SourceUnit, speakers: Mapping[str, SpeakerInfo]) -> Iterato
         kind = "directory" if Path(unit.path).is_dir() else "file"
         yield _reject(unit, unit.path, "unexpected_file", f"{kind} outside the <speaker>/<chapter>/ layout")
         return
-    yield from _parse_chapter(unit, speakers)
+    if unit.kind == "unreadable":  # a speaker folder the listing could not open
+        yield _reject(unit, unit.path, "unreadable", "folder cannot be listed")
+        return
+    try:
+        entries = sorted(Path(unit.path).iterdir())
+    except OSError as err:  # its utterances cannot even be counted: the chapter is one reject
+        yield _reject(unit, unit.path, "unreadable", f"folder cannot be listed: {type(err).__name__}: {err.strerror or err}")
+        return
+    yield from _parse_chapter(unit, speakers, entries)
 
 
 def _reject(unit: SourceUnit, path: str | Path, reason: str, detail: str, sample_id: str | None = None) -> Reject:
@@ -169,13 +190,15 @@ def parse_transcript(data: bytes) -> Iterator[tuple[int, str, str | None, str]]:
             yield lineno, utt_id, None, f"line {lineno} is not UTF-8 ({err.reason} at byte {err.start})"
 
 
-def _parse_chapter(unit: SourceUnit, speakers: Mapping[str, SpeakerInfo]) -> Iterator[AudioUtterance | Reject]:
+def _parse_chapter(
+    unit: SourceUnit, speakers: Mapping[str, SpeakerInfo], entries: list[Path]
+) -> Iterator[AudioUtterance | Reject]:
     chapter = Path(unit.path)
     speaker_id, chapter_id = chapter.parent.name, chapter.name
     prefix = f"{speaker_id}-{chapter_id}"
     trans = chapter / f"{prefix}.trans.txt"
     audio: dict[str, Path] = {}
-    for path in sorted(chapter.iterdir()):
+    for path in entries:
         if path == trans:
             continue
         match = _UTTERANCE_ID.match(path.stem)

@@ -20,6 +20,8 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
+from mmfeat.pipelines.sources.guard import guarded_parse
+
 _log = logging.getLogger(__name__)
 _STARTED: set[str] = set()  # stage types warmed up (or warming up) in this process
 _LOCK = threading.Lock()
@@ -79,7 +81,8 @@ def warm_up_wav(target_rate: int) -> bytes:
 
 
 class ParseUnits(beam.DoFn):
-    """A dataset's ``parse`` over each listed unit; its setup starts the heavy stages' warm-up (and, in a worker
+    """A dataset's ``parse`` over each listed unit, each element checked (``sources.guard``); its setup starts the
+    heavy stages' warm-up (and, in a worker
     process, makes its exit quick: ``runners.beam_speedups.skip_final_collection_at_exit``). Parsing is the first
     step every worker runs once the listing is spread over them, so every worker warms up."""
 
@@ -96,4 +99,4 @@ class ParseUnits(beam.DoFn):
         start_warm_up(self.warm_up)
 
     def process(self, unit: Any) -> Iterator[Any]:
-        yield from self.parse(unit)
+        yield from guarded_parse(self.parse, unit)

@@ -31,6 +31,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from mmfeat.pipelines.config import OutputConfig
 from mmfeat.pipelines.io import write_parquet_atomically, write_text_atomically
+from mmfeat.pipelines.sources.guard import escaped
 from mmfeat.pipelines.transforms.stage import METRICS_NAMESPACE, Row
 from mmfeat.schemas.fields import REJECTS_SCHEMA, rows_to_table
 from mmfeat.schemas.records import Reject, ShardKey
@@ -162,16 +163,20 @@ class WriteShards(beam.DoFn):
         rejects = sorted(buffer.rejects, key=lambda r: (r.sample_id, -1 if r.view is None else r.view))
         rows = sorted(buffer.rows, key=lambda r: (r.sample_id, r.view))
         stats = None
+        table, unwritable = _table_of(rows, self.schema, buffer.key.split)
+        if unwritable:  # their examples are rejected as a whole: no view of them is written
+            bad = {r.sample_id for r in unwritable}
+            rows = [r for r in rows if r.sample_id not in bad]
+            rejects = sorted([*rejects, *unwritable], key=lambda r: (r.sample_id, -1 if r.view is None else r.view))
         if rows:
             data_path = f"{buffer.key.split}/{name}.parquet"
-            table = rows_to_table([r.columns for r in rows], self.schema)
             write_parquet_atomically(table, root / data_path, self.config)
             stats = shard_statistics(table, self.stats) if self.stats is not None else None
         if rejects:
             rejects_path = f"{REJECTS_DIR}/{name}.parquet"
             table = rows_to_table([reject_row(r) for r in rejects], REJECTS_SCHEMA)
             write_parquet_atomically(table, root / rejects_path, self.config)
-        written_ids = {r.sample_id for r in buffer.rows}
+        written_ids = {r.sample_id for r in rows}
         rejected_first: dict[str, str] = {}  # an example with no row counts once, under its first reason
         for reject in rejects:
             if reject.sample_id not in written_ids:
@@ -180,19 +185,42 @@ class WriteShards(beam.DoFn):
             name=name,
             split=buffer.key.split,
             path=data_path,
-            rows=len(buffer.rows),
+            rows=len(rows),
             examples=len(buffer.outcomes),
             written=len(written_ids),
             rejected=len(rejected_first),
             rejected_by_reason=dict(sorted(Counter(rejected_first.values()).items())),
             rejects_path=rejects_path,
-            reject_rows=len(buffer.rejects),
+            reject_rows=len(rejects),
             partial=partial,
-            fingerprints=_fingerprints(rows) if self.fingerprints and buffer.rows else (),
+            fingerprints=_fingerprints(rows) if self.fingerprints and rows else (),
             stats=stats,
         )
         write_text_atomically(root / SHARD_MARKERS_DIR / f"{name}.json", result.marker())
         return result
+
+
+def _table_of(rows: list[Row], schema: pa.Schema, split: str) -> tuple[pa.Table | None, list[Reject]]:
+    """The shard's table; a row that cannot be converted to the schema (an integer out of its column's range,
+    text that is not valid Unicode) becomes a ``row_unwritable`` reject instead of failing the shard."""
+    if not rows:
+        return None, []
+    try:
+        return rows_to_table([r.columns for r in rows], schema), []
+    except (pa.ArrowException, OverflowError, UnicodeError, TypeError, ValueError):
+        pass  # find the rows at fault, one by one
+    unwritable = []
+    for row in rows:
+        try:
+            rows_to_table([row.columns], schema)
+        except (pa.ArrowException, OverflowError, UnicodeError, TypeError, ValueError) as err:
+            detail = escaped(f"{type(err).__name__}: {err}")[:500]
+            source = escaped(str(row.columns.get("source_path", "")))
+            reject = Reject(escaped(row.sample_id), split, source, "write", "row_unwritable", detail, row.view, row.num_views)
+            unwritable.append(reject)
+    bad = {r.sample_id for r in unwritable}
+    kept = [r.columns for r in rows if r.sample_id not in bad]
+    return (rows_to_table(kept, schema) if kept else None), unwritable
 
 
 def _fingerprints(rows: list[Row]) -> tuple[tuple[str, str, int | None], ...]:
@@ -203,12 +231,13 @@ def _fingerprints(rows: list[Row]) -> tuple[tuple[str, str, int | None], ...]:
 
 
 def reject_row(reject: Reject) -> dict[str, Any]:
+    """A rejects-table row; text that UTF-8 cannot hold (a lone surrogate quoted from the input) is escaped."""
     return {
-        "sample_id": reject.sample_id,
-        "split": reject.split,
+        "sample_id": escaped(str(reject.sample_id)),
+        "split": escaped(str(reject.split)),
         "view": reject.view,
-        "source_path": reject.source_path,
+        "source_path": escaped(str(reject.source_path)),
         "stage": reject.stage,
         "reason": reject.reason,
-        "detail": reject.detail,
+        "detail": escaped(str(reject.detail)),
     }

@@ -113,3 +113,42 @@ def test_ids_and_sizes_written_as_integral_floats_or_digit_strings_are_accepted(
     record = next(u for u in listing.units if isinstance(u, CaptionedImage))
     assert (record.image_id, record.width, record.height, record.caption_ids) == (12, 640, 480, (3,))
     assert [u.reason for u in listing.units if isinstance(u, Reject)] == ["annotation_malformed"]
+
+
+def test_ids_out_of_their_column_range_and_lone_surrogates_are_rejects_not_crashes(tmp_path):
+    import json
+
+    from mmfeat.pipelines.sources.coco import read_split
+    from mmfeat.schemas.records import CaptionedImage, Reject
+
+    (tmp_path / "val").mkdir()
+    captions = {
+        "images": [
+            {"id": 1, "file_name": "1.jpg"},
+            {"id": 2**63, "file_name": "2.jpg"},
+            {"id": "9" * 5000, "file_name": "3.jpg"},
+            {"id": 4, "file_name": "4.jpg", "width": 2**31},
+        ],
+        "annotations": [
+            {"id": 10, "image_id": 1, "caption": "a cat"},
+            {"id": 11, "image_id": 1, "caption": "caf\udce9"},
+            {"id": 2**64, "image_id": 1, "caption": "overflowing id"},
+        ],
+    }
+    instances = {
+        "categories": [{"id": 2**40, "name": "huge"}, {"id": 1, "name": "cat"}],
+        "annotations": [
+            {"id": 20, "image_id": 1, "category_id": 2**40, "bbox": [0, 0, 1, 1]},
+            {"id": 21, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]},
+        ],
+    }
+    (tmp_path / "captions.json").write_text(json.dumps(captions))
+    (tmp_path / "instances.json").write_text(json.dumps(instances))
+    out = read_split(
+        "val", tmp_path / "captions.json", tmp_path / "instances.json", images_dir=tmp_path / "val", root=tmp_path,
+        require_captions=True,
+    )  # fmt: skip
+    (record,) = [o for o in out if isinstance(o, CaptionedImage)]
+    assert record.captions == ("a cat",) and [o.category_id for o in record.objects] == [1]
+    reasons = sorted(o.reason for o in out if isinstance(o, Reject))
+    assert reasons == ["annotation_malformed"] * 5 + ["text_invalid_unicode"]

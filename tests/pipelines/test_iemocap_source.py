@@ -150,3 +150,47 @@ def test_a_generic_csv_or_jsonl_manifest_lists_utterances_with_rejects_for_bad_r
     (tmp_path / "bad.csv").write_text("id,video\n1,a.mp4\n")
     with pytest.raises(LayoutError, match="no column utterance_id"):
         iemocap.discover(tmp_path / "bad.csv")
+
+
+def test_two_folders_that_name_one_session_are_both_read(tmp_path):
+    write_dialog(tmp_path, session=1, dialog="Ses01F_impro01")
+    write_dialog(tmp_path, session="01", dialog="Ses01F_impro02")
+    (tmp_path / "Session01" / "dialog" / "transcriptions" / "Ses01F_impro02.txt").write_text(
+        TRANSCRIPT.replace("impro01", "impro02")
+    )
+    (tmp_path / "Session01" / "dialog" / "EmoEvaluation" / "Ses01F_impro02.txt").write_text(LABELS.replace("impro01", "impro02"))
+    records = [o for o in parse_all(tmp_path) if isinstance(o, DialogUtterance)]
+    assert sorted(r.sample_id for r in records) == [
+        "Ses01F_impro01_F000", "Ses01F_impro01_M000", "Ses01F_impro02_F000", "Ses01F_impro02_M000",
+    ]  # fmt: skip
+    assert {r.session for r in records} == {1}
+
+
+def test_an_utterance_id_of_another_dialog_is_an_id_mismatch_reject(tmp_path):
+    root = write_dialog(tmp_path)
+    transcript = root / "Session1" / "dialog" / "transcriptions" / "Ses01F_impro01.txt"
+    transcript.write_text(TRANSCRIPT + "Ses02M_script03_F007 [001.0-002.0]: Not from this dialog.\n")
+    labels = root / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro01.txt"
+    labels.write_text(LABELS + "[1.0 - 2.0]\tSes02M_script03_F007\tang\t[1.0, 2.0, 3.0]\n")
+    outcomes = parse_all(root)
+    assert "Ses02M_script03_F007" not in {o.sample_id for o in outcomes if isinstance(o, DialogUtterance)}
+    mismatched = sorted((o.sample_id, o.reason) for o in outcomes if isinstance(o, Reject) and "Ses02M" in o.sample_id)
+    assert mismatched == [
+        ("Ses02M_script03_F007#Ses01F_impro01", "id_mismatch"),
+        ("Ses02M_script03_F007#Ses01F_impro01#label", "id_mismatch"),
+    ]
+
+
+def test_manifest_values_that_cannot_be_columns_or_paths_are_row_rejects(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    rows = [
+        '{"utterance_id": "big", "video": "a.mp4", "start": 0, "end": 1, "text": "t", "label": "neu", "session": 70000}',
+        '{"utterance_id": "frac", "video": "a.mp4", "start": 0, "end": 1, "text": "t", "label": "neu", "session": 1.5}',
+        '{"utterance_id": "long", "video": "' + "d" * 5000 + '.mp4", "start": 0, "end": 1, "text": "t", "label": "neu"}',
+        '{"utterance_id": "ok", "video": "a.mp4", "start": 0, "end": 1, "text": "t", "label": "neu", "session": 3}',
+    ]
+    (tmp_path / "m.jsonl").write_text("\n".join(rows) + "\n")
+    outcomes = {o.sample_id: o for o in parse_all(tmp_path / "m.jsonl")}
+    assert outcomes["big"].reason == outcomes["frac"].reason == "manifest_malformed_row"
+    assert outcomes["long"].reason in ("unreadable", "video_missing")
+    assert isinstance(outcomes["ok"], DialogUtterance) and outcomes["ok"].session == 3

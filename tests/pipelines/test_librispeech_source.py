@@ -110,3 +110,34 @@ def test_unreadable_transcript_rejects_the_chapter_instead_of_crashing(tmp_path,
         ("103-1240-0001", "transcript_unreadable"),
     ]
     assert listing.expected_examples() == 0
+
+
+def test_folders_that_cannot_be_listed_are_unreadable_rejects(tmp_path, monkeypatch):
+    """Root ignores permissions, so the refusal is simulated: listing the folder raises PermissionError."""
+    from pathlib import Path
+
+    from mmfeat.pipelines.sources import librispeech as source
+
+    for chapter in ("19/198", "19/199", "20/300"):
+        folder = tmp_path / "LibriSpeech" / "train" / chapter
+        folder.mkdir(parents=True)
+        speaker, number = chapter.split("/")
+        (folder / f"{speaker}-{number}.trans.txt").write_text(f"{speaker}-{number}-0000 HELLO\n")
+        (folder / f"{speaker}-{number}-0000.flac").write_bytes(b"fLaC")
+    real_iterdir = Path.iterdir
+    refused = {tmp_path / "LibriSpeech" / "train" / "19" / "199", tmp_path / "LibriSpeech" / "train" / "20"}
+
+    def iterdir(path):
+        if path in refused:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_iterdir(path)
+
+    listing = source.discover(tmp_path / "LibriSpeech")
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    listing = source.discover(tmp_path / "LibriSpeech")
+    outcomes = [o for unit in listing.units for o in source.parse_unit(unit, listing.speakers)]
+    assert sorted((o.sample_id, getattr(o, "reason", "record")) for o in outcomes) == [
+        ("19-198-0000", "record"),
+        ("train/19/199", "unreadable"),
+        ("train/20", "unreadable"),
+    ]

@@ -6,19 +6,30 @@ can be tested and reused on its own. Bad input raises :class:`Rejected` with a r
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import soundfile
 
 from mmfeat.extractors.errors import Rejected
+from mmfeat.extractors.wav_header import check_wav_complete
 
 _EPS = 1e-12
+_UNKNOWN_LENGTH = 2**62  # libsndfile's frame count when the header gives none (SF_COUNT_MAX)
 _OBJECT_ADDRESS = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")  # keeps reject details deterministic
+
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 192_000
+MAX_DURATION_S = 3600.0  # an hour of clean audio is 230 MB of float32 at 16 kHz, held per view
+# librosa.resample's methods that need nothing beyond librosa's own dependencies (soxr, scipy, numpy)
+RESAMPLE_TYPES = ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq", "fft", "scipy", "polyphase", "linear",
+                  "zero_order_hold")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -37,10 +48,12 @@ class AudioCleanConfig:
     resample_type: str = "soxr_hq"
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0:
-            raise ValueError("sample_rate must be positive")
-        if not 0 <= self.min_duration_s < self.max_duration_s:
-            raise ValueError("need 0 <= min_duration_s < max_duration_s")
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise ValueError(f"sample_rate must be within {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}")
+        if not 0 <= self.min_duration_s < self.max_duration_s <= MAX_DURATION_S:
+            raise ValueError(f"need 0 <= min_duration_s < max_duration_s <= {MAX_DURATION_S}")
+        if self.resample_type not in RESAMPLE_TYPES:
+            raise ValueError(f"resample_type must be one of {', '.join(RESAMPLE_TYPES)}, got {self.resample_type!r}")
         if not 0 < self.clip_level <= 1:
             raise ValueError("clip_level must be in (0, 1]")
         if not 0 <= self.max_clipped_fraction <= 1:
@@ -80,20 +93,49 @@ def decode_audio(data: bytes) -> DecodedAudio:
     """Decode flac/wav/ogg bytes with libsndfile; reject empty, undecodable or truncated data."""
     if not data:
         raise Rejected("audio_empty", "file has 0 bytes")
+    buffer = io.BytesIO(data)
+    check_wav_complete(buffer, len(data))
     try:
-        with soundfile.SoundFile(io.BytesIO(data)) as handle:
+        with soundfile.SoundFile(buffer) as handle:
             declared = handle.frames
-            samples = handle.read(dtype="float32", always_2d=True)
+            samples = _read_all(handle, buffer)
             rate, subtype = handle.samplerate, handle.subtype
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, MemoryError) as err:
         raise Rejected("audio_undecodable", _OBJECT_ADDRESS.sub("<bytes>", str(err))) from err
     if samples.shape[0] == 0:
         raise Rejected("audio_empty", "file decodes to 0 samples")
-    if declared > 0 and samples.shape[0] < declared:
+    if 0 < declared < _UNKNOWN_LENGTH and samples.shape[0] < declared:
         raise Rejected("audio_truncated", f"decoded {samples.shape[0]} of {declared} declared frames")
     if not np.isfinite(samples).all():
         raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
     return DecodedAudio(samples=samples, sample_rate=rate, subtype=subtype)
+
+
+def _read_all(handle: soundfile.SoundFile, source: str | io.BytesIO) -> np.ndarray:
+    """Every frame as float32 (frames, channels). A length the header does not give (a FLAC from a streaming
+    encoder leaves STREAMINFO's total at 0, which libsndfile reports as 2^63 - 1 frames; its reads then fail at
+    the end of the stream) is decoded with PyAV instead."""
+    if 0 <= handle.frames < _UNKNOWN_LENGTH:
+        return handle.read(dtype="float32", always_2d=True)
+    return decode_without_length(source)
+
+
+def decode_without_length(source: str | io.BytesIO) -> np.ndarray:
+    """All of an audio file's first stream as float32 (frames, channels), decoded by FFmpeg through PyAV."""
+    import av
+
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    chunks = []
+    try:
+        with av.open(source) as container:
+            stream = container.streams.audio[0]
+            to_float = av.AudioResampler(format="flt", layout=stream.layout.name, rate=stream.rate)
+            for frame in [*container.decode(stream), None]:  # None flushes the resampler
+                chunks += [out.to_ndarray() for out in to_float.resample(frame)]
+    except (av.error.FFmpegError, IndexError, ValueError) as err:
+        raise Rejected("audio_undecodable", f"FFmpeg: {err}") from err
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1).T) if chunks else np.zeros((0, 1), np.float32)
 
 
 def clipped_fraction(samples: np.ndarray, *, level: float) -> float:
@@ -166,14 +208,21 @@ def read_audio_span(path: str, start_s: float, end_s: float | None, *, tolerance
     (``segment_out_of_range``); an end within the tolerance is cut to the file's end.
     """
     try:
-        with soundfile.SoundFile(path) as handle:
+        with open(path, "rb") as raw, _checked_sound_file(raw) as handle:
             rate, total, subtype = handle.samplerate, handle.frames, handle.subtype
+            whole = decode_without_length(path) if total >= _UNKNOWN_LENGTH else None  # no length in the header
+            total = whole.shape[0] if whole is not None else total
             first, last = round(start_s * rate), (round(end_s * rate) if end_s is not None else total)
             if first >= total or last > total + tolerance_s * rate or last <= first:
                 span = f"[{start_s:.3f}, {end_s if end_s is not None else total / rate:.3f}]"
                 raise Rejected("segment_out_of_range", f"{span} s is outside the audio's {total / rate:.3f} s")
-            handle.seek(first)
-            samples = handle.read(min(last, total) - first, dtype="float32", always_2d=True)
+            if whole is not None:
+                samples = whole[first : min(last, total)]
+            else:
+                handle.seek(first)
+                samples = handle.read(min(last, total) - first, dtype="float32", always_2d=True)
+    except OSError as err:
+        raise Rejected("file_unreadable", f"{type(err).__name__}: {err.strerror or err}") from err
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
         message = str(err).replace(str(path), Path(path).name)  # no machine-specific paths in rejects
         raise Rejected("audio_undecodable", _OBJECT_ADDRESS.sub("<file>", message)) from err
@@ -182,6 +231,14 @@ def read_audio_span(path: str, start_s: float, end_s: float | None, *, tolerance
     if not np.isfinite(samples).all():
         raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
     return DecodedAudio(samples=samples, sample_rate=rate, subtype=subtype)
+
+
+@contextlib.contextmanager
+def _checked_sound_file(raw: BinaryIO) -> Iterator[soundfile.SoundFile]:
+    """libsndfile over an open file, once its WAV header has been checked against its size."""
+    check_wav_complete(raw, os.fstat(raw.fileno()).st_size)
+    with soundfile.SoundFile(raw) as handle:
+        yield handle
 
 
 def clean_audio(data: bytes, config: AudioCleanConfig) -> CleanAudio:

@@ -4,7 +4,8 @@ orient, convert to 8-bit RGB, and fit to the square output tensor.
 Order of checks (each a :class:`Rejected` reason): ``image_empty``, ``image_undecodable``,
 ``image_truncated`` (header, no decode) → ``image_too_large`` (more pixels than ``max_pixels``:
 refused before decoding, so decompression bombs never allocate) → ``image_too_small`` →
-``image_aspect_ratio`` → decode (``image_undecodable``).
+``image_aspect_ratio`` → decode (``image_undecodable``; ``image_corrupt`` when libjpeg reports damaged data:
+see :mod:`mmfeat.extractors.jpeg` for what it cannot detect).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import numpy as np
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.image_header import ImageHeader, probe_image
+from mmfeat.extractors.jpeg import decode_jpeg_rgb
+
+MAX_SIZE = 4096  # side of the output tensor: 48 MiB per view
+MAX_PIXELS = 2**28  # 1 GiB of RGBA pixels at most per decoded image
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,10 @@ class ImageCleanConfig:
     alpha_background: int = 255  # grey level that transparent pixels are composited onto
 
     def __post_init__(self) -> None:
-        if self.size < 8 or self.min_side < 1:
-            raise ValueError("size must be >= 8 and min_side >= 1")
+        if not 8 <= self.size <= MAX_SIZE or self.min_side < 1:
+            raise ValueError(f"size must be within 8..{MAX_SIZE} and min_side >= 1")
+        if not 1 <= self.max_pixels <= MAX_PIXELS:  # a decoded image takes up to 4 bytes per pixel (RGBA)
+            raise ValueError(f"max_pixels must be within 1..{MAX_PIXELS}")
         if self.max_aspect_ratio < 1:
             raise ValueError("max_aspect_ratio must be >= 1")
         if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 100:
@@ -79,22 +86,29 @@ def reduction_factor(header: ImageHeader, min_side_needed: int) -> int:
 
 def decode_image(data: bytes, header: ImageHeader, config: ImageCleanConfig, *, min_side_needed: int) -> DecodedImage:
     """Decode once into oriented 8-bit RGB (grey, CMYK, alpha and 16-bit converted)."""
+    factor = reduction_factor(header, min_side_needed) if config.reduced_decode else 1
+    rgb = decode_jpeg_rgb(data, factor=factor) if header.format == "jpeg" else None  # libjpeg's damage reports: image_corrupt
+    if rgb is None:  # not JPEG, or CMYK/YCCK JPEG (already checked for damage)
+        rgb = to_rgb8(_opencv_decode(data, header.format, factor), background=config.alpha_background)
+    expected = (math.ceil(header.height / factor), math.ceil(header.width / factor))
+    if rgb.shape[:2] != expected:
+        raise Rejected("image_undecodable", f"decoded {rgb.shape[1]}x{rgb.shape[0]}, header says {expected[1]}x{expected[0]}")
+    return DecodedImage(apply_orientation(rgb, header.orientation), header, 1.0 / factor)
+
+
+def _opencv_decode(data: bytes, image_format: str, factor: int) -> np.ndarray:
+    """OpenCV's BGR(A)/grey pixels (JPEG at ``1/factor`` scale, in BGR; others unchanged: alpha and 16 bits kept)."""
     import cv2
 
-    factor = reduction_factor(header, min_side_needed) if config.reduced_decode else 1
     buffer = np.frombuffer(data, dtype=np.uint8)
-    if header.format == "jpeg":  # 8-bit by definition; OpenCV converts grey and CMYK to BGR
-        flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
-        raw = cv2.imdecode(buffer, flag[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image_format == "jpeg":
+        reduced = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+        raw = cv2.imdecode(buffer, reduced.get(factor, cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION)
     else:
-        raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)  # keeps alpha and 16 bits so they are converted properly
+        raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if raw is None:
-        raise Rejected("image_undecodable", f"OpenCV could not decode this {header.format} file")
-    expected = (math.ceil(header.height / factor), math.ceil(header.width / factor))
-    if raw.shape[:2] != expected:
-        raise Rejected("image_undecodable", f"decoded {raw.shape[1]}x{raw.shape[0]}, header says {expected[1]}x{expected[0]}")
-    rgb = to_rgb8(raw, background=config.alpha_background)
-    return DecodedImage(apply_orientation(rgb, header.orientation), header, 1.0 / factor)
+        raise Rejected("image_undecodable", f"OpenCV could not decode this {image_format} file")
+    return raw
 
 
 def to_rgb8(image: np.ndarray, *, background: int = 255) -> np.ndarray:

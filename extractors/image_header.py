@@ -66,7 +66,7 @@ def _probe_jpeg(data: bytes) -> ImageHeader:
             height, width = struct.unpack(">HH", segment[1:5])
             size = (width, height)
         elif marker == 0xE1 and segment.startswith(b"Exif\x00\x00"):
-            orientation = _tiff_tags(segment[6:]).get(_ORIENTATION_TAG, 1)
+            orientation = _exif_orientation(segment[6:])
         elif marker == 0xDA:  # start of scan: the header is over
             if size is None:
                 raise ValueError("no frame header before the scan")
@@ -75,6 +75,15 @@ def _probe_jpeg(data: bytes) -> ImageHeader:
             return ImageHeader("jpeg", size[0], size[1], orientation if 1 <= orientation <= 8 else 1)
         pos += 2 + length
     raise Rejected("image_truncated", f"JPEG ends inside its header ({len(data)} bytes)")
+
+
+def _exif_orientation(tiff: bytes) -> int:
+    """The EXIF orientation; 1 when the EXIF block is broken (cameras and editors write many such blocks, and
+    the pixels are still good: the image is kept as stored rather than rejected)."""
+    try:
+        return _tiff_tags(tiff).get(_ORIENTATION_TAG, 1)
+    except (struct.error, IndexError, ValueError):
+        return 1
 
 
 def _probe_png(data: bytes) -> ImageHeader:

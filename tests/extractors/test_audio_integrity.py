@@ -1,0 +1,61 @@
+"""Audio whose header promises more than the file holds is a reject; a complete file without a length is read whole."""
+
+import io
+
+import numpy as np
+import soundfile
+
+from mmfeat.extractors.audio import decode_audio, read_audio_span
+from mmfeat.extractors.errors import Rejected
+
+
+def encoded(fmt: str, seconds: float = 3.0, rate: int = 16000) -> tuple[bytes, np.ndarray]:
+    wave = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * rate))).astype(np.float32)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, wave, rate, format=fmt, subtype="PCM_16")
+    return buffer.getvalue(), wave
+
+
+def reason(data: bytes) -> str:
+    try:
+        decode_audio(data)
+    except Rejected as err:
+        return err.reason
+    return "decoded"
+
+
+def test_half_a_wav_whose_header_gives_the_full_size_is_truncated(tmp_path):
+    wav, _ = encoded("WAV")
+    half = wav[: len(wav) // 2]
+    assert reason(wav) == "decoded" and reason(half) == "audio_truncated"
+    (tmp_path / "half.wav").write_bytes(half)
+    try:
+        read_audio_span(str(tmp_path / "half.wav"), 0.1, 0.5)
+    except Rejected as err:
+        assert err.reason == "audio_truncated"
+    else:
+        raise AssertionError("a cut wav was read as good")
+
+
+def test_a_flac_cut_short_or_with_rotten_bytes_is_rejected():
+    flac, _ = encoded("FLAC")
+    assert reason(flac[: len(flac) // 2]) in ("audio_truncated", "audio_undecodable")
+    rotten = bytearray(flac)
+    for i in range(len(flac) // 3, len(flac) // 3 + 16):
+        rotten[i] ^= 0x5A
+    assert reason(bytes(rotten)) in ("audio_truncated", "audio_undecodable")
+
+
+def test_a_streaming_flac_without_a_total_in_streaminfo_is_read_whole(tmp_path):
+    flac, wave = encoded("FLAC")
+    streamed = bytearray(flac)
+    # STREAMINFO starts at byte 8; its 36-bit total of samples is the low 4 bits of byte 21 and bytes 22..25
+    streamed[21] &= 0xF0
+    streamed[22:26] = b"\x00\x00\x00\x00"
+    streamed[26:42] = bytes(16)  # no MD5 either, as streaming encoders leave it
+    decoded = decode_audio(bytes(streamed))
+    assert decoded.samples.shape == (len(wave), 1)
+    assert np.abs(decoded.samples[:, 0] - wave).max() < 1e-4
+    (tmp_path / "s.flac").write_bytes(bytes(streamed))
+    span = read_audio_span(str(tmp_path / "s.flac"), 1.0, None)
+    assert span.samples.shape[0] == len(wave) - 16000

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +23,9 @@ Without --sdk_container_image, flink/dataflow workers install mmfeat's wheel (bu
 Config precedence: built-in defaults < --config FILE < --set key=value (see `mmfeat config`).
 Output: OUT/<dataset>/<split>/*.parquet, OUT/<dataset>/rejects/*.parquet, vocab.json, _manifest.json (last).
 """
+
+
+_RUN_FLAGS = ("--input", "--output", "--config", "--set", "--overwrite", "--resume", "--no-progress")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,11 +107,12 @@ def _preflight(config) -> None:
             Vocabulary.from_json(Path(config.vocab.path).read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError) as err:
             raise ConfigError(f"vocab.path: cannot load {config.vocab.path}: {err}") from err
-    if config.text.lemmatize:
-        try:
-            Tokenizer(config.text)
-        except RuntimeError as err:
-            raise ConfigError(f"text.lemmatize: {err}") from err
+    try:
+        Tokenizer(config.text)  # the language and lemmatizer the workers will build
+    except RuntimeError as err:
+        raise ConfigError(f"text.lemmatize: {err}") from err
+    except (ImportError, OSError, ValueError) as err:
+        raise ConfigError(f"text.language: {config.text.language!r}: {_first_line(err)}") from err
 
 
 def _feature_graph(dataset: str, listing, config):
@@ -136,10 +139,21 @@ def _feature_graph(dataset: str, listing, config):
                 resolve_device(encoder.device)
     except (ImportError, KeyError, RuntimeError, ValueError, OSError) as err:
         raise encoder_problem(err) from err
+    for spec, encoder in zip(specs, graph.encoders):
+        if encoder.weights:  # user-given weights are loaded once here: a missing or broken file fails before the run
+            try:
+                spec.load(encoder)
+            except Exception as err:  # noqa: BLE001 - whatever the loader raises, the run cannot use these weights
+                raise ConfigError(f"encode.{spec.modality}.weights: cannot load {encoder.weights}: {_first_line(err)}") from err
     for spec in specs:
         if spec.sample_rate and spec.sample_rate != config.audio.sample_rate:
             raise ConfigError(f"encode: {spec.name} takes {spec.sample_rate} Hz audio: set audio.sample_rate={spec.sample_rate}")
     return graph
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:300]
 
 
 def _stray_argument(beam_args: Sequence[str]) -> str | None:
@@ -174,6 +188,18 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
             "same path on this machine and on every worker, and pass that path"
         )
 
+    from mmfeat.runners.output_folder import output_problem
+    from mmfeat.runners.presets import PresetError, check_flags
+
+    if args.resume and args.overwrite:
+        return _fail("--resume and --overwrite exclude each other")
+    try:
+        check_flags(beam_args, mmfeat_flags=_RUN_FLAGS)
+    except PresetError as err:
+        return _fail(str(err))
+    problem = output_problem(args.output.expanduser().resolve() / args.dataset)
+    if problem:
+        return _fail(f"--output: {problem}")
     try:
         config = load_config(args.dataset, path=args.config, overrides=args.overrides)
         _preflight(config)
@@ -183,7 +209,7 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         return _fail(str(err))
 
     from mmfeat.runners.packaging import PackagingError
-    from mmfeat.runners.presets import PresetError, runner_options
+    from mmfeat.runners.presets import runner_options
 
     try:
         with runner_options(beam_args) as options:
@@ -198,33 +224,56 @@ def _is_url(path: Path) -> bool:
 
 
 def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> int:
-    """Check the output folder, then run the graph on the configured runner and print the summary."""
-    import apache_beam as beam
-
-    from mmfeat.pipelines.graph import build_feature_pipeline
-    from mmfeat.pipelines.resume import ResumeError, is_complete, start_run
-    from mmfeat.pipelines.units import remove_spilled_units
+    """Take the output folder (locked; the old one moved aside with ``--overwrite``), then run the graph."""
+    from mmfeat.pipelines.resume import is_complete
     from mmfeat.runners.options import runner_name
+    from mmfeat.runners.output_folder import OutputError, Replacement, locked, recover
     from mmfeat.runners.presets import REMOTE_RUNNERS
-    from mmfeat.runners.progress import ShardProgress
-    from mmfeat.runners.summary import format_counts, format_summary
+    from mmfeat.runners.summary import format_counts
     from mmfeat.schemas.manifest import read_manifest
 
     runner = runner_name(options)
     if runner in REMOTE_RUNNERS:
         print(f"mmfeat: {runner} workers must see {args.input} and {args.output} at these same paths", file=sys.stderr)
     dataset_dir = args.output.expanduser().resolve() / args.dataset
-    if args.resume and args.overwrite:
-        return _fail("--resume and --overwrite exclude each other")
-    if dataset_dir.exists() and any(dataset_dir.iterdir()):
-        if args.resume and is_complete(dataset_dir):
-            print(format_counts(read_manifest(dataset_dir), dataset_dir))
-            print("  (already complete: nothing to resume)")
-            return 0
-        if not (args.overwrite or args.resume):
-            return _fail(f"{dataset_dir} already holds output; pass --resume to finish it or --overwrite to replace it")
-        if args.overwrite:
-            shutil.rmtree(dataset_dir)
+    try:
+        with locked(dataset_dir):
+            note = recover(dataset_dir)
+            if note:
+                print(f"mmfeat: {note}", file=sys.stderr)
+            if dataset_dir.exists() and any(dataset_dir.iterdir()):
+                if args.resume and is_complete(dataset_dir):
+                    print(format_counts(read_manifest(dataset_dir), dataset_dir))
+                    print("  (already complete: nothing to resume)")
+                    return 0
+                if not (args.overwrite or args.resume):
+                    return _fail(f"{dataset_dir} already holds output; pass --resume to finish it or --overwrite to replace it")
+            replacement = Replacement(dataset_dir) if args.overwrite else None  # the old output goes only if this run succeeds
+            code = 1
+            try:
+                replaced = replacement is not None and replacement.moved
+                code = _write_output(args, options, config, listing, graph, dataset_dir, runner, replaced=replaced)
+            finally:  # also on Ctrl-C
+                if replacement is not None and code == 0:
+                    replacement.commit()
+                elif replacement is not None:
+                    replacement.roll_back()
+            return code
+    except OutputError as err:
+        return _fail(str(err))
+
+
+def _write_output(args, options, config, listing, graph, dataset_dir: Path, runner: str, *, replaced: bool) -> int:
+    """Run the graph into ``dataset_dir`` (locked by the caller) and print the summary."""
+    import apache_beam as beam
+
+    from mmfeat.pipelines.graph import build_feature_pipeline
+    from mmfeat.pipelines.resume import ResumeError, start_run
+    from mmfeat.pipelines.units import remove_spilled_units
+    from mmfeat.runners.progress import ShardProgress
+    from mmfeat.runners.summary import format_summary
+    from mmfeat.schemas.manifest import read_manifest
+
     try:
         completed = start_run(dataset_dir, dataset=args.dataset, config_sha256=config.digest(), resume=args.resume)
     except ResumeError as err:
@@ -239,24 +288,26 @@ def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> 
             state = result.wait_until_finish()
     except Exception as err:  # a worker killed, a runner failure: what is finished stays, the manifest is not written
         logging.getLogger("mmfeat").debug("pipeline failed", exc_info=True)
-        return _run_failed(dataset_dir, f"{type(err).__name__}: {err}")
+        return _run_failed(dataset_dir, f"{type(err).__name__}: {err}", replaced=replaced)
     if str(state).rsplit(".", 1)[-1] not in ("DONE", "None"):
-        return _run_failed(dataset_dir, f"the runner finished in state {state}")
+        return _run_failed(dataset_dir, f"the runner finished in state {state}", replaced=replaced)
     wall = time.perf_counter() - started
     remove_spilled_units(dataset_dir)
     print(format_summary(read_manifest(dataset_dir), dataset_dir, wall))
     return 0
 
 
-def _run_failed(dataset_dir: Path, reason: str) -> int:
+def _run_failed(dataset_dir: Path, reason: str, *, replaced: bool = False) -> int:
     """A run that did not finish: say so, and how to finish it without redoing the completed shards."""
     first_line = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
-    print(
-        f"mmfeat: error: the pipeline failed ({first_line[:300]}).\n"
-        f"  Shards completed so far are kept in {dataset_dir}; no manifest was written.\n"
-        "  Run the same command again with --resume to finish it.",
-        file=sys.stderr,
-    )
+    if replaced:
+        after = f"  The output that --overwrite was replacing is back in {dataset_dir}, as it was."
+    else:
+        after = (
+            f"  Shards completed so far are kept in {dataset_dir}; no manifest was written.\n"
+            "  Run the same command again with --resume to finish it."
+        )
+    print(f"mmfeat: error: the pipeline failed ({first_line[:300]}).\n{after}", file=sys.stderr)
     return 1
 
 

@@ -81,6 +81,37 @@ class MmfeatRunnerOptions(PipelineOptions):
         )
 
 
+def check_flags(beam_args: Sequence[str], mmfeat_flags: Sequence[str] = ()) -> None:
+    """Refuse a flag that neither mmfeat nor Beam knows (Beam would drop it with a warning and run on), and a
+    runner Beam cannot create; the message suggests the closest known flag."""
+    import difflib
+
+    from apache_beam.runners.runner import create_runner
+
+    options = PipelineOptions(list(beam_args))
+    runner = resolve_runner(options)
+    if runner == DASK_RUNNER:
+        try:
+            import apache_beam.runners.dask.dask_runner  # noqa: F401  (registers --dask_client_address, …)
+        except ImportError as err:
+            raise PresetError(f"--runner dask needs Dask: pip install 'mmfeat[dask]' ({err})") from None
+    elif runner not in RUNNER_NAMES.values():
+        try:
+            create_runner(runner)
+        except (ValueError, ImportError) as err:
+            known = ", ".join(sorted(name for name in RUNNER_NAMES if name != "daskrunner"))
+            raise PresetError(f"--runner {runner}: not a runner Beam knows ({known}, or a Beam runner class)") from err
+    given = options.get_all_options(drop_default=True, retain_unknown_options=True)
+    known = options.get_all_options(drop_default=False)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        candidates = [f"--{name}" for name in known] + list(mmfeat_flags)
+        flag = f"--{unknown[0]}"
+        close = difflib.get_close_matches(flag, candidates, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else " (neither mmfeat nor Beam has it; see `mmfeat run --help`)"
+        raise PresetError(f"unknown flag {flag}{hint}")
+
+
 def resolve_runner(options: PipelineOptions) -> str:
     """Replace a short runner name by Beam's; DirectRunner when none is given."""
     standard = options.view_as(StandardOptions)

@@ -25,8 +25,8 @@ class MfccConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.n_mfcc <= self.n_mels:
             raise ValueError("need 1 <= n_mfcc <= n_mels")
-        if self.win_ms <= 0 or self.hop_ms <= 0:
-            raise ValueError("win_ms and hop_ms must be positive")
+        if not 0 < self.win_ms <= 1000 or not 0 < self.hop_ms <= 1000 or self.n_mels > 512:
+            raise ValueError("win_ms and hop_ms must be within (0, 1000] and n_mels <= 512")
         if self.deltas not in (0, 1, 2):
             raise ValueError("deltas must be 0, 1 or 2")
         if self.fmin < 0 or (self.fmax is not None and self.fmax <= self.fmin):

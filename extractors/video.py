@@ -17,6 +17,10 @@ import numpy as np
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.image import centre_square, resize_area
 
+MAX_FRAMES = 512
+MAX_FRAME_SIZE = 1024
+MAX_CLIP_BYTES = 256 * 2**20  # one utterance's frames, held with its shard's other rows
+
 
 @dataclass(frozen=True)
 class FramesConfig:
@@ -40,6 +44,14 @@ class FramesConfig:
     end_tolerance_s: float = 0.5  # a segment may end this far past the last frame (IEMOCAP times run slightly long)
 
     def __post_init__(self) -> None:
+        if self.num_frames > MAX_FRAMES or self.max_frames > MAX_FRAMES or self.size > MAX_FRAME_SIZE:
+            raise ValueError(f"video.num_frames and video.max_frames must be <= {MAX_FRAMES}, video.size <= {MAX_FRAME_SIZE}")
+        clip_bytes = max(self.num_frames, self.max_frames) * self.size * self.size * 3
+        if clip_bytes > MAX_CLIP_BYTES:
+            raise ValueError(
+                f"a clip of video.num_frames/max_frames x video.size^2 x 3 would take {clip_bytes / 2**20:.0f} MiB "
+                f"(at most {MAX_CLIP_BYTES // 2**20} MiB per clip)"
+            )
         if self.mode not in ("uniform", "fps"):
             raise ValueError(f"video.mode must be uniform or fps, got {self.mode!r}")
         if self.num_frames < 1 or self.max_frames < 1 or self.size < 8:

@@ -28,8 +28,8 @@ class OutputConfig:
     byte_tensors: Literal["bytes", "tensor"] = "bytes"  # how images and frames are stored (schemas.tensors)
 
     def __post_init__(self) -> None:
-        if self.rows_per_shard < 1 or self.row_group_rows < 1:
-            raise ValueError("rows_per_shard and row_group_rows must be >= 1")
+        if not 1 <= self.rows_per_shard <= 100_000 or not 1 <= self.row_group_rows <= 100_000:
+            raise ValueError("rows_per_shard and row_group_rows must be within 1..100000 (a shard is held in memory)")
         if self.compression not in ("zstd", "snappy", "gzip", "none"):
             raise ValueError("compression must be one of zstd, snappy, gzip, none")
         if self.byte_tensors not in ("bytes", "tensor"):
@@ -44,8 +44,8 @@ class ExecutionConfig:
     fork_workers: bool = True  # multi_processing workers forked from a warm process (runners.forked_workers)
 
     def __post_init__(self) -> None:
-        if self.read_ahead < 0:
-            raise ValueError("read_ahead must be >= 0")
+        if not 0 <= self.read_ahead <= 64:
+            raise ValueError("read_ahead must be within 0..64")
 
 
 @dataclass(frozen=True)

@@ -90,11 +90,36 @@ def from_mapping(cls: type, data: Any, key: str) -> Any:
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ConfigError(f"{key}.{unknown[0]}: unknown setting (known: {', '.join(names)})")
-    kwargs = {name: _convert(data[name], hints[name], f"{key}.{name}") for name in names if name in data}
+    given = {name: _over_default(cls, name, data[name]) for name in names if name in data}
+    kwargs = {name: _convert(value, hints[name], f"{key}.{name}") for name, value in given.items()}
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{key}: {err}") from err
+
+
+def _over_default(cls: type, name: str, value: Any) -> Any:
+    """A nested section's settings merged over the field's default section: ``encode.image.max_batch_size=16``
+    changes that one setting and keeps the default ``encode.image.name``, instead of building a section
+    from that key alone (where every other setting would fall back to the bare class's, e.g. no encoder)."""
+    default = _field_default(cls, name)
+    if not (isinstance(value, Mapping) and dataclasses.is_dataclass(default)):
+        return value
+    return _merged(dataclasses.asdict(default), value)
+
+
+def _field_default(cls: type, name: str) -> Any:
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default
+
+
+def _merged(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:

@@ -8,6 +8,8 @@ from mmfeat.extractors.augment.audio import AudioAugmentConfig
 from mmfeat.extractors.augment.image import ImageAugmentConfig
 from mmfeat.extractors.augment.video import VideoAugmentConfig
 
+MAX_VIEWS = 64
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -24,8 +26,8 @@ class AugmentConfig:
     video: VideoAugmentConfig = field(default_factory=VideoAugmentConfig)
 
     def __post_init__(self) -> None:
-        if self.views < 0:
-            raise ValueError("views must be >= 0")
+        if not 0 <= self.views <= MAX_VIEWS:  # every view of an example is held until its shard is written
+            raise ValueError(f"views must be within 0..{MAX_VIEWS}")
 
     def view_indices(self) -> list[int]:
         """The views written per example: ``[0]`` when off, else ``[0?] + 1..views``."""

@@ -37,8 +37,8 @@ class EncoderConfig:
     model_kwargs: str = "{}"  # state_dict_*: JSON object of the class's constructor arguments
 
     def __post_init__(self) -> None:
-        if not 1 <= self.min_batch_size <= self.max_batch_size:
-            raise ValueError("need 1 <= min_batch_size <= max_batch_size")
+        if not 1 <= self.min_batch_size <= self.max_batch_size <= 4096:
+            raise ValueError("need 1 <= min_batch_size <= max_batch_size <= 4096")
         if self.length_buckets:
             if list(self.length_buckets) != sorted(set(self.length_buckets)) or self.length_buckets[0] <= 0:
                 raise ValueError("length_buckets must be increasing positive lengths, e.g. [32000, 64000, 128000]")

@@ -71,3 +71,61 @@ def test_config_digest_is_stable_and_sensitive():
     assert dataclasses.replace(a, mfcc=dataclasses.replace(a.mfcc, n_mfcc=13)).digest() != a.digest()
     assert load_config("librispeech", overrides=["execution.read_ahead=0"]).digest() == a.digest()  # changes no output
     assert a.to_dict()["librispeech"] == {"subsets": ()}
+
+
+def _leaf_settings(value, prefix=""):
+    """(dotted key, value) of every leaf setting of a config section, as plain data."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value):
+        for field in dataclasses.fields(value):
+            yield from _leaf_settings(getattr(value, field.name), f"{prefix}.{field.name}" if prefix else field.name)
+    else:
+        yield prefix, value
+
+
+@pytest.mark.parametrize("dataset", ["librispeech", "coco", "iemocap"])
+def test_every_setting_can_be_given_alone_without_changing_any_other(dataset):
+    """A partial section merges over the defaults: --set encode.image.max_batch_size=16 keeps encode.image.name."""
+    import json
+
+    from mmfeat.runners.config import load_config
+
+    default = load_config(dataset)
+    sections = {name: getattr(default, name) for name in ("audio", "mfcc", "text", "vocab", "image", "video", "augment",
+                                                          "encode", "output", "execution")}  # fmt: skip
+    sections[dataset] = default.dataset
+    keys = [(f"{name}.{key}", value) for name, section in sections.items() for key, value in _leaf_settings(section)]
+    assert len(keys) > 80
+    for key, value in keys:
+        plain = list(value) if isinstance(value, tuple) else value
+        assert load_config(dataset, overrides=[f"{key}={json.dumps(plain)}"]) == default, key
+    changed = load_config(dataset, overrides=["encode.image.max_batch_size=16"])
+    assert changed.encode.image.name == default.encode.image.name and changed.encode.image.max_batch_size == 16
+
+
+def test_a_partial_section_in_a_config_file_keeps_the_other_defaults(tmp_path):
+    from mmfeat.runners.config import load_config
+
+    (tmp_path / "c.yaml").write_text("encode:\n  image:\n    max_batch_size: 8\naugment:\n  image:\n    flip:\n      p: 0.0\n")
+    config = load_config("coco", path=tmp_path / "c.yaml")
+    assert config.encode.image.name == "efficientnet_lite0" and config.encode.image.max_batch_size == 8
+    default = load_config("coco").augment.image
+    assert config.augment.image.flip.p == 0.0 and config.augment.image.crop == default.crop
+
+
+def test_the_set_options_the_readme_and_docs_show_are_accepted():
+    import re
+    from pathlib import Path
+
+    from mmfeat.runners.config import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    texts = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    settings = {m for path in texts if path.is_file() for m in re.findall(r"--set ([a-z_]+\.[a-z_.]+=[^\s`]+)", path.read_text())}
+    assert len(settings) > 10
+    for setting in sorted(settings):
+        if "<" in setting or "PATH" in setting or "model.pt" in setting or "=/" in setting or setting.startswith("section."):
+            continue  # placeholders and files of the user's
+        section = setting.split(".")[0]
+        load_config(section if section in ("iemocap", "coco") else "iemocap", overrides=[setting])

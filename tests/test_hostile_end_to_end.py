@@ -1,0 +1,107 @@
+"""Hostile inputs through the whole command, as a user runs it: every example ends as a row or a reject with its
+reason, counts balance, and nothing is written outside the output folder."""
+
+import json
+from pathlib import Path
+
+import cv2
+import pyarrow.parquet as pq
+import pytest
+from skimage import data
+
+from mmfeat.schemas.manifest import read_manifest
+from tests.conftest import run_dataset
+from tests.extractors.test_jpeg import damaged
+
+pytestmark = pytest.mark.slow
+
+
+def every_file(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+def reasons(dataset_dir: Path) -> dict[str, str]:
+    manifest = read_manifest(dataset_dir)
+    rows = [r for path in manifest["rejects"] for r in pq.read_table(dataset_dir / path).to_pylist()]
+    return {r["sample_id"]: r["reason"] for r in rows}
+
+
+def written_ids(dataset_dir: Path) -> set[str]:
+    manifest = read_manifest(dataset_dir)
+    tables = [pq.read_table(dataset_dir / shard["path"], columns=["sample_id"]) for shard in manifest["shards"]]
+    return {sample_id for table in tables for sample_id in table["sample_id"].to_pylist()}
+
+
+def test_a_clip_manifest_with_escaping_splits_huge_sessions_and_lone_surrogates(iemocap_root, tmp_path):
+    video = iemocap_root / "Session1" / "dialog" / "avi" / "DivX" / "Ses01F_impro01.avi"
+    escape = tmp_path / "escaped"
+    base = {"video": str(video), "start": 0.5, "end": 2.0, "text": "Excuse me.", "label": "neu"}
+    rows = [
+        {**base, "utterance_id": "good", "split": "train"},
+        {**base, "utterance_id": "dotdot", "split": "../../s1"},
+        {**base, "utterance_id": "absolute", "split": str(escape)},
+        {**base, "utterance_id": "huge_session", "session": 70000},
+        {**base, "utterance_id": "surrogate", "text": "caf\udce9"},
+        {**base, "utterance_id": "also_good", "start": 2.5, "end": 4.5},
+    ]
+    manifest = tmp_path / "in" / "clips.jsonl"
+    manifest.parent.mkdir()
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))  # json.dumps writes the surrogate as \udce9
+    before = every_file(tmp_path)
+    run = run_dataset("iemocap", manifest, tmp_path / "out")
+    after = every_file(tmp_path)
+    assert all(p.is_relative_to(tmp_path / "out") for p in after - before), sorted(after - before)
+    assert not escape.exists() and not (tmp_path / "s1").exists()
+    counts = read_manifest(run.dataset_dir)["counts"]
+    assert counts["input"] == 6 == counts["written"] + counts["rejected"]
+    assert written_ids(run.dataset_dir) == {"good", "also_good"}
+    assert reasons(run.dataset_dir) == {
+        "dotdot": "split_name_invalid",
+        "absolute": "split_name_invalid",
+        "huge_session": "manifest_malformed_row",
+        "surrogate": "text_invalid_unicode",
+    }
+
+
+@pytest.fixture(scope="module")
+def hostile_coco(tmp_path_factory) -> Path:
+    """A small COCO tree of real photos: clean, damaged scans, a broken EXIF block, ids out of range, odd text."""
+    root = tmp_path_factory.mktemp("hostile") / "coco"
+    (root / "annotations").mkdir(parents=True)
+    (root / "val2017").mkdir()
+
+    def jpeg(rgb) -> bytes:
+        return cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+    astronaut, coffee, chelsea = jpeg(data.astronaut()), jpeg(data.coffee()), jpeg(data.chelsea())
+    exif = b"Exif\x00\x00MM\x00*\x00\x00\xff\xff"
+    broken_exif = coffee[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + coffee[2:]
+    files = {
+        1: astronaut,
+        2: damaged(astronaut, 0, zero=False),  # seed 0: a damage libjpeg reports
+        3: broken_exif,
+        4: chelsea,
+        2**63: chelsea,
+    }
+    images, annotations = [], []
+    for image_id, blob in files.items():
+        name = f"{min(image_id, 99):012d}.jpg"
+        (root / "val2017" / name).write_bytes(blob)
+        images.append({"id": image_id, "file_name": name})
+        annotations.append({"id": len(annotations) + 1, "image_id": image_id, "caption": f"Photo number {image_id}."})
+    annotations.append({"id": 50, "image_id": 4, "caption": "caf\udce9 on the table"})
+    annotations.append({"id": 2**64, "image_id": 4, "caption": "an annotation id out of range"})
+    (root / "annotations" / "captions_val2017.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+    return root
+
+
+def test_coco_with_damaged_jpegs_broken_exif_and_ids_out_of_range(hostile_coco, tmp_path):
+    run = run_dataset("coco", hostile_coco, tmp_path / "out", "--set", "encode.image.name=null")
+    counts = read_manifest(run.dataset_dir)["counts"]
+    assert counts["input"] == counts["written"] + counts["rejected"]
+    assert written_ids(run.dataset_dir) == {"000000000001", "000000000003", "000000000004"}
+    rejected = reasons(run.dataset_dir)
+    assert rejected["000000000002"] == "image_corrupt"
+    # image id 2^63 (its image entry and its caption's image_id) and annotation id 2^64
+    assert sorted(rejected.values()).count("annotation_malformed") == 3
+    assert "text_invalid_unicode" in rejected.values()

@@ -18,7 +18,6 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from mmfeat.extractors.dedupe import DuplicateReport, Fingerprint, Match, find_duplicates
 from mmfeat.pipelines.config import OutputConfig
@@ -69,47 +68,61 @@ class PruneShard(beam.DoFn):
         self.stats = stats
 
     def process(self, result: ShardResult, plan: DedupePlan) -> Any:
+        """Idempotent: an earlier run killed half-way through pruning this shard (its rejects, or also its data,
+        already rewritten; its marker not yet) leaves what this step would write, and the same is written again."""
         drops = plan.drops.get(result.name, ())
         if not drops:
             yield dataclasses.replace(result, fingerprints=())
             return
         dropped = {m.sample_id: m for m in drops}
-        table = read_parquet(self.dataset_dir / result.path)
-        mask = pc.is_in(table["sample_id"], value_set=pa.array(sorted(dropped)))
-        if not pc.any(mask).as_py():  # already pruned by an earlier, interrupted run (resume)
-            yield dataclasses.replace(result, fingerprints=())
-            return
-        removed = table.filter(mask)
-        kept = table.filter(pc.invert(mask))
-        sources = dict(zip(removed["sample_id"].to_pylist(), removed["source_path"].to_pylist()))
-        new_rejects = [_reject_of(match, result.split, sources[match.sample_id]) for match in drops]
-        path = result.path
-        if kept.num_rows:
-            write_parquet_atomically(kept, self.dataset_dir / path, self.config)
-        else:
-            (self.dataset_dir / path).unlink()
-            path = None
+        data_file = self.dataset_dir / result.path
+        table = read_parquet(data_file) if data_file.is_file() else None  # gone: an earlier run dropped every row
+        mask = pc.is_in(table["sample_id"], value_set=pa.array(sorted(dropped))) if table is not None else None
         rejects_path = result.rejects_path or f"{REJECTS_DIR}/{result.name}.parquet"
-        old = pq.read_table(self.dataset_dir / rejects_path) if result.rejects_path else REJECTS_SCHEMA.empty_table()
-        merged = pa.concat_tables([old, rows_to_table([reject_row(r) for r in new_rejects], REJECTS_SCHEMA)])
+        old = read_parquet(self.dataset_dir / rejects_path) if (self.dataset_dir / rejects_path).is_file() else None
+        sources = _dropped_sources(table, mask, old)
+        new_rejects = [_reject_of(match, result.split, sources[match.sample_id]) for match in drops]
+        # 1. the rejects (with the dropped examples, whose source paths they keep), 2. the data, 3. the marker
+        earlier = REJECTS_SCHEMA.empty_table() if old is None else old.filter(pc.not_equal(old["stage"], STAGE))
+        merged = pa.concat_tables([earlier, rows_to_table([reject_row(r) for r in new_rejects], REJECTS_SCHEMA)])
         merged = merged.sort_by([("sample_id", "ascending"), ("view", "ascending")])
         write_parquet_atomically(merged, self.dataset_dir / rejects_path, self.config)
+        kept = table.filter(pc.invert(mask)) if table is not None else None
+        path = result.path
+        if kept is not None and kept.num_rows:
+            write_parquet_atomically(kept, data_file, self.config)
+        else:
+            data_file.unlink(missing_ok=True)
+            path = None
         reasons = Counter(result.rejected_by_reason)
         reasons.update(r.reason for r in new_rejects)
         pruned = dataclasses.replace(
             result,
             path=path,
-            rows=kept.num_rows,
+            rows=kept.num_rows if kept is not None else 0,
             written=result.written - len(dropped),
             rejected=result.rejected + len(dropped),
             rejected_by_reason=dict(sorted(reasons.items())),
             rejects_path=rejects_path,
             reject_rows=result.reject_rows + len(new_rejects),
             fingerprints=tuple(f for f in result.fingerprints if f[0] not in dropped),  # kept in the marker, for a resume
-            stats=shard_statistics(kept, self.stats) if self.stats is not None and kept.num_rows else None,
+            stats=shard_statistics(kept, self.stats) if self.stats is not None and kept is not None and kept.num_rows else None,
         )
         write_text_atomically(self.dataset_dir / SHARD_MARKERS_DIR / f"{result.name}.json", pruned.marker())
         yield dataclasses.replace(pruned, fingerprints=())
+
+
+def _dropped_sources(table: pa.Table | None, mask: Any, rejects: pa.Table | None) -> dict[str, str]:
+    """Source paths of the dropped examples: from their rows, or, where an earlier run already removed the rows,
+    from the dedupe rejects it wrote first."""
+    sources: dict[str, str] = {}
+    if rejects is not None:
+        earlier = rejects.filter(pc.equal(rejects["stage"], STAGE))
+        sources.update(zip(earlier["sample_id"].to_pylist(), earlier["source_path"].to_pylist()))
+    if table is not None:
+        removed = table.filter(mask)
+        sources.update(zip(removed["sample_id"].to_pylist(), removed["source_path"].to_pylist()))
+    return sources
 
 
 def _reject_of(match: Match, split: str, source_path: str) -> Reject:

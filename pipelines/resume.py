@@ -9,7 +9,11 @@ deterministic, so the resumed output equals an uninterrupted run's.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import pickle
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +27,20 @@ class ResumeError(ValueError):
     """The existing output cannot be resumed with this run's settings."""
 
 
-def start_run(dataset_dir: Path, *, dataset: str, config_sha256: str, resume: bool) -> list[ShardResult]:
+def start_run(
+    dataset_dir: Path, *, dataset: str, config_sha256: str, resume: bool, inputs_sha256: str = ""
+) -> list[ShardResult]:
     """Record this run's identity; on resume, check it matches and return the completed shards."""
     run_file = dataset_dir / RUN_FILE
-    identity = {"dataset": dataset, "config_sha256": config_sha256}
+    identity = {"dataset": dataset, "config_sha256": config_sha256, "inputs_sha256": inputs_sha256}
     completed: list[ShardResult] = []
     if resume and run_file.is_file():
         previous = json.loads(run_file.read_text(encoding="utf-8"))
+        if previous.get("inputs_sha256") != inputs_sha256 and {**previous, "inputs_sha256": inputs_sha256} == identity:
+            raise ResumeError(
+                f"the input changed since the interrupted run into {dataset_dir} (a listed file's size or modification "
+                "time, or a file added or removed): its completed shards no longer match it; rerun with --overwrite"
+            )
         if previous != identity:
             raise ResumeError(
                 f"{dataset_dir} was written by another run ({previous}); resume needs the same dataset and configuration"
@@ -39,6 +50,48 @@ def start_run(dataset_dir: Path, *, dataset: str, config_sha256: str, resume: bo
     dataset_dir.mkdir(parents=True, exist_ok=True)
     run_file.write_text(json.dumps(identity), encoding="utf-8")
     return completed
+
+
+def input_signature(units: Sequence[Any]) -> str:
+    """sha256 of the listed units (paths, and what the listing read: captions, manifest rows) and of the size and
+    modification time of every file they name, and of the files inside every folder they name (a LibriSpeech
+    chapter). Media named by a relative path inside a manifest row are not looked at."""
+    digest = hashlib.sha256()
+    paths: set[str] = set()
+    for unit in units:
+        digest.update(pickle.dumps(unit, protocol=4))
+        paths.update(_named_paths(unit))
+    for path in sorted(paths):
+        for entry in _files_of(Path(path)):
+            try:
+                stat = entry.stat()
+            except OSError:
+                continue
+            digest.update(f"{entry}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "backslashreplace"))
+    return digest.hexdigest()
+
+
+def _named_paths(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        if value.startswith("/") and len(value) < 4096:
+            yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _named_paths(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            yield from _named_paths(getattr(value, field.name))
+
+
+def _files_of(path: Path) -> list[Path]:
+    try:
+        if path.is_file():
+            return [path]
+        if path.is_dir():
+            return sorted(p for p in path.iterdir() if p.is_file())
+    except OSError:  # unreadable: the run rejects it; nothing to compare
+        pass
+    return []
 
 
 def completed_shards(dataset_dir: Path) -> list[ShardResult]:

@@ -268,14 +268,20 @@ def _write_output(args, options, config, listing, graph, dataset_dir: Path, runn
     import apache_beam as beam
 
     from mmfeat.pipelines.graph import build_feature_pipeline
-    from mmfeat.pipelines.resume import ResumeError, start_run
+    from mmfeat.pipelines.resume import ResumeError, input_signature, start_run
     from mmfeat.pipelines.units import remove_spilled_units
     from mmfeat.runners.progress import ShardProgress
     from mmfeat.runners.summary import format_summary
     from mmfeat.schemas.manifest import read_manifest
 
     try:
-        completed = start_run(dataset_dir, dataset=args.dataset, config_sha256=config.digest(), resume=args.resume)
+        completed = start_run(
+            dataset_dir,
+            dataset=args.dataset,
+            config_sha256=config.digest(),
+            resume=args.resume,
+            inputs_sha256=input_signature(listing.units),
+        )
     except ResumeError as err:
         return _fail(str(err))
 

@@ -105,3 +105,19 @@ def test_coco_with_damaged_jpegs_broken_exif_and_ids_out_of_range(hostile_coco, 
     # image id 2^63 (its image entry and its caption's image_id) and annotation id 2^64
     assert sorted(rejected.values()).count("annotation_malformed") == 3
     assert "text_invalid_unicode" in rejected.values()
+
+
+def test_resume_after_the_input_changed_is_refused(librispeech_root, tmp_path):
+    import shutil
+
+    from tests.conftest import run_cli, run_librispeech
+
+    data = tmp_path / "LibriSpeech"
+    shutil.copytree(librispeech_root, data)
+    first = run_librispeech(data, tmp_path / "out")
+    (first.dataset_dir / "_manifest.json").unlink()  # as if it had been killed before its end
+    transcript = next(data.glob("train-clean-100/*/*/*.trans.txt"))
+    transcript.write_bytes(transcript.read_bytes().replace(b" ", b"  ", 1))  # an edit between the two runs
+    args = ("run", "librispeech", "--input", str(data), "--output", str(tmp_path / "out"), "--resume")
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and "the input changed since the interrupted run" in refused.stderr, refused.stderr

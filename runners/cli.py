@@ -226,6 +226,7 @@ def _is_url(path: Path) -> bool:
 def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> int:
     """Take the output folder (locked; the old one moved aside with ``--overwrite``), then run the graph."""
     from mmfeat.pipelines.resume import is_complete
+    from mmfeat.runners.interrupts import on_interrupt
     from mmfeat.runners.options import runner_name
     from mmfeat.runners.output_folder import OutputError, Replacement, locked, recover
     from mmfeat.runners.presets import REMOTE_RUNNERS
@@ -249,11 +250,18 @@ def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> 
                 if not (args.overwrite or args.resume):
                     return _fail(f"{dataset_dir} already holds output; pass --resume to finish it or --overwrite to replace it")
             replacement = Replacement(dataset_dir) if args.overwrite else None  # the old output goes only if this run succeeds
+            replaced = replacement is not None and replacement.moved
             code = 1
+
+            def interrupted() -> None:  # Ctrl-C, SIGTERM: runs in the signal handler, then the process exits
+                _run_failed(dataset_dir, "interrupted", replaced=replaced)
+                if replacement is not None:
+                    replacement.roll_back()
+
             try:
-                replaced = replacement is not None and replacement.moved
-                code = _write_output(args, options, config, listing, graph, dataset_dir, runner, replaced=replaced)
-            finally:  # also on Ctrl-C
+                with on_interrupt(interrupted):
+                    code = _write_output(args, options, config, listing, graph, dataset_dir, runner, replaced=replaced)
+            finally:
                 if replacement is not None and code == 0:
                     replacement.commit()
                 elif replacement is not None:
@@ -304,7 +312,11 @@ def _write_output(args, options, config, listing, graph, dataset_dir: Path, runn
 
 
 def _run_failed(dataset_dir: Path, reason: str, *, replaced: bool = False) -> int:
-    """A run that did not finish: say so, and how to finish it without redoing the completed shards."""
+    """A run that did not finish: no manifest (a manifest says a run finished); say so, and how to finish it
+    without redoing the completed shards."""
+    from mmfeat.schemas.manifest import MANIFEST_FILE
+
+    (dataset_dir / MANIFEST_FILE).unlink(missing_ok=True)  # written by this run before it was stopped
     first_line = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
     if replaced:
         after = f"  The output that --overwrite was replacing is back in {dataset_dir}, as it was."
@@ -359,6 +371,18 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mmfeat.runners.interrupts import stop_on_signals, stop_run
+
+    stopped = "mmfeat: stopped (interrupted); no process of the run is left"
+    stop_on_signals(stopped)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # raised by hand somewhere (the handlers stop the run without raising)
+        stop_run(stopped)
+        raise  # not reached: stop_run exits
+
+
+def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet_benign_beam_notices()
     args, rest = _parser().parse_known_args(argv)

@@ -155,7 +155,11 @@ class ForkedWorker:
 
 
 def run_sdk_worker(env: dict[str, str]) -> None:
-    """In the forked worker: Beam's ``sdk_worker_main`` with the environment Beam prepared for it."""
+    """In the forked worker: Beam's ``sdk_worker_main`` with the environment Beam prepared for it. It dies with
+    the fork server, which exits with the command: a ``kill -9`` of the command leaves no worker behind."""
+    from mmfeat.runners.interrupts import die_with_parent
+
+    die_with_parent()
     os.environ.clear()
     os.environ.update(env)
     os.environ[FORKED_WORKER_ENV] = "1"

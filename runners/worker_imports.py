@@ -9,6 +9,13 @@ worker imports whatever is missing itself anyway."""
 import logging
 import os
 
+from mmfeat.runners.interrupts import die_with_parent
+
+# The fork server dies with the command that started it (``kill -9`` included), and its workers with it
+# (``forked_workers.run_sdk_worker``): none is left behind. multiprocessing's own check, an end-of-file on a
+# pipe from its parent, did not fire here: the server was still running 25 s after its parent was killed.
+die_with_parent()
+
 
 def _import_and_warm_up() -> None:
     import apache_beam.runners.worker.sdk_worker_main  # noqa: F401 - Beam, gRPC, protobuf

@@ -1,4 +1,5 @@
-"""A worker process killed part way: the run fails cleanly, and --resume finishes it exactly."""
+"""A worker process killed part way, Ctrl-C, kill -9 of the command: the run stops cleanly and leaves no process,
+and --resume finishes it exactly."""
 
 import os
 import signal
@@ -47,32 +48,109 @@ def sdk_workers(root_pid: int) -> list[int]:
     return sorted(found)
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc")
-def test_a_killed_worker_fails_the_run_and_resume_finishes_it(tmp_path):
+@pytest.fixture(scope="module")
+def two_worker_case(tmp_path_factory):
+    """A sample of 40 utterances in shards of 2, and its uninterrupted run."""
+    tmp_path = tmp_path_factory.mktemp("two_workers")
     data = write_librispeech_sample(tmp_path / "data", chapters=5, utterances_per_chapter=8, broken=False)
-    reference = run_librispeech(data, tmp_path / "reference", *SMALL_SHARDS)
-    shards = len(read_manifest(reference.dataset_dir)["shards"])
+    return data, run_librispeech(data, tmp_path / "reference", *SMALL_SHARDS)
 
-    out = tmp_path / "killed"
-    markers = out / "librispeech" / "_shards"
+
+def start_run(data: Path, out: Path) -> subprocess.Popen:
+    """The command in its own process group, with Ctrl-C's default action (a background shell ignores SIGINT)."""
     command = [sys.executable, "-m", "mmfeat.runners.cli", "run", "librispeech", "--input", str(data), "--output", str(out),
                "--no-progress", *SMALL_SHARDS, *TWO_WORKERS]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+
+
+def wait_for_a_shard(proc: subprocess.Popen, out: Path) -> list[int]:
+    """Once the first shard is written: the SDK worker processes."""
+    markers = out / "librispeech" / "_shards"
+    while proc.poll() is None and not (markers.is_dir() and any(markers.glob("*.json"))):
+        time.sleep(0.01)
+    workers = sdk_workers(proc.pid)
+    assert workers, "no SDK worker process found while the run was writing shards"
+    return workers
+
+
+def alive(pids: list[int]) -> list[int]:
+    def running(pid: int) -> bool:
+        try:
+            return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    return [pid for pid in pids if running(pid)]
+
+
+def assert_resumes_to_the_reference(data: Path, out: Path, reference) -> None:
+    resumed = run_librispeech(data, out, *SMALL_SHARDS, *TWO_WORKERS, "--resume")
+    assert tree_bytes(resumed.dataset_dir, "*/*.parquet") == tree_bytes(reference.dataset_dir, "*/*.parquet")
+    assert read_manifest(resumed.dataset_dir)["counts"] == read_manifest(reference.dataset_dir)["counts"]
+    assert not list(resumed.dataset_dir.rglob("*.tmp"))
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc")
+def test_a_killed_worker_fails_the_run_and_resume_finishes_it(two_worker_case, tmp_path):
+    data, reference = two_worker_case
+    shards = len(read_manifest(reference.dataset_dir)["shards"])
+    out = tmp_path / "killed"
+    proc = start_run(data, out)
     try:
-        while proc.poll() is None and not (markers.is_dir() and any(markers.glob("*.json"))):
-            time.sleep(0.01)
-        workers = sdk_workers(proc.pid)
-        assert workers, "no SDK worker process found while the run was writing shards"
-        os.kill(workers[0], signal.SIGKILL)
+        os.kill(wait_for_a_shard(proc, out)[0], signal.SIGKILL)
         _, stderr = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 1, stderr[-3000:]
     assert "--resume" in stderr and not (out / "librispeech" / "_manifest.json").exists()
-    assert 0 < len(list(markers.glob("*.json"))) < shards
+    assert 0 < len(list((out / "librispeech" / "_shards").glob("*.json"))) < shards
+    assert_resumes_to_the_reference(data, out, reference)
 
-    resumed = run_librispeech(data, out, *SMALL_SHARDS, *TWO_WORKERS, "--resume")
-    assert tree_bytes(resumed.dataset_dir, "*/*.parquet") == tree_bytes(reference.dataset_dir, "*/*.parquet")
-    assert read_manifest(resumed.dataset_dir)["counts"] == read_manifest(reference.dataset_dir)["counts"]
-    assert not list(resumed.dataset_dir.rglob("*.tmp"))
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc")
+def test_ctrl_c_stops_a_two_worker_run_in_seconds_with_no_process_left_and_resume_finishes_it(two_worker_case, tmp_path):
+    from mmfeat.runners.interrupts import descendants
+
+    data, reference = two_worker_case
+    out = tmp_path / "interrupted"
+    proc = start_run(data, out)
+    try:
+        wait_for_a_shard(proc, out)
+        processes = descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole foreground group
+        started = time.monotonic()
+        _, stderr = proc.communicate(timeout=120)
+        elapsed = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and elapsed < 15, (elapsed, stderr[-3000:])
+    assert "--resume" in stderr and not (out / "librispeech" / "_manifest.json").exists()
+    assert not alive(processes), "processes of the run outlived it"
+    assert_resumes_to_the_reference(data, out, reference)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc")
+def test_kill_9_of_the_command_leaves_no_worker_behind(two_worker_case, tmp_path):
+    from mmfeat.runners.interrupts import descendants
+
+    data, _ = two_worker_case
+    out = tmp_path / "killed9"
+    proc = start_run(data, out)
+    try:
+        wait_for_a_shard(proc, out)
+        processes = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        deadline = time.monotonic() + 10
+        while alive(processes) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = alive(processes)
+    finally:
+        for pid in alive(descendants(proc.pid)):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} processes outlived the command"

@@ -362,10 +362,12 @@ def _report(args: argparse.Namespace) -> int:
     path = args.path.expanduser()
     if not (path / "_manifest.json").is_file():
         return _fail(f"{path} has no _manifest.json (pass OUT/<dataset>)")
-    try:
-        from mmfeat.runners.report import write_report
-    except ImportError as err:
-        return _fail(f"the report needs matplotlib: pip install 'mmfeat[report]' ({err})")
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:  # imported only once the plots are drawn
+        return _fail("the report needs matplotlib: pip install 'mmfeat[report]'")
+    from mmfeat.runners.report import write_report
+
     print(f"report: {write_report(path, args.output)}")
     return 0
 

@@ -57,3 +57,23 @@ def test_a_garbage_torchscript_file_is_refused_before_the_run(capsys, tmp_path, 
     argv = [arg for setting in settings for arg in ("--set", setting)]
     code, err = run(capsys, "run", "coco", "--input", str(coco_input), "--output", str(tmp_path / "out"), *argv)
     assert code == 2 and "encode.image.weights: cannot load" in err and not (tmp_path / "out" / "coco").exists()
+
+
+def test_a_missing_extra_is_named_in_one_line(capsys, tmp_path, monkeypatch):
+    import importlib.util
+
+    out = finished_run(tmp_path / "out" / "coco")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    code, err = run(capsys, "report", str(out))
+    assert code == 2 and "pip install 'mmfeat[report]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_dask_runner_without_dask_is_named_in_one_line(capsys, tmp_path, coco_input, monkeypatch):
+    import sys
+
+    for name in [m for m in sys.modules if m == "dask" or m.startswith(("dask.", "apache_beam.runners.dask"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "dask", None)  # import dask raises ImportError, as where it is not installed
+    code, err = run(capsys, "run", "coco", "--input", str(coco_input), "--output", str(tmp_path / "out"), "--runner", "dask")
+    assert code == 2 and "pip install 'mmfeat[dask]'" in err and len(err.strip().splitlines()) == 1, err

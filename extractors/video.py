@@ -1,8 +1,9 @@
-"""Video frames for a time segment, chosen by presentation timestamps (decord).
+"""Video frames for a time segment, chosen by presentation timestamps in display order (PyAV).
 
-Frames are picked by their true timestamps (``get_frame_timestamp``), never by index x fps:
-AVI files can have gaps (dropped frames), after which index x fps points at the wrong moment.
-Each segment's frames are decoded in one sorted ``get_batch`` call (one sequential decode).
+Frames are picked by their presentation times, never by index x fps: AVI files can have gaps
+(dropped frames), after which index x fps points at the wrong moment, and B-frames are stored out
+of display order. Each segment's frames come from one seek and one forward decode.
+The audio track of a video is read with decord (:class:`VideoAudioTrack`).
 """
 
 from __future__ import annotations
@@ -107,36 +108,98 @@ def decord_message(err: BaseException, path: str) -> str:
 def frames_at(timestamps: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Index of the frame on screen at each time: the last frame whose start is at or before it.
 
-    ``timestamps`` is decord's (frames, 2) array of [start, end] seconds, in presentation order.
+    ``timestamps`` holds the frames' start times (s) in presentation order (a (frames, 2) [start, end] array
+    is accepted too).
     """
-    starts = np.asarray(timestamps, dtype=np.float64)[:, 0]
-    return np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(starts) - 1)
+    starts = np.asarray(timestamps, dtype=np.float64)
+    starts = starts[:, 0] if starts.ndim == 2 else starts
+    return np.clip(np.searchsorted(starts, times + _TIME_EPS, side="right") - 1, 0, len(starts) - 1)
+
+
+# What FFmpeg must recognise in a file with this extension: anything else is a damaged container.
+_CONTAINERS = {".avi": {"avi"}, ".mp4": {"mp4", "mov"}, ".m4v": {"mp4", "mov", "m4v"}, ".mov": {"mov"}, ".mkv": {"matroska"},
+               ".webm": {"webm", "matroska"}}  # fmt: skip
+_TIME_EPS = 1e-6  # a frame stamped at t (after float rounding) is on screen at t
+_MAX_DURATION_S = 1e6  # a container duration beyond this (11 days) is a broken header, not a recording
+_START_PACKETS = 32  # packets read to find the first presented frame (B-frames are reordered within a few)
 
 
 class VideoSource:
-    """One open video (decord ``VideoReader``) and its frame timestamps; close it when done.
+    """One open video (PyAV: FFmpeg) for reading frames at given times; close it when done.
 
-    decord readers hold decoder state that is only released when the reader is deleted, so a
-    stage keeps at most one open (the current dialog's) and closes it before opening another.
+    A frame's time is its presentation timestamp minus the first presented frame's: decoded frames come out
+    in display order, and with B-frames that differs from the order the file stores them in (an AVI stamps
+    packets in stored order; decord took those stamps for display times and returned frames up to a second
+    away from the asked time). Gaps (dropped frames) are kept: frames are chosen by time, never by index x fps.
+    The duration comes from the stream's header, else the container's, else the frame count and rate; a broken
+    value (negative, absurdly large) is skipped. Each read seeks to the keyframe before the first asked time and
+    decodes forward, so memory holds a segment's frames, not the video.
     """
 
     def __init__(self, path: str | Path) -> None:
-        import decord
+        import av
 
         self.path = str(path)
+        name = Path(self.path).name
         try:
-            self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1)
-            self.timestamps = self._reader.get_frame_timestamp(range(len(self._reader)))
-        except (decord.DECORDError, RuntimeError, ValueError, IndexError) as err:
-            message = decord_message(err, self.path)
-            raise Rejected("video_unreadable", f"decord cannot open {Path(self.path).name}: {message}") from err
-        if len(self.timestamps) == 0:
-            raise Rejected("video_unreadable", f"{Path(self.path).name} has no video frames")
-        self.has_audio = avi_has_audio_stream(self.path)  # read once per video, not per segment
+            self._container = av.open(self.path)
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
+            raise Rejected("video_unreadable", f"FFmpeg cannot open {name}: {_ffmpeg_message(err, self.path)}") from err
+        expected = _CONTAINERS.get(Path(self.path).suffix.lower())
+        found = set(self._container.format.name.split(","))
+        if expected and not expected & found:  # e.g. an .avi whose RIFF header is gone: FFmpeg still finds raw MPEG-4
+            self.close()
+            raise Rejected("video_unreadable", f"{name} is not a {'/'.join(sorted(expected))} container (FFmpeg reads {found})")
+        streams = self._container.streams.video
+        if not streams:
+            self.close()
+            raise Rejected("video_unreadable", f"{name} has no video stream")
+        self._stream = streams[0]
+        self._time_base = float(self._stream.time_base or 0) or 1e-3
+        try:
+            self._start = self._first_pts()
+        except av.error.FFmpegError as err:
+            self.close()
+            raise Rejected("video_unreadable", f"{name}: {_ffmpeg_message(err, self.path)}") from err
+        self.duration_s = self._duration()
+        if self.duration_s is None:
+            self.close()
+            raise Rejected("video_unreadable", f"{name} has no video frames (or no usable duration)")
+        self.has_audio = bool(self._container.streams.audio)
 
-    @property
-    def duration_s(self) -> float:
-        return float(self.timestamps[-1, 1])
+    def _first_pts(self) -> int:
+        """The smallest presentation timestamp among the first packets: the first frame shown."""
+        stamps = []
+        for packet in self._container.demux(self._stream):
+            if packet.pts is not None:
+                stamps.append(packet.pts)
+            if len(stamps) >= _START_PACKETS:
+                break
+        self._container.seek(0, stream=self._stream, backward=True)
+        return min(stamps) if stamps else 0
+
+    def _duration(self) -> float | None:
+        stream = self._stream
+        candidates = []
+        if stream.duration:
+            candidates.append(stream.duration * self._time_base)
+        if self._container.duration:
+            candidates.append(self._container.duration / 1e6)
+        rate = float(stream.average_rate or stream.guessed_rate or 0)
+        if stream.frames and rate > 0:
+            candidates.append(stream.frames / rate)
+        usable = [c for c in candidates if np.isfinite(c) and 0 < c < _MAX_DURATION_S]
+        return float(usable[0]) if usable else self._scanned_duration()
+
+    def _scanned_duration(self) -> float | None:
+        """No header gives a duration: the end of the last packet (a demux of the file, no decoding)."""
+        end = None
+        for packet in self._container.demux(self._stream):
+            if packet.pts is not None:
+                last = (packet.pts - self._start + (packet.duration or 0)) * self._time_base
+                end = last if end is None else max(end, last)
+        self._container.seek(0, stream=self._stream, backward=True)
+        return end if end is not None and 0 < end < _MAX_DURATION_S else None
 
     def frames(self, start_s: float, end_s: float, config: FramesConfig) -> tuple[np.ndarray, np.ndarray]:
         """(frames, size, size, 3) uint8 RGB centre-square frames of [start_s, end_s) and their presentation times (s)."""
@@ -151,19 +214,55 @@ class VideoSource:
         return config.times(start_s, min(end_s, self.duration_s))
 
     def read(self, times: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        """Full-size RGB frames on screen at ``times`` (one sorted ``get_batch``) and their presentation times."""
-        indices = frames_at(self.timestamps, np.asarray(times))
-        unique, positions = np.unique(indices, return_inverse=True)  # a short segment may show one frame twice
+        """Full-size RGB frames on screen at ``times`` and their presentation times (s)."""
+        import av
+
+        times = np.asarray(times, dtype=np.float64)
         try:
-            decoded = self._reader.get_batch(unique.tolist()).asnumpy()
-        except Exception as err:  # decord raises its own error types from C++
-            raise Rejected(
-                "video_unreadable", f"decoding frames {unique.tolist()[:4]}…: {decord_message(err, self.path)}"
-            ) from err
-        return [decoded[p] for p in positions], self.timestamps[indices, 0].astype(np.float64)
+            shown = self._decode_over(float(times.min()), float(times.max()))
+        except av.error.FFmpegError as err:
+            raise Rejected("video_unreadable", f"decoding {Path(self.path).name}: {_ffmpeg_message(err, self.path)}") from err
+        if not shown:
+            raise Rejected("video_unreadable", f"no frame of {Path(self.path).name} decodes at {times.min():.3f} s")
+        starts = np.array([t for t, _ in shown])
+        indices = frames_at(starts, times)
+        pixels: dict[int, np.ndarray] = {}
+        for index in np.unique(indices):  # a short segment may show one frame twice: converted once
+            pixels[int(index)] = shown[index][1].to_ndarray(format="rgb24")
+        return [pixels[int(i)] for i in indices], starts[indices]
+
+    def _decode_over(self, first_s: float, last_s: float) -> list[tuple[float, object]]:
+        """(time, frame) in display order, from the last frame shown at or before ``first_s`` to the first one
+        shown after ``last_s`` (or the end). Seeks back from ``first_s`` until the decode starts at a keyframe
+        shown no later than ``first_s`` (an AVI seeks by stored order, which B-frames make later than display)."""
+        for back_s in (0.0, 1.0, 5.0, 30.0, None):
+            target = 0.0 if back_s is None else max(0.0, first_s - back_s)
+            self._container.seek(int(target / self._time_base), stream=self._stream, backward=True)
+            shown: list[tuple[float, object]] = []
+            starts_at_key = None
+            for frame in self._container.decode(self._stream):
+                starts_at_key = frame.key_frame if starts_at_key is None else starts_at_key
+                pts = frame.pts if frame.pts is not None else frame.dts
+                time = (pts - self._start) * self._time_base if pts is not None else (shown[-1][0] if shown else 0.0)
+                if shown and time <= first_s + _TIME_EPS and shown[-1][0] <= time:
+                    shown = []  # still before the segment: only the frame on screen at its start is kept
+                shown.append((time, frame))
+                if time > last_s + _TIME_EPS:
+                    break
+            if back_s is None or (shown and starts_at_key and shown[0][0] <= first_s + _TIME_EPS):
+                return sorted(shown, key=lambda entry: entry[0])
+        return []
 
     def close(self) -> None:
-        del self._reader
+        container, self._container = getattr(self, "_container", None), None
+        if container is not None:
+            container.close()
+
+
+def _ffmpeg_message(err: BaseException, path: str) -> str:
+    """FFmpeg's error for a reject: first line, the file's directory left out, 200 characters."""
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    return lines[0].replace(path, Path(path).name)[:200]
 
 
 @dataclass(frozen=True)

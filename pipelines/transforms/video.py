@@ -49,7 +49,7 @@ def frame_fields(config: FramesConfig) -> tuple[pa.Field, ...]:
         pa.field("frame_timestamps_s", pa.list_(pa.float64())),  # presentation time of each frame in the video
         pa.field("crop_box", pa.list_(pa.int32(), 4)),  # [x, y, width, height] of the clip's square in source pixels
         pa.field("crop_source", pa.string()),  # "face", or "centre" (video.crop=centre, or no face found)
-        pa.field("video_has_audio", pa.bool_()),  # null when the container is not AVI
+        pa.field("video_has_audio", pa.bool_()),  # the container holds an audio stream
         pa.field("video_augment", VIDEO_AUGMENT_TYPE),
         FRAME_ALIGNMENT_FIELD,
     )

@@ -152,3 +152,22 @@ def test_frames_follow_display_order_with_b_frames(tmp_path, name):
         assert shown_index(again[0]) == 37
     finally:
         source.close()
+
+
+def test_a_broken_container_duration_falls_back_to_the_packets(tmp_path):
+    """The AVI header claims 2^32 - 1 frames (170 million seconds) and has no index: the duration comes from the
+    packets, and the frames are still found by time (every utterance was segment_out_of_range before)."""
+    path = tmp_path / "broken_duration.avi"
+    write_numbered_video(path)
+    data = bytearray(path.read_bytes())
+    stream_header = data.find(b"strh")
+    data[stream_header + 40 : stream_header + 44] = b"\xff\xff\xff\xff"  # dwLength
+    data[data.find(b"idx1") : data.find(b"idx1") + 4] = b"JUNK"
+    path.write_bytes(bytes(data))
+    source = VideoSource(path)
+    try:
+        assert np.isclose(source.duration_s, 4.0)
+        raw, _ = source.read(np.array([2.0, 3.0]))
+        assert [shown_index(f) for f in raw] == [50, 75]
+    finally:
+        source.close()

@@ -54,6 +54,13 @@ class AudioCleanConfig:
             raise ValueError(f"need 0 <= min_duration_s < max_duration_s <= {MAX_DURATION_S}")
         if self.resample_type not in RESAMPLE_TYPES:
             raise ValueError(f"resample_type must be one of {', '.join(RESAMPLE_TYPES)}, got {self.resample_type!r}")
+
+    @property
+    def max_source_s(self) -> float:
+        """Longer sources are rejected (``audio_too_long``) from their header, before decoding: trimming cuts only
+        leading and trailing silence, so no real recording this long ends under ``max_duration_s``. It bounds
+        memory: a one-hour file is not decoded, resampled and trimmed to be rejected after."""
+        return max(2 * self.max_duration_s, self.max_duration_s + 60.0)
         if not 0 < self.clip_level <= 1:
             raise ValueError("clip_level must be in (0, 1]")
         if not 0 <= self.max_clipped_fraction <= 1:
@@ -89,8 +96,9 @@ class CleanAudio:
         return len(self.waveform) / self.sample_rate
 
 
-def decode_audio(data: bytes) -> DecodedAudio:
-    """Decode flac/wav/ogg bytes with libsndfile; reject empty, undecodable or truncated data."""
+def decode_audio(data: bytes, *, max_seconds: float | None = None) -> DecodedAudio:
+    """Decode flac/wav/ogg bytes with libsndfile; reject empty, undecodable or truncated data, and (without decoding
+    it) audio whose header gives more than ``max_seconds``."""
     if not data:
         raise Rejected("audio_empty", "file has 0 bytes")
     buffer = io.BytesIO(data)
@@ -98,6 +106,7 @@ def decode_audio(data: bytes) -> DecodedAudio:
     try:
         with soundfile.SoundFile(buffer) as handle:
             declared = handle.frames
+            _check_length(declared, handle.samplerate, max_seconds)
             samples = _read_all(handle, buffer)
             rate, subtype = handle.samplerate, handle.subtype
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, MemoryError) as err:
@@ -109,6 +118,12 @@ def decode_audio(data: bytes) -> DecodedAudio:
     if not np.isfinite(samples).all():
         raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
     return DecodedAudio(samples=samples, sample_rate=rate, subtype=subtype)
+
+
+def _check_length(frames: int, rate: int, max_seconds: float | None) -> None:
+    if max_seconds is not None and 0 < frames < _UNKNOWN_LENGTH and frames / rate > max_seconds:
+        detail = f"{frames / rate:.1f} s of audio, over {max_seconds:.0f} s: not decoded (the cleaned audio could not fit)"
+        raise Rejected("audio_too_long", detail)
 
 
 def _read_all(handle: soundfile.SoundFile, source: str | io.BytesIO) -> np.ndarray:
@@ -201,7 +216,9 @@ def normalize_level(waveform: np.ndarray, *, mode: str, target_dbfs: float, peak
     return (waveform * gain).astype(np.float32)
 
 
-def read_audio_span(path: str, start_s: float, end_s: float | None, *, tolerance_s: float = 0.1) -> DecodedAudio:
+def read_audio_span(
+    path: str, start_s: float, end_s: float | None, *, tolerance_s: float = 0.1, max_seconds: float | None = None
+) -> DecodedAudio:
     """Decode only [start_s, end_s) of an audio file (seeking, not reading the whole file); ``end_s`` None = to the end.
 
     A span that starts past the end, or ends more than ``tolerance_s`` after it, is rejected
@@ -216,6 +233,7 @@ def read_audio_span(path: str, start_s: float, end_s: float | None, *, tolerance
             if first >= total or last > total + tolerance_s * rate or last <= first:
                 span = f"[{start_s:.3f}, {end_s if end_s is not None else total / rate:.3f}]"
                 raise Rejected("segment_out_of_range", f"{span} s is outside the audio's {total / rate:.3f} s")
+            _check_length(min(last, total) - first, rate, max_seconds)
             if whole is not None:
                 samples = whole[first : min(last, total)]
             else:
@@ -243,7 +261,7 @@ def _checked_sound_file(raw: BinaryIO) -> Iterator[soundfile.SoundFile]:
 
 def clean_audio(data: bytes, config: AudioCleanConfig) -> CleanAudio:
     """Decode, check clipping, downmix, resample, remove DC, reject silence, trim, check duration, normalise."""
-    return clean_samples(decode_audio(data), config)
+    return clean_samples(decode_audio(data, max_seconds=config.max_source_s), config)
 
 
 def clean_samples(decoded: DecodedAudio, config: AudioCleanConfig) -> CleanAudio:

@@ -2,6 +2,8 @@
 reason, counts balance, and nothing is written outside the output folder."""
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -121,3 +123,32 @@ def test_resume_after_the_input_changed_is_refused(librispeech_root, tmp_path):
     args = ("run", "librispeech", "--input", str(data), "--output", str(tmp_path / "out"), "--resume")
     refused = run_cli(*args)
     assert refused.returncode == 2 and "the input changed since the interrupted run" in refused.stderr, refused.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1000 KiB tmpfs (root only), grown to 50 MiB by calling the fixture's value; unmounted after the test."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1000k", "tmpfs", str(mount)]).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield mount, lambda: subprocess.run(["mount", "-o", "remount,size=50M", str(mount)], check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)])
+
+
+def test_resume_after_the_disk_filled_up_writes_the_uninterrupted_runs_bytes(coco_root, tmp_path, small_disk):
+    from tests.conftest import run_cli
+    from tests.test_end_to_end import tree_bytes
+
+    disk, grow = small_disk
+    settings = ("--set", "output.rows_per_shard=4", "--set", "encode.image.name=null")
+    reference = run_dataset("coco", coco_root, tmp_path / "reference", *settings)
+    full = run_cli("run", "coco", "--input", str(coco_root), "--output", str(disk), "--no-progress", *settings)
+    assert full.returncode == 1 and "No space left on device" in full.stderr and "--resume" in full.stderr
+    assert not (disk / "coco" / "_manifest.json").exists()
+    grow()
+    resumed = run_dataset("coco", coco_root, disk, *settings, "--resume")
+    assert (resumed.dataset_dir / "_manifest.json").read_bytes() == (reference.dataset_dir / "_manifest.json").read_bytes()
+    assert tree_bytes(resumed.dataset_dir, "*/*.parquet") == tree_bytes(reference.dataset_dir, "*/*.parquet")

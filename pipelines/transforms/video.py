@@ -79,7 +79,8 @@ class CleanSegmentAudio(Stage):
         if record.audio_from_video:
             decoded = self._video_track(record.audio_path).span(record.audio_start_s, record.audio_end_s)
         else:
-            decoded = read_audio_span(record.audio_path, record.audio_start_s, record.audio_end_s)
+            span = (record.audio_path, record.audio_start_s, record.audio_end_s)
+            decoded = read_audio_span(*span, max_seconds=self.config.max_source_s)
         return hashlib.sha256(decoded.samples.tobytes()).hexdigest(), clean_samples(decoded, self.config)
 
     def warm_up(self) -> None:

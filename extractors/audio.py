@@ -54,13 +54,6 @@ class AudioCleanConfig:
             raise ValueError(f"need 0 <= min_duration_s < max_duration_s <= {MAX_DURATION_S}")
         if self.resample_type not in RESAMPLE_TYPES:
             raise ValueError(f"resample_type must be one of {', '.join(RESAMPLE_TYPES)}, got {self.resample_type!r}")
-
-    @property
-    def max_source_s(self) -> float:
-        """Longer sources are rejected (``audio_too_long``) from their header, before decoding: trimming cuts only
-        leading and trailing silence, so no real recording this long ends under ``max_duration_s``. It bounds
-        memory: a one-hour file is not decoded, resampled and trimmed to be rejected after."""
-        return max(2 * self.max_duration_s, self.max_duration_s + 60.0)
         if not 0 < self.clip_level <= 1:
             raise ValueError("clip_level must be in (0, 1]")
         if not 0 <= self.max_clipped_fraction <= 1:
@@ -69,6 +62,13 @@ class AudioCleanConfig:
             raise ValueError("normalize must be one of rms, peak, none")
         if self.target_dbfs > 0:
             raise ValueError("target_dbfs must be <= 0")
+
+    @property
+    def max_source_s(self) -> float:
+        """Longer sources are rejected (``audio_too_long``) from their header, before decoding: trimming cuts only
+        leading and trailing silence, so no real recording this long ends under ``max_duration_s``. It bounds
+        memory: a one-hour file is not decoded, resampled and trimmed to be rejected after."""
+        return max(2 * self.max_duration_s, self.max_duration_s + 60.0)
 
 
 @dataclass(frozen=True)

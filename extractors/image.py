@@ -10,6 +10,7 @@ see :mod:`mmfeat.extractors.jpeg` for what it cannot detect).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from mmfeat.extractors.jpeg import decode_jpeg_rgb
 
 MAX_SIZE = 4096  # side of the output tensor: 48 MiB per view
 MAX_PIXELS = 2**28  # 1 GiB of RGBA pixels at most per decoded image
+REDUCE_ABOVE_PIXELS = 16_000_000  # larger non-JPEG images are shrunk as soon as they are decoded
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,23 @@ def reduction_factor(header: ImageHeader, min_side_needed: int) -> int:
 
 
 def decode_image(data: bytes, header: ImageHeader, config: ImageCleanConfig, *, min_side_needed: int) -> DecodedImage:
-    """Decode once into oriented 8-bit RGB (grey, CMYK, alpha and 16-bit converted)."""
+    """Decode once into oriented 8-bit RGB (grey, CMYK, alpha and 16-bit converted).
+
+    JPEG decodes at 1/2, 1/4 or 1/8 scale when the output is that much smaller; another format over
+    :data:`REDUCE_ABOVE_PIXELS` is shrunk by the same factor right after decoding, before its 16-bit or alpha
+    conversion (a 40-megapixel 16-bit RGBA PNG: peak 1.6 GB before).
+    """
+    import cv2
+
     factor = reduction_factor(header, min_side_needed) if config.reduced_decode else 1
     rgb = decode_jpeg_rgb(data, factor=factor) if header.format == "jpeg" else None  # libjpeg's damage reports: image_corrupt
     if rgb is None:  # not JPEG, or CMYK/YCCK JPEG (already checked for damage)
-        rgb = to_rgb8(_opencv_decode(data, header.format, factor), background=config.alpha_background)
+        raw = _opencv_decode(data, header.format, factor)
+        if header.format != "jpeg" and config.reduced_decode and header.width * header.height > REDUCE_ABOVE_PIXELS:
+            factor = reduction_factor(dataclasses.replace(header, format="jpeg"), min_side_needed)  # as JPEG's DCT scaling
+            size = (math.ceil(header.width / factor), math.ceil(header.height / factor))
+            raw = cv2.resize(raw, size, interpolation=cv2.INTER_AREA) if factor > 1 else raw  # before any conversion copy
+        rgb = to_rgb8(raw, background=config.alpha_background)
     expected = (math.ceil(header.height / factor), math.ceil(header.width / factor))
     if rgb.shape[:2] != expected:
         raise Rejected("image_undecodable", f"decoded {rgb.shape[1]}x{rgb.shape[0]}, header says {expected[1]}x{expected[0]}")

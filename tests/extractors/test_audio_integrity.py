@@ -59,3 +59,21 @@ def test_a_streaming_flac_without_a_total_in_streaminfo_is_read_whole(tmp_path):
     (tmp_path / "s.flac").write_bytes(bytes(streamed))
     span = read_audio_span(str(tmp_path / "s.flac"), 1.0, None)
     assert span.samples.shape[0] == len(wave) - 16000
+
+
+def test_audio_far_longer_than_max_duration_is_rejected_from_its_header():
+    from mmfeat.extractors.audio import AudioCleanConfig, clean_audio
+
+    config = AudioCleanConfig(max_duration_s=20.0)  # sources over max(40, 80) s are not decoded
+    long_wav, _ = encoded("WAV", seconds=81.0, rate=8000)
+    try:
+        clean_audio(long_wav, config)
+    except Rejected as err:
+        assert err.reason == "audio_too_long" and "not decoded" in err.detail
+    else:
+        raise AssertionError("an 81 s file passed max_duration_s=20")
+    short_enough, _ = encoded("WAV", seconds=79.0, rate=8000)  # decoded, then too long after cleaning as before
+    try:
+        clean_audio(short_enough, config)
+    except Rejected as err:
+        assert err.reason == "audio_too_long" and "not decoded" not in err.detail

@@ -150,3 +150,17 @@ def test_perceptual_hash_is_stable_under_recompression_and_resizing(chelsea):
     assert (original ^ smaller).bit_count() <= 4
     assert (original ^ other).bit_count() > 16
     assert 0 <= original < 2**64
+
+
+def test_a_huge_png_is_shrunk_as_soon_as_it_is_decoded():
+    from mmfeat.extractors.image import REDUCE_ABOVE_PIXELS
+
+    height, width = 4000, 4500  # 18 MP
+    assert height * width > REDUCE_ABOVE_PIXELS
+    image = np.zeros((height, width, 4), np.uint16)
+    image[..., 2] = np.linspace(0, 65535, width, dtype=np.uint16)[None, :]  # a red ramp (BGRA), half transparent
+    image[..., 3] = 32768
+    png = encode(image, ".png")
+    decoded = decode_image(png, check_image(png, CONFIG), CONFIG, min_side_needed=224)
+    assert decoded.scale == 1 / 8 and decoded.pixels.shape == (500, 563, 3) and decoded.size == (width, height)
+    assert decoded.pixels[:, -1, 0].min() > 200 and decoded.pixels[:, 0, 0].max() < 140  # red ramp over white, composited

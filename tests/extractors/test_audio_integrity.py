@@ -77,3 +77,17 @@ def test_audio_far_longer_than_max_duration_is_rejected_from_its_header():
         clean_audio(short_enough, config)
     except Rejected as err:
         assert err.reason == "audio_too_long" and "not decoded" not in err.detail
+
+
+def test_the_block_by_block_helpers_equal_what_they_replace_bit_for_bit():
+    """Long audio is cleaned without whole-waveform float64 or framed copies, with the same bits as before."""
+    import librosa
+
+    from mmfeat.extractors.audio import frame_rms, remove_dc, sum_of_squares
+
+    rng = np.random.default_rng(0)
+    for size in (1, 7, 511, 70_000, 1_000_001, 3_000_017):
+        wave = (0.1 * rng.standard_normal(size) + 0.01).astype(np.float32)
+        assert sum_of_squares(wave) == np.sum(np.square(wave, dtype=np.float64))
+        assert np.array_equal(frame_rms(wave, frame_length=2048, hop_length=512), librosa.feature.rms(y=wave)[0])
+        assert np.array_equal(remove_dc(wave), (wave - wave.mean(dtype=np.float64)).astype(np.float32))

@@ -207,6 +207,8 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         graph = _feature_graph(args.dataset, listing, config)
     except (ConfigError, LayoutError) as err:
         return _fail(str(err))
+    except OSError as err:  # the input cannot be listed at all (a permission, a broken mount)
+        return _fail(f"--input {args.input}: {err.strerror or err} ({type(err).__name__})")
 
     from mmfeat.runners.packaging import PackagingError
     from mmfeat.runners.presets import runner_options

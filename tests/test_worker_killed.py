@@ -111,23 +111,30 @@ def test_a_killed_worker_fails_the_run_and_resume_finishes_it(two_worker_case, t
     assert_resumes_to_the_reference(data, out, reference)
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc")
-def test_ctrl_c_stops_a_two_worker_run_in_seconds_with_no_process_left_and_resume_finishes_it(two_worker_case, tmp_path):
+def stopped_mid_run(data: Path, out: Path, stop) -> tuple[subprocess.Popen, str, float, list[int]]:
+    """Start a 2-worker run, ``stop(proc)`` it once its first shard is written, and wait for it to exit:
+    (the process, its stderr, seconds it took to exit, the processes it had started)."""
     from mmfeat.runners.interrupts import descendants
 
-    data, reference = two_worker_case
-    out = tmp_path / "interrupted"
     proc = start_run(data, out)
     try:
         wait_for_a_shard(proc, out)
         processes = descendants(proc.pid)
-        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole foreground group
+        stop(proc)
         started = time.monotonic()
         _, stderr = proc.communicate(timeout=120)
-        elapsed = time.monotonic() - started
+        return proc, stderr, time.monotonic() - started, processes
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc")
+def test_ctrl_c_stops_a_two_worker_run_in_seconds_with_no_process_left_and_resume_finishes_it(two_worker_case, tmp_path):
+    data, reference = two_worker_case
+    out = tmp_path / "interrupted"
+    # what the terminal does: SIGINT to the whole foreground group
+    proc, stderr, elapsed, processes = stopped_mid_run(data, out, lambda proc: os.killpg(proc.pid, signal.SIGINT))
     assert proc.returncode == 130 and elapsed < 15, (elapsed, stderr[-3000:])
     assert "--resume" in stderr and not (out / "librispeech" / "_manifest.json").exists()
     assert not alive(processes), "processes of the run outlived it"
@@ -136,21 +143,12 @@ def test_ctrl_c_stops_a_two_worker_run_in_seconds_with_no_process_left_and_resum
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc")
 def test_kill_9_of_the_command_leaves_no_worker_behind(two_worker_case, tmp_path):
-    from mmfeat.runners.interrupts import descendants
-
     data, _ = two_worker_case
-    out = tmp_path / "killed9"
-    proc = start_run(data, out)
-    try:
-        wait_for_a_shard(proc, out)
-        processes = descendants(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=60)
-        deadline = time.monotonic() + 10
-        while alive(processes) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = alive(processes)
-    finally:
-        for pid in alive(descendants(proc.pid)):
-            os.kill(pid, signal.SIGKILL)
+    _, _, _, processes = stopped_mid_run(data, tmp_path / "killed9", lambda proc: os.kill(proc.pid, signal.SIGKILL))
+    deadline = time.monotonic() + 10
+    while alive(processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = alive(processes)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} processes outlived the command"

@@ -88,10 +88,14 @@ def guarded_parse(parse: Callable[[Any], Iterable[Any]], unit: Any) -> Iterator[
 
 
 def unit_label(unit: Any) -> str:
-    """A short, stable name of a listed unit for its reject: its source path, path or file."""
+    """A short, stable name of a listed unit for its reject: its source path, path or file (relative to the
+    dataset root when the unit names it: no machine-specific path in a reject)."""
+    root = getattr(unit, "root", None)
     for attribute in ("source_path", "transcript", "manifest", "path"):
         value = getattr(unit, attribute, None)
         if isinstance(value, str) and value:
+            if isinstance(root, str) and root and value.startswith(root.rstrip("/") + "/"):
+                return value[len(root.rstrip("/")) + 1 :]
             return value
     return type(unit).__name__
 

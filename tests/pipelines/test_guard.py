@@ -56,3 +56,13 @@ def test_a_unit_whose_parsing_raises_ends_in_one_reject_after_what_it_yielded():
 
     (only,) = guarded_parse(buggy, Unit())
     assert only.reason == "parse_failed" and "KeyError" in only.detail
+
+
+def test_a_units_reject_names_it_relative_to_the_dataset_root():
+    from mmfeat.pipelines.sources.guard import unit_label
+
+    class Unit:
+        path = "/data/LibriSpeech/train/19/198"
+        root = "/data/LibriSpeech"
+
+    assert unit_label(Unit()) == "train/19/198"

@@ -3,8 +3,8 @@
     python benchmarks/hostile_memory.py [--data DIR] [--video]
 
 Cases (generated once under --data): an hour of FLAC at 16 kHz and at 8 kHz (resampled to 16 kHz), cleaned
-with the default ``audio.max_duration_s`` (rejected from the header) and with ``max_duration_s=3600`` (decoded
-and cleaned whole); a 40-megapixel 16-bit RGBA PNG; with ``--video``, the frames of 171 four-second
+with the default ``audio.max_duration_s`` (rejected from the header) and with ``max_duration_s=3600`` (decoded,
+cleaned whole, then MFCC with deltas and log-mel); a 40-megapixel 16-bit RGBA PNG; with ``--video``, the frames of 171 four-second
 utterances of a 20-minute 640x480 B-frame AVI (2 minutes to generate). Target (issue 23): peak RSS at most
 1.2 GB for each, with the output of the code it replaced where that was right.
 """
@@ -22,8 +22,10 @@ BASELINE = "import mmfeat.extractors.audio, mmfeat.extractors.image, mmfeat.extr
 CLEAN_AUDIO = """
 from mmfeat.extractors.audio import AudioCleanConfig, clean_audio
 from mmfeat.extractors.errors import Rejected
+from mmfeat.extractors.spectral import MfccConfig, mfcc_features
 try:
-    clean_audio(open({path!r}, "rb").read(), AudioCleanConfig(max_duration_s={max_s}))
+    clean = clean_audio(open({path!r}, "rb").read(), AudioCleanConfig(max_duration_s={max_s}))
+    mfcc_features(clean.waveform, clean.sample_rate, MfccConfig(deltas=2, log_mel=True))
 except Rejected as err:
     print(err.reason, end=" ")
 """

@@ -54,16 +54,38 @@ def frame_geometry(config: MfccConfig, sample_rate: int) -> FrameGeometry:
     return FrameGeometry(win_length=win, hop_length=hop, n_fft=1 << (win - 1).bit_length())
 
 
+FRAMES_PER_BLOCK = 4096  # 41 s at a 10 ms hop: every utterance up to audio.max_duration_s=40 is one block
+
+
 def log_mel_spectrogram(waveform: np.ndarray, sample_rate: int, config: MfccConfig) -> np.ndarray:
-    """Log-power mel spectrogram in dB, shape (n_mels, frames)."""
+    """Log-power mel spectrogram in dB, shape (n_mels, frames): librosa's centred STFT (zero padding), the mel
+    filter bank, ``power_to_db(ref=1.0, top_db=config.top_db)``.
+
+    Computed :data:`FRAMES_PER_BLOCK` frames at a time, so that memory holds one block's STFT, not an hour's
+    (740 MB at 16 kHz). A block's STFT is the whole signal's, bit for bit; the mel projection (a matrix product)
+    rounds as it does for a signal of one block, and the ``top_db`` floor is applied over all blocks at the end.
+    Audio of up to one block is therefore exactly what librosa computes on the whole (tested).
+    """
     import librosa
 
     geometry = frame_geometry(config, sample_rate)
-    stft = librosa.stft(waveform, n_fft=geometry.n_fft, hop_length=geometry.hop_length, win_length=geometry.win_length)
-    basis = mel_basis(sample_rate, geometry.n_fft, config.n_mels, config.fmin, config.fmax)
-    # What librosa.feature.melspectrogram computes, without rebuilding the filter bank per call (about 1 ms each).
-    power = np.einsum("...ft,mf->...mt", np.abs(stft) ** 2.0, basis, optimize=True)
-    return librosa.power_to_db(power, ref=1.0, top_db=config.top_db)
+    n_fft, hop = geometry.n_fft, geometry.hop_length
+    basis = mel_basis(sample_rate, n_fft, config.n_mels, config.fmin, config.fmax)
+    count = 1 + (len(waveform) + 2 * (n_fft // 2) - n_fft) // hop  # librosa's centred frames
+    out = np.empty((config.n_mels, count), dtype=np.float32)
+    for first in range(0, count, FRAMES_PER_BLOCK):
+        last = min(count, first + FRAMES_PER_BLOCK)
+        start, stop = first * hop - n_fft // 2, (last - 1) * hop + n_fft - n_fft // 2  # samples of the padded signal
+        block = np.zeros(stop - start, dtype=np.float32)
+        lo, hi = max(start, 0), min(stop, len(waveform))
+        block[lo - start : hi - start] = waveform[lo:hi]
+        stft = librosa.stft(block, n_fft=n_fft, hop_length=hop, win_length=geometry.win_length, center=False)
+        # What librosa.feature.melspectrogram computes, without rebuilding the filter bank per call (about 1 ms each).
+        power = np.einsum("...ft,mf->...mt", np.abs(stft) ** 2.0, basis, optimize=True)
+        out[:, first:last] = librosa.power_to_db(power, ref=1.0, top_db=None)
+    if config.top_db is not None and count:
+        np.maximum(out, out.max() - config.top_db, out=out)
+    return out
 
 
 @functools.lru_cache(maxsize=16)
@@ -84,9 +106,15 @@ def mfcc_features(waveform: np.ndarray, sample_rate: int, config: MfccConfig) ->
     import librosa
 
     log_mel = log_mel_spectrogram(waveform, sample_rate, config)
-    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
-    parts = [mfcc] + [librosa.feature.delta(mfcc, order=k, mode="nearest") for k in range(1, config.deltas + 1)]
-    out = {"mfcc": np.ascontiguousarray(np.concatenate(parts, axis=0).T, dtype=np.float32)}
+    frames, n_mfcc = log_mel.shape[1], config.n_mfcc
+    mfcc = np.empty((n_mfcc, frames), dtype=np.float32)
+    for first in range(0, frames, FRAMES_PER_BLOCK):  # the DCT of each frame, a block at a time: no (n_mels, frames) copy
+        block = log_mel[:, first : first + FRAMES_PER_BLOCK]
+        mfcc[:, first : first + FRAMES_PER_BLOCK] = librosa.feature.mfcc(S=block, n_mfcc=n_mfcc)
+    out = {"mfcc": np.empty((frames, config.mfcc_dim), dtype=np.float32)}
+    out["mfcc"][:, :n_mfcc] = mfcc.T
+    for order in range(1, config.deltas + 1):  # over the whole utterance: a delta looks at its neighbours
+        out["mfcc"][:, order * n_mfcc : (order + 1) * n_mfcc] = librosa.feature.delta(mfcc, order=order, mode="nearest").T
     if config.log_mel:
         out["log_mel"] = np.ascontiguousarray(log_mel.T, dtype=np.float32)
     return out

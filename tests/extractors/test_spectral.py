@@ -77,3 +77,27 @@ def test_single_threaded_math_pins_blas():
 
     single_threaded_math()
     assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
+def test_the_block_by_block_log_mel_is_librosas_whole_signal_one_up_to_a_block():
+    """Long audio is analysed 4096 frames at a time (memory); anything up to 41 s is what librosa computes."""
+    import librosa
+
+    from mmfeat.extractors.spectral import FRAMES_PER_BLOCK, MfccConfig, frame_geometry, log_mel_spectrogram, mel_basis
+
+    def whole(wave, rate, config):
+        geometry = frame_geometry(config, rate)
+        stft = librosa.stft(wave, n_fft=geometry.n_fft, hop_length=geometry.hop_length, win_length=geometry.win_length)
+        basis = mel_basis(rate, geometry.n_fft, config.n_mels, config.fmin, config.fmax)
+        power = np.einsum("...ft,mf->...mt", np.abs(stft) ** 2.0, basis, optimize=True)
+        return librosa.power_to_db(power, ref=1.0, top_db=config.top_db)
+
+    rng = np.random.default_rng(0)
+    for rate, config in ((16000, MfccConfig()), (22050, MfccConfig(win_ms=30, hop_ms=15, n_mels=40, n_mfcc=13, top_db=None))):
+        hop = frame_geometry(config, rate).hop_length
+        for size in (600, 16_000, 100_003, (FRAMES_PER_BLOCK - 1) * hop):
+            wave = (0.1 * rng.standard_normal(size)).astype(np.float32)
+            assert np.array_equal(log_mel_spectrogram(wave, rate, config), whole(wave, rate, config)), (rate, size)
+    long = (0.1 * rng.standard_normal(3 * FRAMES_PER_BLOCK * 160)).astype(np.float32)  # three blocks
+    blocked, reference = log_mel_spectrogram(long, 16000, MfccConfig()), whole(long, 16000, MfccConfig())
+    assert blocked.shape == reference.shape and np.abs(blocked - reference).max() < 1e-4  # the mel product rounds per block

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from mmfeat.extractors.audio import AudioCleanConfig, clean_audio
+from mmfeat.extractors.audio import AudioCleanConfig, clean_audio, clean_samples, decode_audio
 from mmfeat.extractors.audio import CleanAudio as CleanAudioResult
 from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.augment.audio import apply_audio_augment, sample_audio_augment
@@ -73,7 +73,10 @@ class CleanAudio(Stage):
 
     def load(self, record: AudioUtterance) -> tuple[str, CleanAudioResult]:
         data = read_source_bytes(record.audio_path)
-        return hashlib.sha256(data).hexdigest(), clean_audio(data, self.config)
+        digest = hashlib.sha256(data).hexdigest()
+        decoded = decode_audio(data, max_seconds=self.config.max_source_s)
+        del data  # the file's bytes go before cleaning makes its copies (an hour of FLAC: 100 MB)
+        return digest, clean_samples(decoded, self.config)
 
     def warm_up(self) -> None:
         clean_audio(warm_up_wav(self.config.sample_rate), self.config)

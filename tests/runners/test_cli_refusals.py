@@ -77,3 +77,38 @@ def test_dask_runner_without_dask_is_named_in_one_line(capsys, tmp_path, coco_in
     monkeypatch.setitem(sys.modules, "dask", None)  # import dask raises ImportError, as where it is not installed
     code, err = run(capsys, "run", "coco", "--input", str(coco_input), "--output", str(tmp_path / "out"), "--runner", "dask")
     assert code == 2 and "pip install 'mmfeat[dask]'" in err and len(err.strip().splitlines()) == 1, err
+
+
+def readme_run_commands():
+    """Every ``mmfeat run DATASET …`` command in the README's and docs' code blocks, continuation lines joined."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    commands = []
+    for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for block in re.findall(r"```bash\n(.*?)```", path.read_text(), re.DOTALL):
+            text = re.sub(r"\\\n\s*", " ", block)
+            for line in text.splitlines():
+                line = line.split("  #")[0].strip()
+                if line.startswith("mmfeat run ") and "|" not in line.split()[2]:
+                    commands.append(shlex.split(line)[1:])
+    return commands
+
+
+@pytest.mark.parametrize("argv", readme_run_commands(), ids=lambda argv: " ".join(argv[:2] + argv[-2:]))
+def test_the_run_commands_the_readme_shows_are_accepted(argv):
+    """Their flags (mmfeat's, Beam's, the runner presets') and settings: nothing is refused as unknown."""
+    from mmfeat.runners.cli import _RUN_FLAGS, _parser
+    from mmfeat.runners.config import load_config
+    from mmfeat.runners.presets import check_flags
+
+    args, beam_args = _parser().parse_known_args(argv)
+    check_flags(beam_args, mmfeat_flags=_RUN_FLAGS)
+    load_config(args.dataset, overrides=args.overrides)
+
+
+def test_the_readme_shows_run_commands_for_every_runner():
+    runners = {arg for argv in readme_run_commands() for flag, arg in zip(argv, argv[1:]) if flag == "--runner"}
+    assert runners >= {"dask", "flink", "dataflow"} and len(readme_run_commands()) >= 6

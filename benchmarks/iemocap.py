@@ -1,15 +1,14 @@
-"""IEMOCAP-style throughput and memory: the pipeline against a bare decord + librosa loop, in the same run.
+"""IEMOCAP-style throughput and memory: the pipeline against a bare PyAV + librosa loop, in the same run.
 
     python benchmarks/iemocap.py [--dialogs 6] [--utterances 20] [--rounds 3] [--data DIR  (keeps the generated input)]
                                  [--video-size 160x120] [--fps 15]
 
-The default video is the built-in sample's 160x120 at 15 fps: there decoding a frame costs little
-and decord's per-frame and per-seek overhead (a hand-off to its decoder thread for every packet,
-a new thread after every seek) is most of the video time. ``--video-size 720x480 --fps 30``
-(standard-definition, the order of size of real IEMOCAP captures) makes decoding itself dominate.
+The default video is the built-in sample's 160x120 at 15 fps: there decoding a frame costs little and
+the per-seek overhead is most of the video time. ``--video-size 720x480 --fps 30`` (standard-definition,
+the order of size of real IEMOCAP captures) makes decoding itself dominate.
 
 Every measurement runs in a fresh child process.
-  bare loop = per dialog one decord VideoReader; per utterance: frames by timestamp (one get_batch),
+  bare loop = per dialog one VideoSource (PyAV); per utterance: frames by timestamp (one seek),
               centre crop + resize, the audio span read from the dialog wav, cleaned, MFCC;
   pipeline  = `mmfeat run iemocap` on DirectRunner (1 worker): the same work plus parsing, tokens,
               vocabulary, alignment, Parquet shards and the manifest.
@@ -173,7 +172,7 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, DirectRunner, 1 worker; medians of {args.rounds} rounds"
     )
     print(f"  {'':<28} {'wall':>7} {'utt/s':>7} {'frames/s':>9}")
-    for label, wall, counts in (("bare decord+librosa loop", bare_seconds, bare), ("pipeline", pipe_seconds, pipe)):
+    for label, wall, counts in (("bare PyAV+librosa loop", bare_seconds, bare), ("pipeline", pipe_seconds, pipe)):
         print(f"  {label:<28} {wall:6.1f}s {counts['utterances'] / wall:7.1f} {counts['frames'] / wall:9.1f}")
     print(f"  pipeline, steady state                {steady:7.1f} {steady * 8:9.1f}")
     print(f"  peak RSS: {pipe['utterances']} utterances {rss1} MiB, {pipe4['utterances']} utterances {rss4} MiB")

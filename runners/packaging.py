@@ -2,7 +2,7 @@
 
 Remote runners (Flink, Dataflow) run the pipeline's DoFns in SDK worker processes on other machines,
 which need ``mmfeat`` and its dependencies. Two ways, in the order Beam's documentation recommends
-for heavy dependencies (torch, decord, OpenCV):
+for heavy dependencies (torch, PyAV, OpenCV):
 
 1. a custom SDK container image with everything installed (``container/Dockerfile``; ``make
    container`` builds it as :func:`default_image`), passed as ``--sdk_container_image``;

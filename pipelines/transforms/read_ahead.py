@@ -1,6 +1,6 @@
 """Read ahead: a stage's source loading for the next examples of a shard runs in a background thread.
 
-Reading and decoding a source file (libsndfile, OpenCV, decord, soxr, zlib, hashlib) release the
+Reading and decoding a source file (libsndfile, OpenCV, FFmpeg (PyAV), soxr, zlib, hashlib) release the
 GIL, so on a machine with a spare core they overlap with the feature math of the example before
 (librosa's FFTs and matrix products). The shard expansion lists, on every WorkItem, the records
 that come next in the same shard (``WorkItem.upcoming``, ``execution.read_ahead`` of them); a stage

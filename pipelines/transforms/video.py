@@ -2,7 +2,7 @@
 
 Utterances of one dialog share a shard (``DialogUtterance.shard_group``) and arrive sorted, so
 :class:`ExtractFrames` keeps the dialog's video open across them and closes it when the next
-dialog starts (decord releases decoder memory only when a reader is deleted).
+dialog starts.
 """
 
 from __future__ import annotations

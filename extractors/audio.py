@@ -302,6 +302,26 @@ def _checked_sound_file(raw: BinaryIO) -> Iterator[soundfile.SoundFile]:
         yield handle
 
 
+def max_audio_bytes(path: str, config: AudioCleanConfig) -> int | None:
+    """The most bytes a file of ``config.max_source_s`` can need, from its header (uncompressed 64-bit samples, plus
+    1 MiB of headers); None when the header gives no rate (the decode then says what is wrong). Read before the
+    file is: a sparse or huge file is rejected (``file_too_large``) without being read into memory, and one whose
+    header promises more than ``max_source_s`` is ``audio_too_long``."""
+    try:
+        if os.path.getsize(path) == 0:
+            return None  # the decode says audio_empty
+        info = soundfile.info(path)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:  # not audio: no need to read it all
+        message = str(err).replace(str(path), Path(path).name)
+        raise Rejected("audio_undecodable", _OBJECT_ADDRESS.sub("<file>", message)) from err
+    except OSError:
+        return None  # reading it says file_unreadable
+    if info.samplerate <= 0 or info.channels <= 0:
+        return None
+    _check_length(info.frames, info.samplerate, config.max_source_s)
+    return int(config.max_source_s * info.samplerate * info.channels * 8) + (1 << 20)
+
+
 def clean_audio(data: bytes, config: AudioCleanConfig) -> CleanAudio:
     """Decode, check clipping, downmix, resample, remove DC, reject silence, trim, check duration, normalise."""
     return clean_samples(decode_audio(data, max_seconds=config.max_source_s), config)

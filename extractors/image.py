@@ -37,6 +37,11 @@ class ImageCleanConfig:
     jpeg_quality: int | None = None  # also store the output tensor as JPEG bytes at this quality; None = no
     alpha_background: int = 255  # grey level that transparent pixels are composited onto
 
+    @property
+    def max_file_bytes(self) -> int:
+        """No encoded image of at most ``max_pixels`` pixels needs more bytes than 16-bit RGBA pixels stored raw."""
+        return self.max_pixels * 8 + (1 << 20)
+
     def __post_init__(self) -> None:
         if not 8 <= self.size <= MAX_SIZE or self.min_side < 1:
             raise ValueError(f"size must be within 8..{MAX_SIZE} and min_side >= 1")

@@ -103,10 +103,14 @@ def write_parquet_atomically(table: pa.Table, path: Path, config: OutputConfig) 
         tmp.unlink(missing_ok=True)
 
 
-def read_source_bytes(path: str) -> bytes:
-    """Read a whole media file once; an unreadable path is a reject (``file_unreadable``), not a crash."""
+def read_source_bytes(path: str, *, max_bytes: int | None = None) -> bytes:
+    """Read a whole media file once; an unreadable path is a reject (``file_unreadable``), not a crash, and a file
+    over ``max_bytes`` (a huge or sparse file) is rejected (``file_too_large``) without being read."""
     try:
         with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                raise Rejected("file_too_large", f"{size} bytes, over the {max_bytes} this file's kind can need")
             return handle.read()
     except OSError as err:
         raise Rejected("file_unreadable", f"{type(err).__name__}: {err.strerror or err}") from err

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from mmfeat.extractors.audio import AudioCleanConfig, clean_audio, clean_samples, decode_audio
+from mmfeat.extractors.audio import AudioCleanConfig, clean_audio, clean_samples, decode_audio, max_audio_bytes
 from mmfeat.extractors.audio import CleanAudio as CleanAudioResult
 from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.augment.audio import apply_audio_augment, sample_audio_augment
@@ -72,7 +72,7 @@ class CleanAudio(Stage):
         self.config = config
 
     def load(self, record: AudioUtterance) -> tuple[str, CleanAudioResult]:
-        data = read_source_bytes(record.audio_path)
+        data = read_source_bytes(record.audio_path, max_bytes=max_audio_bytes(record.audio_path, self.config))
         digest = hashlib.sha256(data).hexdigest()
         decoded = decode_audio(data, max_seconds=self.config.max_source_s)
         del data  # the file's bytes go before cleaning makes its copies (an hour of FLAC: 100 MB)

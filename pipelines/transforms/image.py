@@ -80,7 +80,7 @@ class CleanImage(Stage):
 
     def load(self, record: CaptionedImage) -> tuple[dict[str, Any], DecodedImage]:
         """The columns this stage adds, and the decoded image (read ahead: a record's file alone)."""
-        data = read_source_bytes(record.image_path)
+        data = read_source_bytes(record.image_path, max_bytes=self.config.max_file_bytes)
         header = check_image(data, self.config)
         stored, upright = (header.width, header.height), header.oriented_size
         annotated = (record.width, record.height)

@@ -1,6 +1,7 @@
 """Audio whose header promises more than the file holds is a reject; a complete file without a length is read whole."""
 
 import io
+import os
 
 import numpy as np
 import soundfile
@@ -91,3 +92,30 @@ def test_the_block_by_block_helpers_equal_what_they_replace_bit_for_bit():
         assert sum_of_squares(wave) == np.sum(np.square(wave, dtype=np.float64))
         assert np.array_equal(frame_rms(wave, frame_length=2048, hop_length=512), librosa.feature.rms(y=wave)[0])
         assert np.array_equal(remove_dc(wave), (wave - wave.mean(dtype=np.float64)).astype(np.float32))
+
+
+def test_huge_or_sparse_files_are_rejected_without_being_read(tmp_path):
+    """A 10 GB sparse file (no disk used) would have been read whole into memory."""
+    from mmfeat.extractors.audio import AudioCleanConfig, max_audio_bytes
+    from mmfeat.extractors.image import ImageCleanConfig
+    from mmfeat.pipelines.io import read_source_bytes
+
+    wav, _ = encoded("WAV", seconds=1.0)
+    padded = tmp_path / "padded.wav"
+    padded.write_bytes(wav)
+    os.truncate(padded, 10 * 2**30)  # a short WAV header, then 10 GB of holes
+    zeros = tmp_path / "zeros.flac"
+    zeros.touch()
+    os.truncate(zeros, 10 * 2**30)
+    photo = tmp_path / "photo.jpg"
+    photo.touch()
+    os.truncate(photo, 10 * 2**30)
+    config = AudioCleanConfig()
+    outcomes = []
+    for path, limit in ((padded, lambda p: max_audio_bytes(str(p), config)), (zeros, lambda p: max_audio_bytes(str(p), config)),
+                        (photo, lambda p: ImageCleanConfig().max_file_bytes)):  # fmt: skip
+        try:
+            read_source_bytes(str(path), max_bytes=limit(path))
+        except Rejected as err:
+            outcomes.append(err.reason)
+    assert outcomes == ["file_too_large", "audio_undecodable", "file_too_large"]

@@ -22,11 +22,36 @@ def test_an_output_that_is_a_file_or_under_a_file_is_refused(tmp_path):
     assert output_problem(tmp_path / "new" / "deeper" / "coco") is None
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
-def test_a_read_only_output_folder_is_refused(tmp_path):
-    (tmp_path / "ro").mkdir()
-    (tmp_path / "ro").chmod(0o555)
-    assert "not writable" in output_problem(tmp_path / "ro" / "coco")
+def test_a_read_only_output_folder_is_refused():
+    """As an ordinary user (root writes anywhere, so as root the check runs as ``nobody`` through setpriv)."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="mmfeat-ro-"))
+    try:
+        folder.chmod(0o755)
+        (folder / "ro").mkdir(mode=0o555)
+        (folder / "ro").chmod(0o555)
+        if os.geteuid() != 0:
+            assert "not writable" in output_problem(folder / "ro" / "coco")
+            return
+        if shutil.which("setpriv") is None:
+            pytest.skip("root, and no setpriv to check as another user")
+        target = str(folder / "ro" / "coco")
+        code = (
+            "from pathlib import Path; from mmfeat.runners.output_folder import output_problem; "
+            f"print(output_problem(Path({target!r})))"
+        )
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code]
+        out = subprocess.run(as_nobody, capture_output=True, text=True, cwd="/")
+        if out.returncode != 0:  # this checkout or its venv is not readable by nobody
+            pytest.skip(f"nobody cannot run this checkout's Python: {out.stderr.strip().splitlines()[-1:]}")
+        assert "is not writable by this user" in out.stdout
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_second_run_into_the_same_folder_is_refused_while_the_first_holds_it(tmp_path):

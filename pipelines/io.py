@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +15,45 @@ import pyarrow.parquet as pq
 from mmfeat.extractors.errors import Rejected
 from mmfeat.pipelines.config import OutputConfig
 from mmfeat.schemas.tensors import is_byte_tensor_type, is_clip_type, is_matrix_type, is_tensor_type, pack_byte_tensors
+
+
+class WritesClosed(RuntimeError):
+    """The process is stopping (an interrupt): no file may be written any more."""
+
+
+_GATE = threading.Condition()
+_WRITING: dict[int, int] = {}  # thread id -> writes under way in it
+_CLOSED = False
+
+
+@contextlib.contextmanager
+def _gated() -> Iterator[None]:
+    """One output write, counted so that :func:`close_writes` can wait for it; refused once writes are closed."""
+    global _CLOSED
+    me = threading.get_ident()
+    with _GATE:
+        if _CLOSED:
+            raise WritesClosed("the run is being stopped: nothing more is written")
+        _WRITING[me] = _WRITING.get(me, 0) + 1
+    try:
+        yield
+    finally:
+        with _GATE:
+            _WRITING[me] -= 1
+            if not _WRITING[me]:
+                del _WRITING[me]
+            _GATE.notify_all()
+
+
+def close_writes(timeout_s: float = 30.0) -> bool:
+    """Refuse every later write and wait for those under way in other threads (the calling thread's, interrupted
+    by a signal handler, never resume); True when none is left. Before an interrupted run's output is put in
+    order, so that no writer thread puts a file into it afterwards."""
+    global _CLOSED
+    me = threading.get_ident()
+    with _GATE:
+        _CLOSED = True
+        return _GATE.wait_for(lambda: not any(thread != me for thread in _WRITING), timeout=timeout_s)
 
 
 def _temporary_beside(path: Path) -> Path:
@@ -24,12 +66,13 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:
-    tmp = _temporary_beside(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _gated():
+        tmp = _temporary_beside(path)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:
@@ -83,6 +126,11 @@ def leaf_paths(field: pa.Field) -> list[str]:
 
 def write_parquet_atomically(table: pa.Table, path: Path, config: OutputConfig) -> None:
     """Write a Parquet file (compression and row groups from ``config``) under a hidden temporary name, then rename it."""
+    with _gated():
+        _write_parquet(table, path, config)
+
+
+def _write_parquet(table: pa.Table, path: Path, config: OutputConfig) -> None:
     tmp = _temporary_beside(path)
     compression = config.compression
     if config.byte_tensors == "bytes":

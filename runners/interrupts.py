@@ -85,13 +85,18 @@ _CLEAN_UPS: list[Callable[[], None]] = []
 
 
 def stop_on_signals(message: str) -> None:
-    """From now on SIGINT and SIGTERM run the registered clean-ups (:func:`on_interrupt`), newest first, then
-    :func:`stop_run`. The handler runs in the main thread wherever it is, also inside Beam's own clean-up,
-    which after a plain ``KeyboardInterrupt`` waited minutes for workers that were gone."""
+    """From now on SIGINT and SIGTERM stop every write of this process and every process it started, then run
+    the registered clean-ups (:func:`on_interrupt`), newest first, then :func:`stop_run`. The handler runs in the
+    main thread wherever it is, also inside Beam's own clean-up, which after a plain ``KeyboardInterrupt`` waited
+    minutes for workers that were gone."""
 
     def stop(signum: int, frame: object) -> None:
+        from mmfeat.pipelines.io import close_writes
+
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        close_writes()  # no thread of this process writes a file after this (in-process runners write here)
+        stop_descendants()  # nor a worker process: the clean-ups then put a quiet folder in order
         while _CLEAN_UPS:
             with contextlib.suppress(Exception):
                 _CLEAN_UPS.pop()()

@@ -56,10 +56,10 @@ def two_worker_case(tmp_path_factory):
     return data, run_librispeech(data, tmp_path / "reference", *SMALL_SHARDS)
 
 
-def start_run(data: Path, out: Path) -> subprocess.Popen:
+def start_run(data: Path, out: Path, *extra: str) -> subprocess.Popen:
     """The command in its own process group, with Ctrl-C's default action (a background shell ignores SIGINT)."""
     command = [sys.executable, "-m", "mmfeat.runners.cli", "run", "librispeech", "--input", str(data), "--output", str(out),
-               "--no-progress", *SMALL_SHARDS, *TWO_WORKERS]  # fmt: skip
+               "--no-progress", *SMALL_SHARDS, *TWO_WORKERS, *extra]  # fmt: skip
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -67,9 +67,12 @@ def start_run(data: Path, out: Path) -> subprocess.Popen:
 
 
 def wait_for_a_shard(proc: subprocess.Popen, out: Path) -> list[int]:
-    """Once the first shard is written: the SDK worker processes."""
-    markers = out / "librispeech" / "_shards"
+    """Once the first shard is written: the SDK worker processes. (With --overwrite, once the old output has been
+    moved aside: its markers are not the run's.)"""
+    markers, replaced = out / "librispeech" / "_shards", out / ".librispeech.replaced"
     while proc.poll() is None and not (markers.is_dir() and any(markers.glob("*.json"))):
+        time.sleep(0.01)
+    while proc.poll() is None and "--overwrite" in proc.args and not (replaced.is_dir() and any(markers.glob("*.json"))):
         time.sleep(0.01)
     workers = sdk_workers(proc.pid)
     assert workers, "no SDK worker process found while the run was writing shards"
@@ -111,12 +114,12 @@ def test_a_killed_worker_fails_the_run_and_resume_finishes_it(two_worker_case, t
     assert_resumes_to_the_reference(data, out, reference)
 
 
-def stopped_mid_run(data: Path, out: Path, stop) -> tuple[subprocess.Popen, str, float, list[int]]:
+def stopped_mid_run(data: Path, out: Path, stop, *extra: str) -> tuple[subprocess.Popen, str, float, list[int]]:
     """Start a 2-worker run, ``stop(proc)`` it once its first shard is written, and wait for it to exit:
     (the process, its stderr, seconds it took to exit, the processes it had started)."""
     from mmfeat.runners.interrupts import descendants
 
-    proc = start_run(data, out)
+    proc = start_run(data, out, *extra)
     try:
         wait_for_a_shard(proc, out)
         processes = descendants(proc.pid)
@@ -152,3 +155,17 @@ def test_kill_9_of_the_command_leaves_no_worker_behind(two_worker_case, tmp_path
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} processes outlived the command"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc")
+def test_an_overwrite_run_stopped_early_leaves_the_finished_output_as_it_was(two_worker_case, tmp_path):
+    import shutil
+
+    data, reference = two_worker_case
+    out = tmp_path / "out"
+    shutil.copytree(reference.dataset_dir, out / "librispeech")
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    proc, stderr, _, _ = stopped_mid_run(data, out, lambda proc: os.killpg(proc.pid, signal.SIGINT), "--overwrite")
+    assert proc.returncode == 130 and "back in" in stderr, stderr[-3000:]
+    after = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert after.keys() - {".librispeech.lock"} == before.keys() and all(after[k] == before[k] for k in before)

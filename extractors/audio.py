@@ -133,11 +133,16 @@ def _read_all(handle: soundfile.SoundFile, source: str | io.BytesIO) -> np.ndarr
     the end of the stream) is decoded with PyAV instead."""
     if 0 <= handle.frames < _UNKNOWN_LENGTH:
         return handle.read(dtype="float32", always_2d=True)
-    return decode_without_length(source)
+    samples = decode_audio_stream(source)
+    if samples is None:
+        raise Rejected("audio_undecodable", "FFmpeg finds no audio stream")
+    return samples
 
 
-def decode_without_length(source: str | io.BytesIO) -> np.ndarray:
-    """All of an audio file's first stream as float32 (frames, channels), decoded by FFmpeg through PyAV."""
+def decode_audio_stream(source: str | io.BytesIO, *, sample_rate: int | None = None) -> np.ndarray | None:
+    """A file's first audio stream, whole, as float32 (frames, channels), decoded by FFmpeg through PyAV and
+    resampled to ``sample_rate`` (None: its own rate); None when the file has no audio stream. For files
+    libsndfile cannot read to their end (no length in the header) and a video's own audio track."""
     import av
 
     if isinstance(source, io.BytesIO):
@@ -145,13 +150,19 @@ def decode_without_length(source: str | io.BytesIO) -> np.ndarray:
     chunks = []
     try:
         with av.open(source) as container:
+            if not container.streams.audio:
+                return None
             stream = container.streams.audio[0]
-            to_float = av.AudioResampler(format="flt", layout=stream.layout.name, rate=stream.rate)
+            to_float = av.AudioResampler(format="flt", layout=stream.layout.name, rate=sample_rate or stream.rate)
             for frame in [*container.decode(stream), None]:  # None flushes the resampler
                 chunks += [out.to_ndarray() for out in to_float.resample(frame)]
-    except (av.error.FFmpegError, IndexError, ValueError) as err:
-        raise Rejected("audio_undecodable", f"FFmpeg: {err}") from err
-    return np.ascontiguousarray(np.concatenate(chunks, axis=1).T) if chunks else np.zeros((0, 1), np.float32)
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        name = Path(source).name if isinstance(source, str) else "<bytes>"
+        message = (str(err).strip().splitlines() or [type(err).__name__])[0].replace(str(source), name)
+        raise Rejected("audio_undecodable", f"FFmpeg cannot read {name}'s audio: {message[:200]}") from err
+    if not chunks:
+        return np.zeros((0, 1), np.float32)
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1).T, dtype=np.float32)
 
 
 def clipped_fraction(samples: np.ndarray, *, level: float) -> float:
@@ -270,7 +281,7 @@ def read_audio_span(
     try:
         with open(path, "rb") as raw, _checked_sound_file(raw) as handle:
             rate, total, subtype = handle.samplerate, handle.frames, handle.subtype
-            whole = decode_without_length(path) if total >= _UNKNOWN_LENGTH else None  # no length in the header
+            whole = _read_all(handle, path) if total >= _UNKNOWN_LENGTH else None  # no length in the header
             total = whole.shape[0] if whole is not None else total
             first, last = round(start_s * rate), (round(end_s * rate) if end_s is not None else total)
             if first >= total or last > total + tolerance_s * rate or last <= first:

@@ -291,26 +291,18 @@ class VideoAudioTrack:
     """
 
     def __init__(self, path: str | Path, *, sample_rate: int) -> None:
-        import av
+        from mmfeat.extractors.audio import decode_audio_stream
 
         self.path, self.sample_rate = str(path), sample_rate
         name = Path(path).name
-        chunks: list[np.ndarray] = []
-        try:
-            with av.open(self.path) as container:
-                if not container.streams.audio:
-                    raise Rejected("video_has_no_audio", f"{name} has no audio stream and no separate audio file")
-                stream = container.streams.audio[0]
-                to_float = av.AudioResampler(format="flt", layout=stream.layout.name, rate=sample_rate)
-                for frame in [*container.decode(stream), None]:  # None flushes the resampler
-                    chunks += [out.to_ndarray() for out in to_float.resample(frame)]
-        except (av.error.FFmpegError, OSError, ValueError) as err:
-            raise Rejected("audio_undecodable", f"FFmpeg cannot read {name}'s audio: {_ffmpeg_message(err, self.path)}") from err
-        if not chunks:
+        samples = decode_audio_stream(self.path, sample_rate=sample_rate)
+        if samples is None:
+            raise Rejected("video_has_no_audio", f"{name} has no audio stream and no separate audio file")
+        if not samples.size:
             raise Rejected("audio_empty", f"{name}'s audio track decodes to 0 samples")
-        self.samples = np.ascontiguousarray(np.concatenate(chunks, axis=1).T, dtype=np.float32)  # (n, channels)
-        if not np.isfinite(self.samples).all():
+        if not np.isfinite(samples).all():
             raise Rejected("audio_undecodable", "decoded samples contain NaN or Inf")
+        self.samples = samples  # (n, channels)
 
     def span(self, start_s: float, end_s: float | None, *, tolerance_s: float = 0.1):
         """[start_s, end_s) of the track as ``extractors.audio.DecodedAudio``; outside it: ``segment_out_of_range``."""

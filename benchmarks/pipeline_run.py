@@ -18,6 +18,7 @@ def run_pipeline(dataset: str, input_dir: str, output: str, *, overrides: list[s
     from mmfeat.pipelines.graph import build_feature_pipeline
     from mmfeat.pipelines.registry import DATASETS
     from mmfeat.runners.config import load_config
+    from mmfeat.runners.pipeline_hooks import RUNNER_HOOKS
     from mmfeat.runners.presets import runner_options
     from mmfeat.schemas.manifest import read_manifest
 
@@ -29,7 +30,8 @@ def run_pipeline(dataset: str, input_dir: str, output: str, *, overrides: list[s
     with runner_options(beam_args) as options:  # --runner dask: a local cluster (--dask_workers) for the run
         cluster_ready = time.perf_counter()
         pipeline = beam.Pipeline(options=options)
-        build_feature_pipeline(pipeline, spec.feature_graph(listing, config), config, dataset_dir, runner="bench")
+        graph = spec.feature_graph(listing, config)
+        build_feature_pipeline(pipeline, graph, config, dataset_dir, runner="bench", hooks=RUNNER_HOOKS)
         pipeline.run().wait_until_finish()
         finished = time.perf_counter()
     counts = read_manifest(dataset_dir)["counts"]

@@ -27,9 +27,6 @@ from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, Prepar
 from mmfeat.pipelines.transforms.warm_up import ParseUnits
 from mmfeat.pipelines.transforms.write import ShardResult, WriteShards
 from mmfeat.pipelines.units import read_units, spill_units
-from mmfeat.runners.beam_speedups import cache_dofn_specs, close_workers_together
-from mmfeat.runners.dask_warm_up import dask_address_of, start_on_workers
-from mmfeat.runners.forked_workers import fork_sdk_workers, starts_local_worker_processes
 from mmfeat.schemas.records import Reject
 from mmfeat.schemas.stats import StatsSpec
 
@@ -49,6 +46,16 @@ class FeatureGraph:
     near_duplicate_distance: int | None = None  # max Hamming distance of perceptual hashes; None = exact copies only
     encoders: tuple[Any, ...] = ()  # EncoderConfigs its stages run (checked before the pipeline starts)
     stats: StatsSpec = StatsSpec()  # columns summarised into the manifest's statistics
+
+
+@dataclass(frozen=True)
+class RunnerHooks:
+    """What a runner adds while the graph is built (``runners.pipeline_hooks``; none in a plain in-process run):
+    ``before_build(pipeline, heavy stages, execution.fork_workers)`` runs first; ``worker_setup()`` runs in every
+    worker process as parsing starts there (a module-level function: it travels to the workers pickled)."""
+
+    before_build: Callable[[beam.Pipeline, Sequence[Any], bool], None] | None = None
+    worker_setup: Callable[[], None] | None = None
 
 
 def _is_record(element: Any) -> bool:
@@ -85,22 +92,18 @@ def build_feature_pipeline(
     *,
     runner: str,
     completed: Sequence[ShardResult] = (),
+    hooks: RunnerHooks = RunnerHooks(),
 ) -> None:
     """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``."""
     heavy = [stage for stage in graph.stages if isinstance(stage, Stage)]
-    dask_address = dask_address_of(pipeline)
-    if dask_address:  # the cluster's workers import and warm up while this builds and Beam translates
-        start_on_workers(dask_address, heavy)
-    cache_dofn_specs()  # Beam re-inspects every DoFn's methods many times while it builds and translates
-    close_workers_together()  # Beam's local runner waits for each worker to exit before telling the next
-    if starts_local_worker_processes(pipeline):  # workers fork from a process that imports while this builds the graph
-        fork_sdk_workers(config.execution.fork_workers, warm_up=heavy)
+    if hooks.before_build is not None:
+        hooks.before_build(pipeline, heavy, config.execution.fork_workers)
     out = str(dataset_dir)
     unit_files = spill_units(graph.units, dataset_dir)  # the job graph carries file names, not the listing
     units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> beam.FlatMap(read_units)
     # The listing is a few files: spread its units, or every runner parses and tokenises them all on one worker.
     spread = units | "SpreadUnits" >> beam.Reshuffle()
-    parsed = spread | "Parse" >> beam.ParDo(ParseUnits(graph.parse, warm_up=heavy))
+    parsed = spread | "Parse" >> beam.ParDo(ParseUnits(graph.parse, warm_up=heavy, on_setup=hooks.worker_setup))
     prepare_text = PrepareText(config.text, require_text=graph.require_text)
     inputs = parsed | "PrepareText" >> beam.ParDo(prepare_text)  # records and rejects, one stream
     records = inputs | "RecordsOnly" >> beam.Filter(_is_record)

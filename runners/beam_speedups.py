@@ -22,12 +22,12 @@ numba, scipy and spaCy made: 1.0 s measured for a process that had imported them
 which runs before that collection). Objects are then freed as the interpreter ends, without their
 cyclic garbage's finalisers: nothing of ours relies on one (shards and the manifest are closed
 and renamed explicitly before a worker ends). Workers call it as they start parsing
-(``pipelines.transforms.warm_up.ParseUnits``, only in a Beam SDK worker or a Dask worker process:
+(``runners.pipeline_hooks.worker_setup``, only in a Beam SDK worker or a Dask worker process:
 :func:`in_a_worker_process`), the CLI as it starts a run. A program that runs a pipeline in its
 own process keeps Python's usual exit.
 
 The first two are applied once per process, before a graph is built
-(``pipelines.graph.build_feature_pipeline``). Each leaves Beam alone when it no longer has the cost
+(``runners.pipeline_hooks.before_build``). Each leaves Beam alone when it no longer has the cost
 (a caching ``get_dofn_specs``: ``functools`` wrappers carry ``cache_info``; a control connection
 without the ``push``/done-marker protocol). Delete them when Beam fixes both.
 """

@@ -280,6 +280,7 @@ def _write_output(args, options, config, listing, graph, dataset_dir: Path, runn
     from mmfeat.pipelines.graph import build_feature_pipeline
     from mmfeat.pipelines.resume import ResumeError, input_signature, start_run
     from mmfeat.pipelines.units import remove_spilled_units
+    from mmfeat.runners.pipeline_hooks import RUNNER_HOOKS
     from mmfeat.runners.progress import ShardProgress
     from mmfeat.runners.summary import format_summary
     from mmfeat.schemas.manifest import read_manifest
@@ -297,7 +298,7 @@ def _write_output(args, options, config, listing, graph, dataset_dir: Path, runn
 
     started = time.perf_counter()
     pipeline = beam.Pipeline(options=options)
-    build_feature_pipeline(pipeline, graph, config, dataset_dir, runner=runner, completed=completed)
+    build_feature_pipeline(pipeline, graph, config, dataset_dir, runner=runner, completed=completed, hooks=RUNNER_HOOKS)
     try:
         with ShardProgress(dataset_dir, total=listing.expected_examples(), enabled=not args.no_progress and sys.stderr.isatty()):
             result = pipeline.run()

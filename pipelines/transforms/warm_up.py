@@ -86,16 +86,20 @@ class ParseUnits(beam.DoFn):
     process, makes its exit quick: ``runners.beam_speedups.skip_final_collection_at_exit``). Parsing is the first
     step every worker runs once the listing is spread over them, so every worker warms up."""
 
-    def __init__(self, parse: Callable[[Any], Iterable[Any]], warm_up: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        parse: Callable[[Any], Iterable[Any]],
+        warm_up: Sequence[Any] = (),
+        on_setup: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__()
         self.parse = parse
         self.warm_up = tuple(warm_up)
+        self.on_setup = on_setup  # the runner's per-worker step (``pipelines.graph.RunnerHooks.worker_setup``)
 
     def setup(self) -> None:
-        from mmfeat.runners.beam_speedups import in_a_worker_process, skip_final_collection_at_exit
-
-        if in_a_worker_process():  # not in a program that runs the pipeline in its own process
-            skip_final_collection_at_exit()
+        if self.on_setup is not None:
+            self.on_setup()
         start_warm_up(self.warm_up)
 
     def process(self, unit: Any) -> Iterator[Any]:

@@ -13,27 +13,23 @@ from typing import Any
 
 def run_pipeline(dataset: str, input_dir: str, output: str, *, overrides: list[str], beam_args: list[str]) -> dict[str, Any]:
     """Run ``dataset`` end to end; wall time, counts, and the steady state from the shard markers."""
-    import apache_beam as beam
-
-    from mmfeat.pipelines.graph import build_feature_pipeline
-    from mmfeat.pipelines.registry import DATASETS
+    from mmfeat.pipelines.plan import plan_run
     from mmfeat.runners.config import load_config
-    from mmfeat.runners.pipeline_hooks import RUNNER_HOOKS
+    from mmfeat.runners.dask import warm_up_cluster
     from mmfeat.runners.presets import runner_options
     from mmfeat.schemas.manifest import read_manifest
 
     config = load_config(dataset, overrides=overrides)
-    spec = DATASETS[dataset]
     dataset_dir = Path(output) / dataset
     started = time.perf_counter()
-    listing = spec.discover(input_dir, config)
+    plan = plan_run(dataset, input_dir, config)  # the CLI's checks and discovery
     with runner_options(beam_args) as options:  # --runner dask: a local cluster (--dask_workers) for the run
         cluster_ready = time.perf_counter()
-        pipeline = beam.Pipeline(options=options)
-        graph = spec.feature_graph(listing, config)
-        build_feature_pipeline(pipeline, graph, config, dataset_dir, runner="bench", hooks=RUNNER_HOOKS)
-        pipeline.run().wait_until_finish()
+        warm_up_cluster(options, plan.graph.heavy_stages())
+        state = plan.run(options, dataset_dir, runner="bench")
         finished = time.perf_counter()
+    if state != "DONE":
+        raise RuntimeError(f"the runner finished in state {state}")
     counts = read_manifest(dataset_dir)["counts"]
     return {
         "seconds": finished - started,

@@ -42,10 +42,10 @@ class Tokenizer:
     """spaCy rule-based tokeniser (``spacy.blank``: no model download), optional lookup lemmas."""
 
     def __init__(self, config: TextConfig) -> None:
-        from mmfeat.extractors.spacy_import import import_spacy
+        import spacy
 
         self.config = config
-        self._nlp = import_spacy().blank(config.language)
+        self._nlp = spacy.blank(config.language)
         self._lemmatizer = None
         if config.lemmatize:
             try:

@@ -41,11 +41,14 @@ class ExecutionConfig:
     """How the work is run; none of it changes the output."""
 
     read_ahead: int = 2  # examples of a shard whose sources are loaded in a background thread (0 = off)
-    fork_workers: bool = True  # multi_processing workers forked from a warm process (runners.forked_workers)
+    max_error_fraction: float = 0.1  # a run whose unexpected rejects (pipelines.plan.UNEXPECTED_REASONS) pass this
+    # share of its inputs exits non-zero (its output kept); 1.0 = never
 
     def __post_init__(self) -> None:
         if not 0 <= self.read_ahead <= 64:
             raise ValueError("read_ahead must be within 0..64")
+        if not 0.0 <= self.max_error_fraction <= 1.0:
+            raise ValueError("max_error_fraction must be within 0..1")
 
 
 @dataclass(frozen=True)

@@ -41,21 +41,16 @@ class FeatureGraph:
     stages: Sequence[Stage]  # heavy stages, in order
     schema: pa.Schema  # the output table
     record_columns: Callable[[Any], dict[str, Any]]  # columns taken from the typed record
+    texts: bool = True  # its records carry text: PrepareText, the vocabulary pass and token ids (else none of them)
     require_text: bool = True  # reject a record whose texts are all empty (text_empty)
     deduplicate: bool = False  # drop exact (and near, see below) duplicates within a split; report leakage across splits
     near_duplicate_distance: int | None = None  # max Hamming distance of perceptual hashes; None = exact copies only
     encoders: tuple[Any, ...] = ()  # EncoderConfigs its stages run (checked before the pipeline starts)
     stats: StatsSpec = StatsSpec()  # columns summarised into the manifest's statistics
 
-
-@dataclass(frozen=True)
-class RunnerHooks:
-    """What a runner adds while the graph is built (``runners.pipeline_hooks``; none in a plain in-process run):
-    ``before_build(pipeline, heavy stages, execution.fork_workers)`` runs first; ``worker_setup()`` runs in every
-    worker process as parsing starts there (a module-level function: it travels to the workers pickled)."""
-
-    before_build: Callable[[beam.Pipeline, Sequence[Any], bool], None] | None = None
-    worker_setup: Callable[[], None] | None = None
+    def heavy_stages(self) -> list[Stage]:
+        """The DoFn stages (warmed up in the background as parsing starts; on Dask, on every worker first)."""
+        return [stage for stage in self.stages if isinstance(stage, Stage)]
 
 
 def _is_record(element: Any) -> bool:
@@ -92,23 +87,25 @@ def build_feature_pipeline(
     *,
     runner: str,
     completed: Sequence[ShardResult] = (),
-    hooks: RunnerHooks = RunnerHooks(),
 ) -> None:
-    """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``."""
-    heavy = [stage for stage in graph.stages if isinstance(stage, Stage)]
-    if hooks.before_build is not None:
-        hooks.before_build(pipeline, heavy, config.execution.fork_workers)
+    """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``. Building it changes
+    nothing in the process: the same call serves the CLI, a test and a user's own Beam job."""
+    heavy = graph.heavy_stages()
     out = str(dataset_dir)
     unit_files = spill_units(graph.units, dataset_dir)  # the job graph carries file names, not the listing
     units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> beam.FlatMap(read_units)
     # The listing is a few files: spread its units, or every runner parses and tokenises them all on one worker.
     spread = units | "SpreadUnits" >> beam.Reshuffle()
-    parsed = spread | "Parse" >> beam.ParDo(ParseUnits(graph.parse, warm_up=heavy, on_setup=hooks.worker_setup))
-    prepare_text = PrepareText(config.text, require_text=graph.require_text)
-    inputs = parsed | "PrepareText" >> beam.ParDo(prepare_text)  # records and rejects, one stream
-    records = inputs | "RecordsOnly" >> beam.Filter(_is_record)
-    vocab = records | "Vocabulary" >> BuildVocabulary(config.vocab, str(dataset_dir / VOCAB_FILE))
-    with_ids = inputs | "TokenIds" >> beam.Map(_with_token_ids, vocab=beam.pvalue.AsSingleton(vocab))
+    parsed = spread | "Parse" >> beam.ParDo(ParseUnits(graph.parse, warm_up=heavy))
+    if graph.texts:
+        prepare_text = PrepareText(config.text, require_text=graph.require_text)
+        inputs = parsed | "PrepareText" >> beam.ParDo(prepare_text)  # records and rejects, one stream
+        records = inputs | "RecordsOnly" >> beam.Filter(_is_record)
+        vocab = records | "Vocabulary" >> BuildVocabulary(config.vocab, str(dataset_dir / VOCAB_FILE))
+        with_ids = inputs | "TokenIds" >> beam.Map(_with_token_ids, vocab=beam.pvalue.AsSingleton(vocab))
+    else:  # no text: no tokenizer, no vocabulary pass
+        inputs = with_ids = parsed
+        vocab = None
 
     # From here on one linear, fused chain per shard: no Flatten, no materialised features.
     sharded = with_ids | "AssignShards" >> AssignShards(config.output.rows_per_shard, config.execution.read_ahead)
@@ -129,7 +126,8 @@ def build_feature_pipeline(
         )
 
     input_count = inputs | "CountInputs" >> beam.combiners.Count.Globally()
-    manifest_inputs = (results, input_count, vocab) + ((leakage,) if leakage is not None else ())
+    named = {"results": results, "input_count": input_count, "vocab": vocab, "leakage": leakage}
+    manifest_inputs = {name: value for name, value in named.items() if value is not None}
     _ = manifest_inputs | "WriteManifest" >> WriteManifest(
         out, dataset=graph.dataset, config=config.to_dict(), config_sha256=config.digest(), runner=runner, vocab_file=VOCAB_FILE
     )

@@ -25,6 +25,7 @@ Output: OUT/<dataset>/<split>/*.parquet, OUT/<dataset>/rejects/*.parquet, vocab.
 """
 
 
+EXIT_TOO_MANY_ERRORS = 3  # the run finished, its output is written, but execution.max_error_fraction was passed
 _RUN_FLAGS = ("--input", "--output", "--config", "--set", "--overwrite", "--resume", "--no-progress")
 
 
@@ -97,65 +98,6 @@ def _sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preflight(config) -> None:
-    """Checks that need more than types: fail before the pipeline starts."""
-    from mmfeat.extractors.text import Tokenizer, Vocabulary
-    from mmfeat.runners.config import ConfigError
-
-    if config.vocab.path:
-        try:
-            Vocabulary.from_json(Path(config.vocab.path).read_text(encoding="utf-8"))
-        except (OSError, ValueError, KeyError) as err:
-            raise ConfigError(f"vocab.path: cannot load {config.vocab.path}: {err}") from err
-    try:
-        Tokenizer(config.text)  # the language and lemmatizer the workers will build
-    except RuntimeError as err:
-        raise ConfigError(f"text.lemmatize: {err}") from err
-    except (ImportError, OSError, ValueError) as err:
-        raise ConfigError(f"text.language: {config.text.language!r}: {_first_line(err)}") from err
-
-
-def _feature_graph(dataset: str, listing, config):
-    """The dataset's graph, with its encoders checked: unknown names, missing packages, no GPU for device=cuda."""
-    from mmfeat.extractors.encoders import encoder_for
-    from mmfeat.extractors.encoders.base import resolve_device
-    from mmfeat.pipelines.registry import DATASETS
-    from mmfeat.runners.config import ConfigError
-
-    def encoder_problem(err: Exception) -> ConfigError:
-        message = err.args[0] if err.args else str(err)
-        return ConfigError(f"encode: {message} (set encode.<modality>.name=null to run without it)")
-
-    try:
-        graph = DATASETS[dataset].feature_graph(listing, config)  # schemas ask encoders for their width
-    except (ImportError, KeyError, RuntimeError, OSError) as err:
-        raise encoder_problem(err) from err
-    except ValueError as err:  # a setting the dataset cannot honour (or an encoder's missing weights, named)
-        raise ConfigError(str(err)) from err
-    try:
-        specs = [encoder_for(encoder) for encoder in graph.encoders]  # bound to their weights: a bad folder fails here
-        for encoder in graph.encoders:
-            if encoder.device == "cuda":
-                resolve_device(encoder.device)
-    except (ImportError, KeyError, RuntimeError, ValueError, OSError) as err:
-        raise encoder_problem(err) from err
-    for spec, encoder in zip(specs, graph.encoders):
-        if encoder.weights:  # user-given weights are loaded once here: a missing or broken file fails before the run
-            try:
-                spec.load(encoder)
-            except Exception as err:  # noqa: BLE001 - whatever the loader raises, the run cannot use these weights
-                raise ConfigError(f"encode.{spec.modality}.weights: cannot load {encoder.weights}: {_first_line(err)}") from err
-    for spec in specs:
-        if spec.sample_rate and spec.sample_rate != config.audio.sample_rate:
-            raise ConfigError(f"encode: {spec.name} takes {spec.sample_rate} Hz audio: set audio.sample_rate={spec.sample_rate}")
-    return graph
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:300]
-
-
 def _stray_argument(beam_args: Sequence[str]) -> str | None:
     """The first argument that is neither a ``--flag`` nor the value of the flag just before it."""
     previous = None
@@ -167,12 +109,9 @@ def _stray_argument(beam_args: Sequence[str]) -> str | None:
 
 
 def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
-    from mmfeat.pipelines.registry import DATASETS
+    from mmfeat.pipelines.plan import PlanError, plan_run
     from mmfeat.pipelines.sources.base import LayoutError
-    from mmfeat.runners.beam_speedups import skip_final_collection_at_exit
     from mmfeat.runners.config import ConfigError, load_config
-
-    skip_final_collection_at_exit()  # the command's exit is otherwise a ~1 s garbage collection of what it imported
 
     stray = _stray_argument(beam_args)
     if stray is not None:
@@ -202,10 +141,8 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         return _fail(f"--output: {problem}")
     try:
         config = load_config(args.dataset, path=args.config, overrides=args.overrides)
-        _preflight(config)
-        listing = DATASETS[args.dataset].discover(args.input, config)
-        graph = _feature_graph(args.dataset, listing, config)
-    except (ConfigError, LayoutError) as err:
+        plan = plan_run(args.dataset, args.input, config)
+    except (ConfigError, PlanError, LayoutError) as err:
         return _fail(str(err))
     except OSError as err:  # the input cannot be listed at all (a permission, a broken mount)
         return _fail(f"--input {args.input}: {err.strerror or err} ({type(err).__name__})")
@@ -215,7 +152,7 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
 
     try:
         with runner_options(beam_args) as options:
-            return _run_pipeline(args, options, config, listing, graph)
+            return _run_pipeline(args, options, plan)
     except (PresetError, PackagingError) as err:
         return _fail(str(err))
 
@@ -225,7 +162,7 @@ def _is_url(path: Path) -> bool:
     return re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:/", str(path)) is not None
 
 
-def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> int:
+def _run_pipeline(args: argparse.Namespace, options, plan) -> int:
     """Take the output folder (locked; the old one moved aside with ``--overwrite``), then run the graph."""
     from mmfeat.pipelines.resume import is_complete
     from mmfeat.runners.interrupts import on_interrupt
@@ -262,9 +199,9 @@ def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> 
 
             try:
                 with on_interrupt(interrupted):
-                    code = _write_output(args, options, config, listing, graph, dataset_dir, runner, replaced=replaced)
+                    code = _write_output(args, options, plan, dataset_dir, runner, replaced=replaced)
             finally:
-                if replacement is not None and code == 0:
+                if replacement is not None and code in (0, EXIT_TOO_MANY_ERRORS):  # finished: its output stands
                     replacement.commit()
                 elif replacement is not None:
                     replacement.roll_back()
@@ -273,14 +210,11 @@ def _run_pipeline(args: argparse.Namespace, options, config, listing, graph) -> 
         return _fail(str(err))
 
 
-def _write_output(args, options, config, listing, graph, dataset_dir: Path, runner: str, *, replaced: bool) -> int:
-    """Run the graph into ``dataset_dir`` (locked by the caller) and print the summary."""
-    import apache_beam as beam
-
-    from mmfeat.pipelines.graph import build_feature_pipeline
+def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replaced: bool) -> int:
+    """Run the plan into ``dataset_dir`` (locked by the caller) and print the summary."""
+    from mmfeat.pipelines.plan import TooManyErrors, check_error_ceiling
     from mmfeat.pipelines.resume import ResumeError, input_signature, start_run
-    from mmfeat.pipelines.units import remove_spilled_units
-    from mmfeat.runners.pipeline_hooks import RUNNER_HOOKS
+    from mmfeat.runners.dask import warm_up_cluster
     from mmfeat.runners.progress import ShardProgress
     from mmfeat.runners.summary import format_summary
     from mmfeat.schemas.manifest import read_manifest
@@ -289,28 +223,31 @@ def _write_output(args, options, config, listing, graph, dataset_dir: Path, runn
         completed = start_run(
             dataset_dir,
             dataset=args.dataset,
-            config_sha256=config.digest(),
+            config_sha256=plan.config.digest(),
             resume=args.resume,
-            inputs_sha256=input_signature(listing.units),
+            inputs_sha256=input_signature(plan.listing.units),
         )
     except ResumeError as err:
         return _fail(str(err))
 
     started = time.perf_counter()
-    pipeline = beam.Pipeline(options=options)
-    build_feature_pipeline(pipeline, graph, config, dataset_dir, runner=runner, completed=completed, hooks=RUNNER_HOOKS)
+    warm_up_cluster(options, plan.graph.heavy_stages())  # Dask: the workers import while the job is built
     try:
-        with ShardProgress(dataset_dir, total=listing.expected_examples(), enabled=not args.no_progress and sys.stderr.isatty()):
-            result = pipeline.run()
-            state = result.wait_until_finish()
+        with ShardProgress(dataset_dir, total=plan.expected_examples(), enabled=not args.no_progress and sys.stderr.isatty()):
+            state = plan.run(options, dataset_dir, runner=runner, completed=completed)
     except Exception as err:  # a worker killed, a runner failure: what is finished stays, the manifest is not written
         logging.getLogger("mmfeat").debug("pipeline failed", exc_info=True)
         return _run_failed(dataset_dir, f"{type(err).__name__}: {err}", replaced=replaced)
-    if str(state).rsplit(".", 1)[-1] not in ("DONE", "None"):
+    if state != "DONE":
         return _run_failed(dataset_dir, f"the runner finished in state {state}", replaced=replaced)
     wall = time.perf_counter() - started
-    remove_spilled_units(dataset_dir)
-    print(format_summary(read_manifest(dataset_dir), dataset_dir, wall))
+    manifest = read_manifest(dataset_dir)
+    print(format_summary(manifest, dataset_dir, wall))
+    try:
+        check_error_ceiling(manifest, plan.config.execution.max_error_fraction)
+    except TooManyErrors as err:
+        print(f"mmfeat: error: {err}", file=sys.stderr)
+        return EXIT_TOO_MANY_ERRORS
     return 0
 
 

@@ -19,9 +19,9 @@ def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
     """Options from Beam flags (``--runner``, ``--direct_num_workers``, …); DirectRunner by default."""
     options = PipelineOptions(list(beam_args))
     if resolve_runner(options) == DASK_RUNNER:
-        from mmfeat.runners import dask_fix
+        from mmfeat.runners.dask import fix
 
-        dask_fix.install()
+        fix.install()
     return options
 
 

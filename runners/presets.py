@@ -7,7 +7,7 @@ refuses, before anything starts, a run that is missing what the runner cannot wo
 - ``direct`` (the default): with ``--direct_running_mode=multi_processing`` the SDK worker processes log
   at WARNING unless ``--default_sdk_harness_log_level`` says otherwise (at Beam's INFO every worker
   prints some twenty lines of start and stop into the user's terminal).
-- ``dask``: Beam's DaskRunner with :mod:`mmfeat.runners.dask_fix`. ``--dask_client_address
+- ``dask``: Beam's DaskRunner with :mod:`mmfeat.runners.dask.fix`. ``--dask_client_address
   HOST:PORT`` uses that cluster; without it a local ``dask.distributed`` cluster of
   ``--dask_workers`` single-threaded worker processes is started for the run (default: one per CPU).
   Unless ``--dask_npartitions`` or ``--dask_partition_size`` is given, stages are split into
@@ -274,9 +274,9 @@ def runner_options(beam_args: Sequence[str], *, wheel: Callable[[Path], Path] | 
         if runner == DASK_RUNNER:
             from apache_beam.runners.dask.dask_runner import DaskOptions
 
-            from mmfeat.runners import dask_fix
+            from mmfeat.runners.dask import fix
 
-            dask_fix.install()
+            fix.install()
 
             dask = options.view_as(DaskOptions)
             if not dask.address:

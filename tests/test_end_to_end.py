@@ -283,7 +283,7 @@ def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(default_run, lib
 
 def test_coco_with_duplicate_removal_writes_the_same_bytes_on_dask(coco_run, coco_root, tmp_path):
     """Duplicate removal rewrites shards after a side input computed from the writer's results: on Dask
-    that upstream ran twice (the second run overwrote the pruned shards) before runners/dask_fix.py."""
+    that upstream ran twice (the second run overwrote the pruned shards) before runners/dask/fix.py."""
     pytest.importorskip("distributed")
     from tests.conftest import run_coco
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from mmfeat.runners.forked_workers import WORKER_PROCESS_NAME
 from mmfeat.runners.samples.librispeech import write_librispeech_sample
 from mmfeat.schemas.manifest import read_manifest
 from tests.conftest import run_librispeech
@@ -22,8 +21,7 @@ TWO_WORKERS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing
 
 
 def sdk_workers(root_pid: int) -> list[int]:
-    """Beam SDK worker processes under ``root_pid``: started as ``python -m ...sdk_worker_main``, or forked from
-    mmfeat's warm server (``runners.forked_workers``: named ``sdk_worker_main``)."""
+    """Beam SDK worker processes under ``root_pid`` (started as ``python -m ...sdk_worker_main``)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -39,11 +37,10 @@ def sdk_workers(root_pid: int) -> list[int]:
         if ancestor == root_pid:
             try:
                 argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
-                name = (Path("/proc") / str(pid) / "comm").read_text().strip()
             except OSError:
                 continue
             started = b"sdk_worker_main" in b" ".join(argv) and b"python" in Path(argv[0].decode()).name.encode()
-            if started or name == WORKER_PROCESS_NAME:
+            if started:
                 found.append(pid)
     return sorted(found)
 

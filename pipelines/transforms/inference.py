@@ -68,6 +68,7 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
         import torch
 
         single_threaded_math()
+        torch.set_num_threads(1)  # torch imported after the pools were pinned keeps one thread per core otherwise
         spec = self.spec
         device = resolve_device(self.config.device)
         model = spec.load(self.config).to(device)

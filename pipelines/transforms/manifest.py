@@ -68,9 +68,10 @@ class WriteManifest(beam.PTransform):
             "vocab_file": vocab_file,
         }
 
-    def expand(self, inputs: tuple[beam.PCollection, ...]) -> beam.PCollection:
-        results, input_count, vocab, *rest = inputs
-        leakage = rest[0] if rest else None
+    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+        """``inputs``: ``results`` and ``input_count``, and ``vocab`` and ``leakage`` where the graph has them."""
+        results, input_count = inputs["results"], inputs["input_count"]
+        vocab, leakage = inputs.get("vocab"), inputs.get("leakage")
         gathered = results | "GatherShards" >> beam.combiners.ToList()
         return gathered | "Write" >> beam.Map(
             _write_manifest,

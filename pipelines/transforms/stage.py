@@ -99,9 +99,8 @@ class Stage(beam.DoFn):
 
     def warm_up(self) -> None:
         """Imports and compilation the first example would wait for, done once per worker process on a background
-        thread while the light steps run (``pipelines.transforms.warm_up``). Runs before ``setup``: no instance state.
-        With ``multi_processing`` it runs in the fork server that workers are forked from (``runners.forked_workers``):
-        imports and compilation only, no threads, no open files or models (a fork does not copy threads)."""
+        thread while the light steps run (``pipelines.transforms.warm_up``). Runs before ``setup``: no instance state;
+        imports and compilation only, no open files or models."""
 
     def load(self, record: Any) -> Any:
         """Work that depends on the source record alone (reading, decoding); see :meth:`loaded`."""

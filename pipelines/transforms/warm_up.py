@@ -37,12 +37,6 @@ def start_warm_up(stages: Sequence[Any]) -> threading.Thread | None:
     return thread
 
 
-def warm_up_now(stages: Sequence[Any]) -> None:
-    """Like :func:`start_warm_up`, in this thread (the fork server of ``runners.forked_workers``: the workers
-    forked from it find the stages warm, and start no warm-up of their own)."""
-    _warm_up(_not_warmed_up(stages))
-
-
 def _not_warmed_up(stages: Sequence[Any]) -> list[Any]:
     """The stages whose type this process has not warmed up yet, now marked as warmed up."""
     with _LOCK:
@@ -82,24 +76,15 @@ def warm_up_wav(target_rate: int) -> bytes:
 
 class ParseUnits(beam.DoFn):
     """A dataset's ``parse`` over each listed unit, each element checked (``sources.guard``); its setup starts the
-    heavy stages' warm-up (and, in a worker
-    process, makes its exit quick: ``runners.beam_speedups.skip_final_collection_at_exit``). Parsing is the first
-    step every worker runs once the listing is spread over them, so every worker warms up."""
+    heavy stages' warm-up. Parsing is the first step every worker runs once the listing is spread over them, so
+    every worker warms up."""
 
-    def __init__(
-        self,
-        parse: Callable[[Any], Iterable[Any]],
-        warm_up: Sequence[Any] = (),
-        on_setup: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, parse: Callable[[Any], Iterable[Any]], warm_up: Sequence[Any] = ()) -> None:
         super().__init__()
         self.parse = parse
         self.warm_up = tuple(warm_up)
-        self.on_setup = on_setup  # the runner's per-worker step (``pipelines.graph.RunnerHooks.worker_setup``)
 
     def setup(self) -> None:
-        if self.on_setup is not None:
-            self.on_setup()
         start_warm_up(self.warm_up)
 
     def process(self, unit: Any) -> Iterator[Any]:

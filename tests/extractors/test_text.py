@@ -1,5 +1,3 @@
-import subprocess
-import sys
 
 import pytest
 
@@ -74,29 +72,3 @@ def test_thread_tokenizer_is_built_once_per_thread_and_configuration():
     worker.start()
     worker.join()
     assert other[0] is not first and other[0].tokenize("don't stop") == first.tokenize("don't stop")
-
-
-def test_spacy_is_imported_without_thincs_torch_import_and_torch_still_imports_afterwards():
-    code = (
-        "import sys\n"
-        "from mmfeat.extractors.text import TextConfig, Tokenizer\n"
-        "tokens = Tokenizer(TextConfig()).tokenize(\"it's fine, isn't it?\")\n"
-        "import thinc.compat\n"
-        "assert 'torch' not in sys.modules and not thinc.compat.has_torch, 'thinc imported torch'\n"
-        "assert not any(type(f).__name__ == '_NoTorchForThinc' for f in sys.meta_path)\n"
-        "import torch\n"
-        "print(tokens, torch.ones(2).sum().item())\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "['it', \"'s\", 'fine', ',', 'is', \"n't\", 'it', '?'] 2.0"
-
-
-def test_only_thinc_is_refused_torch():
-    from mmfeat.extractors.spacy_import import _NoTorchForThinc
-
-    finder = _NoTorchForThinc()
-    assert finder.find_spec("torch") is None  # any other importer: left to the usual finders
-    assert finder.find_spec("numpy") is None
-    with pytest.raises(ModuleNotFoundError, match="not needed by spaCy"):
-        exec("finder.find_spec('torch')", {"__name__": "thinc.compat", "finder": finder})

@@ -1,4 +1,4 @@
-"""Beam's DaskRunner with mmfeat's finish_bundle correction, on a local multi-process cluster."""
+"""Beam's DaskRunner with mmfeat's corrections (runners/dask/fix.py), on a local multi-process cluster."""
 
 import logging
 import os
@@ -11,7 +11,7 @@ from apache_beam.runners.common import DoFnInvoker
 
 pytest.importorskip("distributed")
 
-from mmfeat.runners import dask_fix  # noqa: E402
+from mmfeat.runners.dask import fix  # noqa: E402
 from mmfeat.runners.options import DASK_RUNNER, pipeline_options, runner_name  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -22,16 +22,43 @@ def write_size(batch_size, out):
         handle.write(str(batch_size))
 
 
-def test_the_fix_targets_the_bug_and_stops_applying_once_fixed():
+# Per Beam release the suite ran against (pyproject pins apache-beam to these): what each detector finds.
+EXPECTED_BUGS = {
+    "2.77": {"bundle_outputs": True, "side_inputs_once": True, "group_by_key_partitions": True},
+    "2.78": {"bundle_outputs": True, "side_inputs_once": True, "group_by_key_partitions": True},  # 2.78 fixed bug 1 only
+}
+
+
+def test_each_detector_finds_the_bugs_this_beam_has():
+    """Fails on purpose when Beam changes: check each correction in runners/dask/fix.py against the new code
+    (delete the ones Beam fixed), update EXPECTED_BUGS and the apache-beam pin in pyproject.toml."""
+    release = ".".join(beam.__version__.split(".")[:2])
+    assert release in EXPECTED_BUGS, f"Beam {beam.__version__} is outside the tested releases {sorted(EXPECTED_BUGS)}"
+    assert fix.detect() == EXPECTED_BUGS[release], "Beam's DaskRunner code changed: revisit runners/dask/fix.py"
     from apache_beam.runners.dask import transform_evaluator
 
-    dask_fix.install()
-    current = transform_evaluator.apply_dofn_to_bundle
-    if current is not dask_fix.apply_dofn_to_bundle:  # Beam 2.78 emits finish_bundle's outputs itself: left alone
-        assert not dask_fix.needs_fix(current)
-    assert dask_fix.needs_fix(buggy_apply_dofn_to_bundle)  # the bug as Beam up to 2.77 had it is recognised
-    assert not dask_fix.needs_fix(dask_fix.apply_dofn_to_bundle)  # a fixed Beam would not be patched
-    assert dask_fix.install() is False  # idempotent
+    fix.install()
+    assert transform_evaluator.apply_dofn_to_bundle is fix.apply_dofn_to_bundle
+    assert fix.install() is False  # idempotent
+    assert fix.detect() == EXPECTED_BUGS[release]  # still judged on Beam's own code
+
+
+def test_the_detectors_recognise_each_bug_and_a_fixed_function():
+    assert fix.collects_before_finish_bundle(buggy_apply_dofn_to_bundle)  # Beam up to 2.77
+    assert not fix.collects_before_finish_bundle(fix.apply_dofn_to_bundle)
+    assert fix.shares_receiver_between_partitions(buggy_apply_dofn_to_bundle)
+    assert not fix.shares_receiver_between_partitions(fix.apply_dofn_to_bundle)
+
+
+def test_a_detector_that_does_not_recognise_beams_code_declines_with_a_warning(monkeypatch, caplog):
+    def unrecognised(obj):
+        return "def renamed(): pass\n"
+
+    monkeypatch.setattr(fix.inspect, "getsource", unrecognised)
+    with caplog.at_level(logging.WARNING, logger=fix.__name__):
+        found = fix.detect()
+    assert found["bundle_outputs"] is None and found["side_inputs_once"] is None  # declined, not raised
+    assert "running without it" in caplog.text and "docs/upstream/beam-dask.md" in caplog.text
 
 
 def buggy_apply_dofn_to_bundle(items, do_fn_invoker_args, do_fn_invoker_kwargs, tagged_receivers):
@@ -163,21 +190,18 @@ class WritesItsPid:
 def test_every_dask_worker_starts_the_warm_up_when_the_driver_asks(tmp_path):
     from distributed import Client, LocalCluster
 
-    from mmfeat.runners.beam_speedups import in_a_worker_process
-    from mmfeat.runners.dask_warm_up import dask_address_of, start_on_workers
-
-    assert in_a_worker_process() is False  # this test's own process
+    from mmfeat.runners.dask import dask_address_of
+    from mmfeat.runners.dask.warm_up import start_on_workers
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         address = cluster.scheduler_address
         assert start_on_workers(address, [WritesItsPid(str(tmp_path))]) == 2
         with Client(address, set_as_default=False) as client:
             workers = {str(pid) for pid in client.run(os.getpid).values()}
-            assert client.submit(in_a_worker_process, pure=False).result() is True  # a Dask task: a worker process
         deadline = time.monotonic() + 60  # the thread imports Beam first
         while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
     assert {path.name for path in tmp_path.iterdir()} == workers
     assert start_on_workers("tcp://127.0.0.1:9", [WritesItsPid(str(tmp_path))], timeout_s=1) == 0  # nobody there
-    on_dask = beam.Pipeline(options=pipeline_options(["--runner=dask", "--dask_client_address=tcp://10.0.0.1:8786"]))
-    assert dask_address_of(on_dask) == "tcp://10.0.0.1:8786" and dask_address_of(beam.Pipeline()) is None
+    on_dask = pipeline_options(["--runner=dask", "--dask_client_address=tcp://10.0.0.1:8786"])
+    assert dask_address_of(on_dask) == "tcp://10.0.0.1:8786" and dask_address_of(pipeline_options([])) is None

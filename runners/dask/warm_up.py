@@ -26,15 +26,6 @@ from typing import Any
 _log = logging.getLogger(__name__)
 
 
-def dask_address_of(pipeline: Any) -> str | None:
-    """The ``--dask_client_address`` of a pipeline that runs on Beam's DaskRunner, else None."""
-    if not type(pipeline.runner).__module__.startswith("apache_beam.runners.dask"):
-        return None
-    from apache_beam.runners.dask.dask_runner import DaskOptions
-
-    return pipeline.options.view_as(DaskOptions).address or None
-
-
 def start_on_workers(address: str, stages: Sequence[Any], *, timeout_s: float = 10.0) -> int:
     """Start the warm-up of ``stages`` on every worker of the cluster at ``address``; returns how many workers
     were asked (0 when the cluster could not be reached or ``distributed`` is not installed)."""

@@ -1,4 +1,4 @@
-"""Three corrections of Beam's DaskRunner, in how it runs a DoFn over one Dask partition.
+"""Four corrections of Beam's DaskRunner (upstream bug reports, ready to file: docs/upstream/beam-dask.md).
 
 Beam 2.77's ``apache_beam/runners/dask/transform_evaluator.py``, in ``apply_dofn_to_bundle``:
 1. collects a partition's outputs *before* calling ``finish_bundle``, so whatever a DoFn emits
@@ -25,17 +25,24 @@ and in its ``GroupByKey`` translation:
    included, ran as one partition: one worker did all the work while the others idled. The fix
    (:func:`group_by_key_translation`) repartitions the input to ``--dask_npartitions`` first when it
    has fewer partitions; the runner presets set that option from the cluster's thread count.
-The first two are applied only when Beam's own function still has the first bug, the third only
-while Beam's side-input iterator still computes its bag with ``list``, the fourth while Beam's
-GroupByKey ignores ``npartitions`` (all checked on Beam's source, not on a version number); once
-Beam fixes them, delete this module.
+Beam 2.78 fixed the first (``finish_bundle`` before collecting); the other three remain.
+
+Each correction has a detector that reads Beam's source (not its version number) and says whether the bug is
+still there. A detector that does not recognise Beam's code declines: the correction is not applied and a
+warning says so (it never raises, so ``--runner dask`` still runs). ``apache-beam`` is pinned to the releases
+the suite ran against, and ``tests/runners/test_dask.py`` fails when a detector's answer changes, so a new
+Beam is adopted on purpose: check each correction, delete the ones Beam fixed, then move the pin.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
+
+_log = logging.getLogger(__name__)
 
 
 def apply_dofn_to_bundle(items: Any, do_fn_invoker_args: Any, do_fn_invoker_kwargs: Any, tagged_receivers: Any) -> list:
@@ -150,20 +157,6 @@ def group_by_key_translation() -> type:
     return GroupByKey
 
 
-def group_by_key_ignores_npartitions() -> bool:
-    """True while Beam's DaskRunner GroupByKey keeps its input's partition count (point 4)."""
-    from apache_beam.runners.dask.transform_evaluator import GroupByKey
-
-    return "npartitions" not in inspect.getsource(GroupByKey.apply)
-
-
-def side_inputs_computed_in_tasks() -> bool:
-    """True while Beam's DaskRunner computes a side input's bag inside each task that reads it (point 3)."""
-    from apache_beam.runners.dask.transform_evaluator import DaskBagWindowedIterator
-
-    return "list(self.bag)" in inspect.getsource(DaskBagWindowedIterator.__iter__)
-
-
 def _lock_of(receivers: Any) -> threading.Lock:
     """One lock per receiver object in this process (kept apart from it: the receiver gets pickled)."""
     with _LOCKS_GUARD:
@@ -174,28 +167,89 @@ _LOCKS: dict[int, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def needs_fix(function: Any) -> bool:
-    """True when ``function`` collects its results before ``finish_bundle`` (the bug)."""
+def collects_before_finish_bundle(function: Any) -> bool:
+    """Bug 1: ``function`` takes its results before ``invoke_finish_bundle`` (Beam up to 2.77)."""
     source = inspect.getsource(function)
     return source.index("results = ") < source.index("invoke_finish_bundle")
 
 
+def shares_receiver_between_partitions(function: Any) -> bool:
+    """Bug 2: ``function`` reads the receiver's values without emptying them (Beam up to 2.78 at least)."""
+    source = inspect.getsource(function)
+    return "tagged_receivers.values" in source and ".clear()" not in source
+
+
+def side_inputs_computed_in_tasks() -> bool:
+    """Bug 3: Beam's ParDo hands the side inputs, as bags, to every partition task that reads them."""
+    from apache_beam.runners.dask.transform_evaluator import ParDo
+
+    source = inspect.getsource(ParDo.apply)
+    if "side_inputs=side_inputs" not in source or "map_partitions" not in source:
+        raise LookupError("ParDo.apply no longer passes side_inputs to its partitions as mmfeat knows it")
+    return True
+
+
+def group_by_key_ignores_npartitions() -> bool:
+    """Bug 4: Beam's GroupByKey keeps its input's partition count."""
+    from apache_beam.runners.dask.transform_evaluator import GroupByKey
+
+    return "npartitions" not in inspect.getsource(GroupByKey.apply)
+
+
+def _bundle_function_bugs() -> bool:
+    from apache_beam.runners.dask import transform_evaluator
+
+    current = transform_evaluator.apply_dofn_to_bundle
+    beams = _REPLACED.get("apply_dofn_to_bundle", current)  # Beam's own, also once replaced
+    return collects_before_finish_bundle(beams) or shares_receiver_between_partitions(beams)
+
+
+_REPLACED: dict[str, Any] = {}  # Beam's functions that install() replaced, by name
+
+
+DETECTORS: dict[str, Callable[[], bool]] = {
+    "bundle_outputs": _bundle_function_bugs,  # bugs 1 and 2: one replacement function fixes both
+    "side_inputs_once": side_inputs_computed_in_tasks,
+    "group_by_key_partitions": group_by_key_ignores_npartitions,
+}
+
+
+def detect() -> dict[str, bool | None]:
+    """Per correction: True when installed Beam has the bug, False when it does not, None when the detector does
+    not recognise Beam's code (then the correction is not applied, and a warning says so)."""
+    found: dict[str, bool | None] = {}
+    for name, detector in DETECTORS.items():
+        try:
+            found[name] = bool(detector())
+        except Exception as err:  # noqa: BLE001 - Beam's code changed: decline, never stop the run
+            _log.warning(
+                "Beam's DaskRunner code is not what mmfeat's correction %r expects (%s: %s); running without it. "
+                "See docs/upstream/beam-dask.md",
+                name,
+                type(err).__name__,
+                err,
+            )
+            found[name] = None
+    return found
+
+
 def install() -> bool:
-    """Patch Beam's DaskRunner where it has the bugs; returns whether it patched anything."""
+    """Apply the corrections whose bug the installed Beam still has; returns whether it applied any."""
     import apache_beam
     from apache_beam.runners.dask import transform_evaluator
 
+    found = detect()
     patched = False
-    current = transform_evaluator.apply_dofn_to_bundle
-    if current is not apply_dofn_to_bundle and needs_fix(current):
+    if found["bundle_outputs"] and transform_evaluator.apply_dofn_to_bundle is not apply_dofn_to_bundle:
+        _REPLACED["apply_dofn_to_bundle"] = transform_evaluator.apply_dofn_to_bundle
         transform_evaluator.apply_dofn_to_bundle = apply_dofn_to_bundle
         patched = True
     translations = transform_evaluator.TRANSLATIONS  # the dict Beam's DaskRunner looks translations up in
-    if translations[apache_beam.ParDo] is transform_evaluator.ParDo and side_inputs_computed_in_tasks():
+    if found["side_inputs_once"] and translations[apache_beam.ParDo] is transform_evaluator.ParDo:
         translations[apache_beam.ParDo] = pardo_translation()
         patched = True
     gbk = transform_evaluator._GroupByKeyOnly
-    if translations[gbk] is transform_evaluator.GroupByKey and group_by_key_ignores_npartitions():
+    if found["group_by_key_partitions"] and translations[gbk] is transform_evaluator.GroupByKey:
         translations[gbk] = group_by_key_translation()
         patched = True
     return patched

@@ -8,17 +8,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from mmfeat.extractors.encoders import embedding_dim
+from mmfeat.pipelines.columns import RecordColumns
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import coco as source
 from mmfeat.pipelines.transforms.encode import Encode, from_raw_texts
-from mmfeat.pipelines.transforms.image import CLEAN_IMAGE_FIELDS, CleanImage, ImageViews, image_view_fields
-from mmfeat.pipelines.transforms.text import text_columns, text_fields
-from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
-from mmfeat.schemas.records import CaptionedImage
+from mmfeat.pipelines.transforms.image import CleanImage, ImageViews
 from mmfeat.schemas.stats import StatsSpec
-from mmfeat.schemas.tensors import matrix_type
 
 NAME = "coco"
 STATS = StatsSpec(numeric=("width", "height", "boxes_dropped"), labels=("box_categories",), tokens=("caption_token_ids",))
@@ -47,34 +43,7 @@ class CocoConfig:
             raise ValueError("near_duplicate_distance must be within 0..31 (or null)")
 
 
-def row_schema(config: PipelineConfig) -> pa.Schema:
-    """The COCO table, assembled from the columns each producer declares."""
-    embedding: tuple[pa.Field, ...] = ()
-    if config.encode.image.name:
-        embedding += (pa.field(EMBEDDING_COLUMN, pa.list_(pa.float32(), embedding_dim(config.encode.image))),)
-    if config.encode.text.name:  # one row per caption, aligned with ``captions``
-        embedding += (pa.field(CAPTION_EMBEDDING_COLUMN, matrix_type(embedding_dim(config.encode.text))),)
-    return assemble_schema(
-        SAMPLE_FIELDS,
-        COCO_FIELDS,
-        text_fields(config.text, each="caption"),
-        CLEAN_IMAGE_FIELDS,
-        image_view_fields(config.image),
-        embedding,
-        table=NAME,
-    )
-
-
-def record_columns(record: CaptionedImage) -> dict[str, Any]:
-    return {
-        "sample_id": record.sample_id,
-        "split": record.split,
-        "source_path": record.source_path,
-        "image_id": record.image_id,
-        "captions": list(record.captions),
-        "caption_ids": list(record.caption_ids),
-        **text_columns(record, each="caption"),
-    }
+RECORD_COLUMNS = RecordColumns(COCO_FIELDS)
 
 
 def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
@@ -93,16 +62,17 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
     if config.encode.image.name:
         stages.append(Encode(config.encode.image, input_array="image", output_column=EMBEDDING_COLUMN))
         encoders.append(config.encode.image)
-    if config.encode.text.name:
+    if config.encode.text.name:  # one row per caption, aligned with ``captions``
         stages.append(Encode(config.encode.text, input_of=from_raw_texts, many=True, output_column=CAPTION_EMBEDDING_COLUMN))
         encoders.append(config.encode.text)
     return FeatureGraph(
         dataset=NAME,
         units=listing.units,
         parse=source.parse_unit,
+        record=RECORD_COLUMNS,
         stages=tuple(stages),
-        schema=row_schema(config),
-        record_columns=record_columns,
+        text=config.text,
+        text_each="caption",
         stats=STATS,
         require_text=section.require_captions,
         deduplicate=section.deduplicate,

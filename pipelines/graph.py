@@ -9,6 +9,7 @@ source units ─ Reshuffle ─ parse (starts the heavy stages' warm-up) ─ text
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,15 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
+from mmfeat.extractors.text import TextConfig
+from mmfeat.pipelines.columns import RecordColumns, table_schema
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.resume import shard_name_of
 from mmfeat.pipelines.transforms.dedupe import DropDuplicates
 from mmfeat.pipelines.transforms.manifest import WriteManifest
 from mmfeat.pipelines.transforms.shard import AssignShards
 from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
-from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, PrepareText, apply_vocabulary
+from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, PrepareText, apply_vocabulary, text_columns
 from mmfeat.pipelines.transforms.warm_up import ParseUnits
 from mmfeat.pipelines.transforms.write import ShardResult, WriteShards
 from mmfeat.pipelines.units import read_units, spill_units
@@ -33,20 +36,26 @@ from mmfeat.schemas.stats import StatsSpec
 
 @dataclass(frozen=True)
 class FeatureGraph:
-    """What one dataset plugs into the shared pipeline."""
+    """What one dataset plugs into the shared pipeline. Its table schema is assembled from the declarations
+    (``pipelines.columns.table_schema``): the record's columns, the text columns, each stage's output fields."""
 
     dataset: str
     units: Sequence[Any]  # work units listed before the pipeline starts (spilled to files: ``pipelines.units``)
     parse: Callable[[Any], Any]  # unit -> iterable of records and Rejects (pure)
-    stages: Sequence[Stage]  # heavy stages, in order
-    schema: pa.Schema  # the output table
-    record_columns: Callable[[Any], dict[str, Any]]  # columns taken from the typed record
-    texts: bool = True  # its records carry text: PrepareText, the vocabulary pass and token ids (else none of them)
+    record: RecordColumns  # columns taken from the typed record
+    stages: Sequence[Stage | beam.PTransform]  # heavy stages (DoFns, or PTransforms such as Encode), in order
+    text: TextConfig | None = None  # None: the records carry no text (no PrepareText, vocabulary pass, token columns)
+    text_each: str | None = None  # several texts per record: columns named <each>_texts, <each>_tokens, … (lists)
     require_text: bool = True  # reject a record whose texts are all empty (text_empty)
     deduplicate: bool = False  # drop exact (and near, see below) duplicates within a split; report leakage across splits
     near_duplicate_distance: int | None = None  # max Hamming distance of perceptual hashes; None = exact copies only
     encoders: tuple[Any, ...] = ()  # EncoderConfigs its stages run (checked before the pipeline starts)
     stats: StatsSpec = StatsSpec()  # columns summarised into the manifest's statistics
+
+    @functools.cached_property
+    def schema(self) -> pa.Schema:
+        """The output table, from every producer's declaration."""
+        return table_schema(self.dataset, self.record, self.stages, text=self.text, text_each=self.text_each)
 
     def heavy_stages(self) -> list[Stage]:
         """The DoFn stages (warmed up in the background as parsing starts; on Dask, on every worker first)."""
@@ -61,20 +70,32 @@ def _with_token_ids(element: Any, vocab: Any) -> Any:
     return apply_vocabulary(element, vocab) if _is_record(element) else element
 
 
+class UndeclaredColumns(RuntimeError):
+    """A stage wrote a column that no producer declared (a bug in the stage, not in the data: the run fails)."""
+
+
 class ToRow(beam.DoFn):
-    """A finished WorkItem → ``(ShardKey, Row)`` for the writer (its passed-on arrays dropped); rejects pass."""
+    """A finished WorkItem → ``(ShardKey, Row)`` for the writer (its passed-on arrays dropped); rejects pass.
+    A row whose columns are not exactly the declared table's fails the run."""
 
     name = "row"
 
-    def __init__(self, record_columns: Callable[[Any], dict[str, Any]]) -> None:
+    def __init__(self, graph: FeatureGraph) -> None:
         super().__init__()
-        self.record_columns = record_columns
+        self.record, self.text, self.text_each = graph.record, graph.text, graph.text_each  # not the listing
+        self.names = frozenset(graph.schema.names)
 
     def process(self, item: Any) -> Iterator[tuple[Any, Any]]:
         if not isinstance(item, WorkItem):
             yield item  # (ShardKey, Reject)
             return
-        columns = {**self.record_columns(item.record), **item.columns}
+        columns = self.record.values(item.record)
+        if self.text is not None:
+            columns.update(text_columns(item.record, self.text, each=self.text_each))
+        columns.update(item.columns)
+        if columns.keys() != self.names:
+            extra, missing = sorted(columns.keys() - self.names), sorted(self.names - columns.keys())
+            raise UndeclaredColumns(f"row of {item.record.sample_id}: undeclared columns {extra}, missing {missing}")
         row = Row(sample_id=item.record.sample_id, view=columns["view"], num_views=item.num_views, columns=columns)
         yield item.shard, row
 
@@ -97,8 +118,8 @@ def build_feature_pipeline(
     # The listing is a few files: spread its units, or every runner parses and tokenises them all on one worker.
     spread = units | "SpreadUnits" >> beam.Reshuffle()
     parsed = spread | "Parse" >> beam.ParDo(ParseUnits(graph.parse, warm_up=heavy))
-    if graph.texts:
-        prepare_text = PrepareText(config.text, require_text=graph.require_text)
+    if graph.text is not None:
+        prepare_text = PrepareText(graph.text, require_text=graph.require_text)
         inputs = parsed | "PrepareText" >> beam.ParDo(prepare_text)  # records and rejects, one stream
         records = inputs | "RecordsOnly" >> beam.Filter(_is_record)
         vocab = records | "Vocabulary" >> BuildVocabulary(config.vocab, str(dataset_dir / VOCAB_FILE))
@@ -115,7 +136,7 @@ def build_feature_pipeline(
     writer = WriteShards(out, graph.schema, config.output, fingerprints=graph.deduplicate, stats=graph.stats)
     # The writer joins the heavy stages' chain: on runners that run a ParDo over a whole partition (Dask),
     # only the light shard results are then kept per partition, not every example's features and waveform.
-    results = run_stages(sharded, [*graph.stages, ToRow(graph.record_columns), writer])
+    results = run_stages(sharded, [*graph.stages, ToRow(graph), writer])
     if completed:
         earlier = pipeline | "CompletedShards" >> beam.Create(list(completed))
         results = (results, earlier) | "AllShards" >> beam.Flatten()  # light results only

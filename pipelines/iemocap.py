@@ -11,20 +11,16 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from mmfeat.extractors.augment import AugmentConfig
-from mmfeat.extractors.encoders import embedding_dim
 from mmfeat.extractors.faces import check_face_detector
+from mmfeat.pipelines.columns import RecordColumns
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.sources import iemocap as source
-from mmfeat.pipelines.transforms.audio import AUDIO_VIEW_FIELDS, CLEAN_AUDIO_FIELDS, AugmentAudio, ExtractMfcc, mfcc_fields
+from mmfeat.pipelines.transforms.audio import AugmentAudio, ExtractMfcc
 from mmfeat.pipelines.transforms.encode import Encode, from_raw_text
-from mmfeat.pipelines.transforms.fusion import FuseFeatures, fusion_field
-from mmfeat.pipelines.transforms.text import text_columns, text_fields
-from mmfeat.pipelines.transforms.video import AlignFrames, CleanSegmentAudio, ExtractFrames, frame_fields
-from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
-from mmfeat.schemas.records import DialogUtterance
+from mmfeat.pipelines.transforms.fusion import FuseFeatures
+from mmfeat.pipelines.transforms.video import AlignFrames, CleanSegmentAudio, ExtractFrames
 from mmfeat.schemas.stats import StatsSpec
-from mmfeat.schemas.tensors import is_matrix_type, matrix_type
 
 NAME = "iemocap"
 STATS = StatsSpec(numeric=("duration_s", "mfcc_frames"), labels=("label", "speaker"), moments=("mfcc",), tokens=("token_ids",))
@@ -81,53 +77,13 @@ class IemocapConfig:
         return source.LabelRules(merge=merge, drop=self.drop_labels, keep=self.keep_labels)
 
 
-def embedding_fields(config: PipelineConfig) -> tuple[pa.Field, ...]:
-    fields = []
-    for column, encoder in config.dataset.embeddings(config):
-        dim = embedding_dim(encoder)
-        fields.append(pa.field(column, matrix_type(dim) if column == FRAME_EMBEDDING_COLUMN else pa.list_(pa.float32(), dim)))
-    if config.dataset.fusion:
-        fields.append(fusion_field(sum(_pooled_dim(f) for f in fields) + config.mfcc.mfcc_dim))
-    return tuple(fields)
+def _vad(index: int) -> Any:
+    return lambda record: record.vad[index] if record.vad else None
 
 
-def _pooled_dim(field: pa.Field) -> int:
-    return field.type.value_type.list_size if is_matrix_type(field.type) else field.type.list_size
-
-
-def row_schema(config: PipelineConfig) -> pa.Schema:
-    return assemble_schema(
-        SAMPLE_FIELDS,
-        IEMOCAP_FIELDS,
-        text_fields(config.text),
-        CLEAN_AUDIO_FIELDS,
-        AUDIO_VIEW_FIELDS,
-        mfcc_fields(config.mfcc),
-        frame_fields(config.video),
-        embedding_fields(config),
-        table=NAME,
-    )
-
-
-def record_columns(record: DialogUtterance) -> dict[str, Any]:
-    valence, activation, dominance = record.vad or (None, None, None)
-    return {
-        "sample_id": record.sample_id,
-        "split": record.split,
-        "source_path": record.source_path,
-        "dialog": record.dialog,
-        "session": record.session,
-        "speaker": record.speaker,
-        "start_s": record.start_s,
-        "end_s": record.end_s,
-        "transcript": record.transcript,
-        "label": record.label,
-        "raw_label": record.raw_label,
-        "valence": valence,
-        "activation": activation,
-        "dominance": dominance,
-        **text_columns(record),
-    }
+RECORD_COLUMNS = RecordColumns(
+    IEMOCAP_FIELDS, computed={"valence": _vad(0), "activation": _vad(1), "dominance": _vad(2)}
+)
 
 
 def time_preserving(augment: AugmentConfig) -> AugmentConfig:
@@ -169,7 +125,7 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
     embeddings = section.embeddings(config)
     for column, encoder in embeddings:
         if column == FRAME_EMBEDDING_COLUMN:
-            stages.append(Encode(encoder, input_array="frames", many=True, output_column=column))
+            stages.append(Encode(encoder, input_array="frames", many=True, output_column=column))  # (frames, dim)
         else:
             stages.append(Encode(encoder, input_of=from_raw_text, output_column=column))
     if section.fusion:
@@ -180,9 +136,9 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         dataset=NAME,
         units=listing.units,
         parse=parse,
+        record=RECORD_COLUMNS,
         stages=tuple(stages),
-        schema=row_schema(config),
-        record_columns=record_columns,
+        text=config.text,
         stats=STATS,
         encoders=tuple(encoder for _, encoder in embeddings),
     )

@@ -71,7 +71,7 @@ def plan_run(dataset: str, input_dir: str | Path, config: PipelineConfig) -> Run
     spec = DATASETS[dataset]
     listing = spec.discover(input_dir, config)
     graph = _feature_graph(spec, listing, config)
-    if graph.texts:
+    if graph.text is not None:
         check_text_settings(config)
     return RunPlan(dataset=dataset, config=config, listing=listing, graph=graph)
 

@@ -59,6 +59,14 @@ def run_coco(input_dir: Path, output: Path, *extra: str) -> CliRun:
     return run_dataset("coco", input_dir, output, *extra)
 
 
+def declared_schema(dataset: str, root: Path, *overrides: str):
+    """The table that ``dataset``'s graph declares for these ``--set`` overrides (pipelines.plan: the run path)."""
+    from mmfeat.pipelines.plan import plan_run
+    from mmfeat.runners.config import load_config
+
+    return plan_run(dataset, root, load_config(dataset, overrides=list(overrides))).graph.schema
+
+
 @pytest.fixture(scope="session")
 def iemocap_root(tmp_path_factory) -> Path:
     pytest.importorskip("av")

@@ -9,11 +9,10 @@ import pytest
 from mmfeat.extractors import boxes as geometry
 from mmfeat.extractors.augment.image import ImageAugmentParams, render_view
 from mmfeat.extractors.image import check_image, decode_image
-from mmfeat.pipelines.coco import row_schema
 from mmfeat.runners.config import load_config
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.tensors import arrow_to_matrices, arrow_to_tensors, unpack_byte_tensors
-from tests.conftest import COCO_AUGMENTED, run_cli
+from tests.conftest import COCO_AUGMENTED, declared_schema, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -61,9 +60,9 @@ def test_the_summary_is_all_that_a_run_prints_on_stdout(coco_run):
     assert coco_run.stdout.startswith("mmfeat coco: done in") and "Loaded pretrained" not in coco_run.stdout
 
 
-def test_rows_hold_tensor_captions_tokens_boxes_and_embedding(coco_run):
+def test_rows_hold_tensor_captions_tokens_boxes_and_embedding(coco_run, coco_root):
     table = read_rows(coco_run.dataset_dir)
-    assert table.schema.equals(row_schema(load_config("coco")), check_metadata=False)
+    assert table.schema.equals(declared_schema("coco", coco_root), check_metadata=False)
     assert table.num_rows == 16 and set(table["view"].to_pylist()) == {0}
     images = arrow_to_tensors(table["image"])
     assert images.shape == (16, 224, 224, 3) and images.dtype == np.uint8

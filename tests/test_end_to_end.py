@@ -9,13 +9,12 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
 from mmfeat.extractors.text import Vocabulary
 from mmfeat.pipelines.graph import build_feature_pipeline
-from mmfeat.pipelines.librispeech import row_schema
 from mmfeat.pipelines.registry import DATASETS
 from mmfeat.runners.config import load_config
 from mmfeat.schemas.fields import REJECTS_SCHEMA
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.tensors import arrow_to_matrices
-from tests.conftest import run_cli
+from tests.conftest import declared_schema, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +55,7 @@ def test_counts_balance_and_every_bad_file_has_its_reason(default_run):
 
 def test_schema_rows_and_features(default_run, librispeech_root):
     table = read_rows(default_run.dataset_dir)
-    assert table.schema.equals(row_schema(load_config("librispeech")), check_metadata=False)
+    assert table.schema.equals(declared_schema("librispeech", librispeech_root), check_metadata=False)
     assert table.num_rows == 18 and set(table["split"].to_pylist()) == {"train-clean-100", "dev-clean"}
     assert "19-198-0009" in table["sample_id"].to_pylist()  # the 8 kHz stereo 24-bit file was cleaned, not rejected
     stereo = table.filter(ds.field("sample_id") == "19-198-0009").to_pylist()[0]
@@ -203,16 +202,18 @@ def test_test_pipeline_with_a_reused_vocabulary(default_run, librispeech_root, t
     assert json.loads((tmp_path / "librispeech" / "_manifest.json").read_text())["counts"]["input"] == 2
 
 
-def test_lemmas_column_only_when_enabled():
-    from mmfeat.pipelines.librispeech import record_columns
+def test_lemmas_column_only_when_enabled(librispeech_root):
+    from mmfeat.extractors.text import TextConfig
+    from mmfeat.pipelines.transforms.text import text_columns
 
-    assert "lemmas" not in row_schema(load_config("librispeech")).names
-    assert "lemmas" in row_schema(load_config("librispeech", overrides=["text.lemmatize=true"])).names
+    assert "lemmas" not in declared_schema("librispeech", librispeech_root).names
+    assert "lemmas" in declared_schema("librispeech", librispeech_root, "text.lemmatize=true").names
     from mmfeat.schemas.records import AudioUtterance, PreparedText
 
     prepared = PreparedText(texts=("hi",), tokens=(("hi",),), token_ids=((2,),), lemmas=(("hi",),))
     record = AudioUtterance("a", "s", "p", "/p", "HI", "1", "2", prepared=prepared)
-    assert record_columns(record)["lemmas"] == ["hi"]
+    assert text_columns(record, TextConfig(lemmatize=True))["lemmas"] == ["hi"]
+    assert "lemmas" not in text_columns(record, TextConfig())
 
 
 def test_manifest_statistics_match_the_written_training_rows(default_run):

@@ -7,7 +7,6 @@ import pytest
 from mmfeat.extractors.audio import clean_samples, read_audio_span
 from mmfeat.extractors.spectral import frame_geometry, mfcc_features
 from mmfeat.extractors.video import VideoSource
-from mmfeat.pipelines.iemocap import row_schema
 from mmfeat.runners.config import load_config
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.tensors import arrow_to_matrices, arrow_to_tensors, unpack_byte_tensors
@@ -38,10 +37,9 @@ def test_counts_balance_and_every_broken_case_has_its_reason(iemocap_run):
     assert len(rejects) == 8 and all(r["detail"] for r in rejects)
 
 
-def test_rows_labels_and_session_splits(iemocap_run):
-    config = load_config("iemocap")
+def test_rows_labels_and_session_splits(iemocap_run, iemocap_root):
     table = read_rows(iemocap_run.dataset_dir)
-    assert table.schema.equals(row_schema(config), check_metadata=False)
+    assert table.schema.equals(declared_schema("iemocap", iemocap_root), check_metadata=False)
     rows = table.to_pylist()
     assert {(r["split"], r["session"]) for r in rows} == {("train", 1), ("test", 5)}
     train_speakers = {r["speaker"] for r in rows if r["split"] == "train"}
@@ -196,7 +194,7 @@ def test_fps_mode_gives_clips_as_long_as_their_utterance_and_the_face_crop_finds
     counts = read_manifest(run.dataset_dir)["counts"]
     assert counts["input"] == counts["written"] + counts["rejected"] and counts["written"] == 5
     table = read_rows(run.dataset_dir)
-    assert table.schema.equals(row_schema(load_config("iemocap", overrides=settings)), check_metadata=False)
+    assert table.schema.equals(declared_schema("iemocap", iemocap_root, *settings), check_metadata=False)
     clips, embeddings = arrow_to_clips(table["frames"]), arrow_to_matrices(table["frame_embeddings"])
     lengths = set()
     for row, clip, embedding in zip(table.to_pylist(), clips, embeddings):

@@ -81,6 +81,9 @@ class CleanAudio(Stage):
     def warm_up(self) -> None:
         clean_audio(warm_up_wav(self.config.sample_rate), self.config)
 
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        return CLEAN_AUDIO_FIELDS  # and content_sha256, one of every table's SAMPLE_FIELDS
+
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         content_sha256, clean = self.loaded(item)
         item.columns.update(
@@ -102,6 +105,9 @@ class AugmentAudio(Stage):
         super().__init__()
         self.config = config
         self.sample_rate = sample_rate
+
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        return AUDIO_VIEW_FIELDS  # and view, one of every table's SAMPLE_FIELDS
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         views = self.config.view_indices()
@@ -138,6 +144,9 @@ class ExtractMfcc(Stage):
 
     def warm_up(self) -> None:
         mfcc_features(warm_up_noise(self.sample_rate), self.sample_rate, self.config)
+
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        return mfcc_fields(self.config)
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         features = mfcc_features(item.arrays["waveform"], self.sample_rate, self.config)

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 
-from mmfeat.extractors.encoders import encoder_for
+from mmfeat.extractors.encoders import embedding_dim, encoder_for
 from mmfeat.extractors.encoders.base import EncoderConfig
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
-
-STAGE = "encode"
+from mmfeat.schemas.tensors import matrix_type
 
 
 def from_array(name: str) -> Callable[[WorkItem], Any]:
@@ -33,16 +33,6 @@ def from_raw_texts(item: WorkItem) -> Any:
 def from_raw_text(item: WorkItem) -> Any:
     """Encoder input: the record's one text as written (a transcript)."""
     return item.record.raw_texts[0]
-
-
-def input_length(element: Any, *, input_array: str, many: bool) -> int:
-    """An item's prepared encoder input length for length-aware batching: samples of a waveform, tokens of a
-    text (summed over the parts with ``many``; an image counts 1). Anything else (a reject) counts 0."""
-    if not isinstance(element, WorkItem) or input_array not in element.arrays:
-        return 0
-    value = element.arrays[input_array]
-    parts = value if many else [value]
-    return int(sum(len(p) if getattr(p, "ndim", 1) == 1 else 1 for p in parts))
 
 
 class PrepareForEncoder(Stage):
@@ -63,6 +53,9 @@ class PrepareForEncoder(Stage):
     def setup(self) -> None:
         super().setup()
         self._spec = encoder_for(self.config)
+
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        return ()  # its input, prepared, goes to ``arrays``
 
     def apply(self, item: WorkItem) -> Iterable[WorkItem]:
         value = self.input_of(item)
@@ -94,6 +87,11 @@ class Encode(beam.PTransform):
         self.input_of = input_of or from_array(input_array)
         self.output_column = output_column
         self.many = many
+
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        """``output_column``: a float32 vector of the encoder's width, or with ``many`` a (parts, width) matrix."""
+        dim = embedding_dim(self.config)
+        return (pa.field(self.output_column, matrix_type(dim) if self.many else pa.list_(pa.float32(), dim)),)
 
     def expand(self, stream: beam.PCollection) -> beam.PCollection:
         from apache_beam.ml.inference.base import RunInference

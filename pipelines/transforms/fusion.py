@@ -8,10 +8,16 @@ import numpy as np
 import pyarrow as pa
 
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
+from mmfeat.schemas.tensors import is_matrix_type
 
 
 def fusion_field(dim: int) -> pa.Field:
     return pa.field("fusion", pa.list_(pa.float32(), dim))
+
+
+def pooled_width(data_type: pa.DataType) -> int:
+    """The width of a column's time-mean: a (steps, dim) matrix pools to dim; a fixed-size vector is its size."""
+    return data_type.value_type.list_size if is_matrix_type(data_type) else data_type.list_size
 
 
 class FuseFeatures(Stage):
@@ -26,6 +32,14 @@ class FuseFeatures(Stage):
     def __init__(self, columns: Sequence[str]) -> None:
         super().__init__()
         self.columns = tuple(columns)
+
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        """``fusion``: as wide as the pooled widths of its input columns together."""
+        declared = {f.name: f.type for f in upstream}
+        missing = [c for c in self.columns if c not in declared]
+        if missing:
+            raise ValueError(f"fusion: no earlier stage declares {', '.join(missing)}")
+        return (fusion_field(sum(pooled_width(declared[column]) for column in self.columns)),)
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         parts = []

@@ -97,6 +97,9 @@ class CleanImage(Stage):
         }
         return columns, decoded
 
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        return CLEAN_IMAGE_FIELDS  # and content_sha256, one of every table's SAMPLE_FIELDS
+
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         columns, decoded = self.loaded(item)
         item.columns.update(columns)
@@ -113,6 +116,9 @@ class ImageViews(Stage):
         super().__init__()
         self.config = config
         self.augment = augment
+
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        return image_view_fields(self.config)  # and view, one of every table's SAMPLE_FIELDS
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         decoded: DecodedImage = item.arrays.pop("decoded")

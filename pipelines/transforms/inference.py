@@ -29,10 +29,20 @@ from apache_beam.ml.inference.base import ModelHandler
 from mmfeat.extractors.encoders import encoder_for
 from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, resolve_device, torch_dtype
 from mmfeat.extractors.threads import single_threaded_math
-from mmfeat.pipelines.transforms.encode import STAGE, input_length
 from mmfeat.pipelines.transforms.stage import WorkItem
 
 _log = logging.getLogger(__name__)
+STAGE = "encode"  # the stage named in an encoder's rejects
+
+
+def input_length(element: Any, *, input_array: str, many: bool) -> int:
+    """An item's prepared encoder input length for length-aware batching: samples of a waveform, tokens of a
+    text (summed over the parts with ``many``; an image counts 1). Anything else (a reject) counts 0."""
+    if not isinstance(element, WorkItem) or input_array not in element.arrays:
+        return 0
+    value = element.arrays[input_array]
+    parts = value if many else [value]
+    return int(sum(len(p) if getattr(p, "ndim", 1) == 1 else 1 for p in parts))
 
 
 class EncodeModelHandler(ModelHandler[Any, Any, Any]):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -96,6 +97,12 @@ class Stage(beam.DoFn):
 
     def apply(self, item: WorkItem) -> Iterable[WorkItem]:
         raise NotImplementedError
+
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        """The output columns this stage adds to ``item.columns``, as configured (``upstream``: the columns declared
+        before it, for a stage whose width depends on them). The dataset's table schema is assembled from these
+        declarations; a row with a column nobody declared fails the run."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare its output fields")
 
     def warm_up(self) -> None:
         """Imports and compilation the first example would wait for, done once per worker process on a background

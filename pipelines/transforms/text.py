@@ -31,15 +31,16 @@ def text_fields(config: TextConfig, *, each: str | None = None) -> tuple[pa.Fiel
     return tuple(pa.field(f"{each}_{'texts' if f.name == 'text' else f.name}", pa.list_(f.type)) for f in fields)
 
 
-def text_columns(record: Any, *, each: str | None = None) -> dict[str, Any]:
-    """The text columns of a prepared record, named as in :func:`text_fields` (lemmas are ignored unless the schema has them)."""
+def text_columns(record: Any, config: TextConfig, *, each: str | None = None) -> dict[str, Any]:
+    """The text columns of a prepared record, named as in :func:`text_fields` (lemmas when ``config.lemmatize``)."""
     prepared = record.prepared
     columns = {
         "text": list(prepared.texts),
         "tokens": [list(t) for t in prepared.tokens],
         "token_ids": [list(t) for t in prepared.token_ids],
-        "lemmas": [list(t) for t in prepared.lemmas] if prepared.lemmas is not None else None,
     }
+    if config.lemmatize:
+        columns["lemmas"] = [list(t) for t in prepared.lemmas] if prepared.lemmas is not None else None
     if each is None:
         return {name: (value[0] if value is not None else None) for name, value in columns.items()}
     return {f"{each}_{'texts' if name == 'text' else name}": value for name, value in columns.items()}

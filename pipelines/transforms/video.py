@@ -23,6 +23,7 @@ from mmfeat.extractors.faces import FaceDetector
 from mmfeat.extractors.seeding import derive_seed
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry
 from mmfeat.extractors.video import CropBox, FramesConfig, VideoAudioTrack, VideoSource, fit_square
+from mmfeat.pipelines.transforms.audio import CLEAN_AUDIO_FIELDS
 from mmfeat.pipelines.transforms.image import IMAGE_AUGMENT_TYPE
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
 from mmfeat.pipelines.transforms.warm_up import warm_up_wav
@@ -38,7 +39,7 @@ VIDEO_AUGMENT_TYPE = pa.struct(  # null for view 0; the image-augmentation field
 
 
 def frame_fields(config: FramesConfig) -> tuple[pa.Field, ...]:
-    """Columns added by :class:`ExtractFrames` (and the alignment column).
+    """Columns added by :class:`ExtractFrames`.
 
     ``frames`` is one fixed-shape tensor (N, H, W, 3) per row when every clip has N frames
     (``video.mode=uniform``), else a list of (H, W, 3) frame tensors (``video.mode=fps``).
@@ -51,7 +52,6 @@ def frame_fields(config: FramesConfig) -> tuple[pa.Field, ...]:
         pa.field("crop_source", pa.string()),  # "face", or "centre" (video.crop=centre, or no face found)
         pa.field("video_has_audio", pa.bool_()),  # the container holds an audio stream
         pa.field("video_augment", VIDEO_AUGMENT_TYPE),
-        FRAME_ALIGNMENT_FIELD,
     )
 
 
@@ -85,6 +85,9 @@ class CleanSegmentAudio(Stage):
 
     def warm_up(self) -> None:
         clean_audio(warm_up_wav(self.config.sample_rate), self.config)
+
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        return CLEAN_AUDIO_FIELDS  # and content_sha256, one of every table's SAMPLE_FIELDS
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         content_sha256, clean = self.loaded(item)
@@ -146,6 +149,9 @@ class ExtractFrames(Stage):
     def load(self, record: DialogUtterance) -> Clip:
         """View 0's clip (read ahead: decoding, face search and resizing depend on the record alone)."""
         return self._clip(record, 0)
+
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        return frame_fields(self.config)
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         view = item.view or 0
@@ -222,6 +228,9 @@ class AlignFrames(Stage):
     def __init__(self, config: MfccConfig, sample_rate: int) -> None:
         super().__init__()
         self.hop_s = frame_geometry(config, sample_rate).hop_length / sample_rate
+
+    def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
+        return (FRAME_ALIGNMENT_FIELD,)
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         offsets = np.asarray(item.columns["frame_timestamps_s"]) - item.record.start_s

@@ -129,7 +129,7 @@ def test_length_buckets_batch_inputs_of_similar_length_together():
 
     from apache_beam.testing.util import assert_that
 
-    from mmfeat.pipelines.transforms.encode import input_length
+    from mmfeat.pipelines.transforms.inference import input_length
 
     config = EncoderConfig(name="torchscript_audio", max_batch_size=4, max_batch_duration_secs=0.5, length_buckets=(100, 1000))
     handler = EncodeModelHandler(config, "audio_embedding")

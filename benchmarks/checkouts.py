@@ -87,7 +87,7 @@ def main() -> None:
         data = args.data or work / "data"
         inputs = {}
         if args.utterances:
-            from mmfeat.runners.samples.librispeech import write_librispeech_sample
+            from mmfeat.pipelines.datasets.librispeech.sample import write_librispeech_sample
 
             root = data / "librispeech" / "LibriSpeech"
             if not root.exists():

@@ -76,7 +76,7 @@ def _child_bare(input_dir: str) -> dict:
     from mmfeat.extractors.spectral import mfcc_features
     from mmfeat.extractors.threads import single_threaded_math
     from mmfeat.extractors.video import VideoSource
-    from mmfeat.pipelines.sources.iemocap import parse_transcript
+    from mmfeat.pipelines.datasets.iemocap.source import parse_transcript
     from mmfeat.runners.config import load_config
 
     config = load_config("iemocap")

@@ -38,7 +38,7 @@ def _child_bare(input_dir: str) -> dict:
     from mmfeat.extractors.spectral import mfcc_features
     from mmfeat.extractors.text import Tokenizer, VocabConfig, Vocabulary, prepare_text
     from mmfeat.extractors.threads import single_threaded_math
-    from mmfeat.pipelines.sources.librispeech import discover, parse_unit
+    from mmfeat.pipelines.datasets.librispeech.source import discover, parse_unit
     from mmfeat.runners.config import load_config
     from mmfeat.schemas.records import AudioUtterance
 
@@ -88,7 +88,7 @@ def _warm_up() -> None:
 
     from mmfeat.extractors.audio import AudioCleanConfig, clean_audio
     from mmfeat.extractors.spectral import MfccConfig, mfcc_features
-    from mmfeat.runners.samples.librispeech import synth_speech
+    from mmfeat.pipelines.datasets.librispeech.sample import synth_speech
 
     buffer = io.BytesIO()
     soundfile.write(buffer, synth_speech(np.random.default_rng(0), f0=120, seconds=1.0), 16000, format="FLAC")
@@ -125,7 +125,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from mmfeat.runners.samples.librispeech import write_librispeech_sample
+    from mmfeat.pipelines.datasets.librispeech.sample import write_librispeech_sample
 
     per_chapter = 10
     one_worker = ("--direct_num_workers=1", "--direct_running_mode=multi_processing")

@@ -43,7 +43,7 @@ def write_output(dataset: str, size: int, work: Path) -> tuple[Path, str]:
     from pipeline_run import run_pipeline
 
     if dataset == "librispeech":
-        from mmfeat.runners.samples.librispeech import write_librispeech_sample
+        from mmfeat.pipelines.datasets.librispeech.sample import write_librispeech_sample
 
         data = write_librispeech_sample(work / "data", chapters=max(1, size // 10), utterances_per_chapter=10, broken=False)
         overrides = ["output.rows_per_shard=64"]

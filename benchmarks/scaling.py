@@ -43,7 +43,7 @@ ROWS_PER_SHARD = {"librispeech": 8, "iemocap": 20}
 
 def _write_input(dataset: str, size: int, root: Path) -> Path:
     if dataset == "librispeech":
-        from mmfeat.runners.samples.librispeech import write_librispeech_sample
+        from mmfeat.pipelines.datasets.librispeech.sample import write_librispeech_sample
 
         per_chapter = 10
         return write_librispeech_sample(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mmfeat.runners.samples.librispeech import write_librispeech_sample
+from mmfeat.pipelines.datasets.librispeech.sample import write_librispeech_sample
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def declared_schema(dataset: str, root: Path, *overrides: str):
 @pytest.fixture(scope="session")
 def iemocap_root(tmp_path_factory) -> Path:
     pytest.importorskip("av")
-    from mmfeat.runners.samples.iemocap import write_iemocap_sample
+    from mmfeat.pipelines.datasets.iemocap.sample import write_iemocap_sample
 
     return write_iemocap_sample(tmp_path_factory.mktemp("iemocap_data"))
 
@@ -100,7 +100,7 @@ def iemocap_multiprocess_run(iemocap_root, tmp_path_factory) -> CliRun:
 
 @pytest.fixture(scope="session")
 def coco_root(tmp_path_factory) -> Path:
-    from mmfeat.runners.samples.coco import write_coco_sample
+    from mmfeat.pipelines.datasets.coco.sample import write_coco_sample
 
     return write_coco_sample(tmp_path_factory.mktemp("coco_data"))
 

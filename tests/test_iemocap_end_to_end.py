@@ -10,6 +10,7 @@ from mmfeat.extractors.video import VideoSource
 from mmfeat.runners.config import load_config
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.tensors import arrow_to_matrices, arrow_to_tensors, unpack_byte_tensors
+from tests.conftest import declared_schema
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mmfeat.runners.samples.librispeech import write_librispeech_sample
+from mmfeat.pipelines.datasets.librispeech.sample import write_librispeech_sample
 from mmfeat.schemas.manifest import read_manifest
 from tests.conftest import run_librispeech
 from tests.test_end_to_end import tree_bytes

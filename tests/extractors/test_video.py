@@ -25,7 +25,7 @@ def test_frames_are_chosen_by_timestamp_not_by_index():
 @pytest.fixture(scope="module")
 def gapped_video(tmp_path_factory):
     """15 fps, 40 frames, each a flat grey level = 5 * index; frames after index 19 are stamped 10 periods late."""
-    from mmfeat.runners.samples.iemocap import write_avi
+    from mmfeat.pipelines.datasets.iemocap.sample import write_avi
 
     path = tmp_path_factory.mktemp("video") / "gap.avi"
     frames = [np.full((120, 160, 3), 5 * i, np.uint8) for i in range(40)]
@@ -63,7 +63,7 @@ def test_segments_outside_the_video_and_unreadable_files_are_rejected(gapped_vid
 
 def test_the_audio_stream_of_a_video_is_seen_and_decoded(gapped_video, tmp_path):
     from mmfeat.extractors.video import VideoAudioTrack
-    from mmfeat.runners.samples.iemocap import write_avi
+    from mmfeat.pipelines.datasets.iemocap.sample import write_avi
 
     with_audio = tmp_path / "a.avi"
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
@@ -102,7 +102,7 @@ def test_invalid_frame_settings_name_their_key(bad):
 
 
 def test_a_video_with_a_wiped_header_is_rejected_without_clock_or_path(tmp_path):
-    from mmfeat.runners.samples.iemocap import write_avi
+    from mmfeat.pipelines.datasets.iemocap.sample import write_avi
 
     path = tmp_path / "wiped.avi"
     write_avi(path, [np.full((120, 160, 3), v, np.uint8) for v in range(0, 250, 5)], None)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mmfeat.pipelines.sources import coco
+from mmfeat.pipelines.datasets.coco import source as coco
 from mmfeat.pipelines.sources.base import LayoutError
 from mmfeat.pipelines.sources.json_stream import JsonStreamError, iter_members
 from mmfeat.schemas.records import CaptionedImage, Reject
@@ -118,7 +118,7 @@ def test_ids_and_sizes_written_as_integral_floats_or_digit_strings_are_accepted(
 def test_ids_out_of_their_column_range_and_lone_surrogates_are_rejects_not_crashes(tmp_path):
     import json
 
-    from mmfeat.pipelines.sources.coco import read_split
+    from mmfeat.pipelines.datasets.coco.source import read_split
     from mmfeat.schemas.records import CaptionedImage, Reject
 
     (tmp_path / "val").mkdir()

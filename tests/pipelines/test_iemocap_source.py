@@ -1,7 +1,7 @@
 import pytest
 
-from mmfeat.pipelines.iemocap import IemocapConfig
-from mmfeat.pipelines.sources import iemocap
+from mmfeat.pipelines.datasets.iemocap import IemocapConfig
+from mmfeat.pipelines.datasets.iemocap import source as iemocap
 from mmfeat.pipelines.sources.base import LayoutError
 from mmfeat.schemas.records import DialogUtterance, Reject
 

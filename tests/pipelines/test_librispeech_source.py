@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from mmfeat.pipelines.datasets.librispeech.sample import SPEAKERS_TXT, write_librispeech_sample
+from mmfeat.pipelines.datasets.librispeech.source import discover, parse_speakers, parse_transcript, parse_unit
 from mmfeat.pipelines.sources.base import LayoutError
-from mmfeat.pipelines.sources.librispeech import discover, parse_speakers, parse_transcript, parse_unit
-from mmfeat.runners.samples.librispeech import SPEAKERS_TXT, write_librispeech_sample
 from mmfeat.schemas.records import AudioUtterance, Reject
 
 
@@ -116,7 +116,7 @@ def test_folders_that_cannot_be_listed_are_unreadable_rejects(tmp_path, monkeypa
     """Root ignores permissions, so the refusal is simulated: listing the folder raises PermissionError."""
     from pathlib import Path
 
-    from mmfeat.pipelines.sources import librispeech as source
+    from mmfeat.pipelines.datasets.librispeech import source
 
     for chapter in ("19/198", "19/199", "20/300"):
         folder = tmp_path / "LibriSpeech" / "train" / chapter

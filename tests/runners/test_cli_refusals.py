@@ -8,7 +8,7 @@ from tests.runners.test_output_folder import finished_run
 
 @pytest.fixture(scope="module")
 def coco_input(tmp_path_factory):
-    from mmfeat.runners.samples.coco import write_coco_sample
+    from mmfeat.pipelines.datasets.coco.sample import write_coco_sample
 
     return write_coco_sample(tmp_path_factory.mktemp("coco_in"))
 

@@ -14,8 +14,9 @@ from mmfeat.extractors.augment import AugmentConfig
 from mmfeat.extractors.faces import check_face_detector
 from mmfeat.pipelines.columns import RecordColumns
 from mmfeat.pipelines.config import PipelineConfig
+from mmfeat.pipelines.datasets import DatasetSpec
+from mmfeat.pipelines.datasets.iemocap import source
 from mmfeat.pipelines.graph import FeatureGraph
-from mmfeat.pipelines.sources import iemocap as source
 from mmfeat.pipelines.transforms.audio import AugmentAudio, ExtractMfcc
 from mmfeat.pipelines.transforms.encode import Encode, from_raw_text
 from mmfeat.pipelines.transforms.fusion import FuseFeatures
@@ -142,3 +143,12 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         stats=STATS,
         encoders=tuple(encoder for _, encoder in embeddings),
     )
+
+
+def _write_sample(out: Path) -> Path:
+    from mmfeat.pipelines.datasets.iemocap.sample import write_iemocap_sample  # imports the samples' optional packages
+
+    return write_iemocap_sample(out)
+
+
+DATASET = DatasetSpec(NAME, IemocapConfig, discover, feature_graph, _write_sample)

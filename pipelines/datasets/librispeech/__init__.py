@@ -11,8 +11,9 @@ import pyarrow as pa
 
 from mmfeat.pipelines.columns import RecordColumns
 from mmfeat.pipelines.config import PipelineConfig
+from mmfeat.pipelines.datasets import DatasetSpec
+from mmfeat.pipelines.datasets.librispeech import source
 from mmfeat.pipelines.graph import FeatureGraph
-from mmfeat.pipelines.sources import librispeech as source
 from mmfeat.pipelines.transforms.audio import AugmentAudio, CleanAudio, ExtractMfcc
 from mmfeat.pipelines.transforms.encode import Encode
 from mmfeat.schemas.stats import StatsSpec
@@ -65,3 +66,12 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         stats=STATS,
         encoders=encoders,
     )
+
+
+def _write_sample(out: Path) -> Path:
+    from mmfeat.pipelines.datasets.librispeech.sample import write_librispeech_sample  # imports the samples' optional packages
+
+    return write_librispeech_sample(out)
+
+
+DATASET = DatasetSpec(NAME, LibriSpeechConfig, discover, feature_graph, _write_sample)

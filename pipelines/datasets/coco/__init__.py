@@ -10,8 +10,9 @@ import pyarrow as pa
 
 from mmfeat.pipelines.columns import RecordColumns
 from mmfeat.pipelines.config import PipelineConfig
+from mmfeat.pipelines.datasets import DatasetSpec
+from mmfeat.pipelines.datasets.coco import source
 from mmfeat.pipelines.graph import FeatureGraph
-from mmfeat.pipelines.sources import coco as source
 from mmfeat.pipelines.transforms.encode import Encode, from_raw_texts
 from mmfeat.pipelines.transforms.image import CleanImage, ImageViews
 from mmfeat.schemas.stats import StatsSpec
@@ -79,3 +80,12 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         near_duplicate_distance=section.near_duplicate_distance,
         encoders=tuple(encoders),
     )
+
+
+def _write_sample(out: Path) -> Path:
+    from mmfeat.pipelines.datasets.coco.sample import write_coco_sample  # imports the samples' optional packages
+
+    return write_coco_sample(out)
+
+
+DATASET = DatasetSpec(NAME, CocoConfig, discover, feature_graph, _write_sample)

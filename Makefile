@@ -25,7 +25,9 @@ demo: venv
 	$(BIN)/mmfeat run librispeech --input $(DEMO)/data/LibriSpeech --output $(DEMO)/out
 	$(BIN)/mmfeat run coco --input $(DEMO)/data/coco --output $(DEMO)/out
 	$(BIN)/mmfeat run iemocap --input $(DEMO)/data/IEMOCAP --output $(DEMO)/out
-	for d in librispeech coco iemocap; do $(BIN)/mmfeat report $(DEMO)/out/$$d; done
+	$(BIN)/mmfeat run folder --input $(DEMO)/data/folder/images --output $(DEMO)/out
+	$(BIN)/mmfeat run folder --input $(DEMO)/data/folder/audio --output $(DEMO)/out/audiofolder
+	for d in librispeech coco iemocap folder audiofolder/folder; do $(BIN)/mmfeat report $(DEMO)/out/$$d; done
 	@echo "Parquet shards, rejects, _manifest.json and report/index.html are under $(DEMO)/out/<dataset>/"
 
 test: venv

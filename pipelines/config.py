@@ -16,6 +16,9 @@ from mmfeat.extractors.spectral import MfccConfig
 from mmfeat.extractors.text import TextConfig, VocabConfig
 from mmfeat.extractors.video import FramesConfig
 
+# An encoder's settings that change where and in what batches it runs, not its output (resume identity).
+RUN_ONLY_ENCODER_SETTINGS = frozenset({"device", "min_batch_size", "max_batch_size", "max_batch_duration_secs", "length_buckets"})
+
 
 @dataclass(frozen=True)
 class OutputConfig:
@@ -78,7 +81,12 @@ class PipelineConfig:
         return {self.dataset_name: dataclasses.asdict(self.dataset), **out}
 
     def digest(self) -> str:
-        """sha256 of the canonical JSON of :meth:`to_dict`, without ``execution`` (it changes no output, so a
-        run may be resumed with other execution settings)."""
+        """sha256 of the canonical JSON of :meth:`to_dict` without the settings that change how the work runs, not
+        what it writes (``execution``, and each encoder's device and batching): ``--resume`` accepts a run whose
+        settings differ only in those."""
         settings = {k: v for k, v in self.to_dict().items() if k != "execution"}
+        settings["encode"] = {
+            modality: {k: v for k, v in encoder.items() if k not in RUN_ONLY_ENCODER_SETTINGS}
+            for modality, encoder in settings["encode"].items()
+        }
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()

@@ -10,6 +10,7 @@ DATASET_PACKAGES = (
     "mmfeat.pipelines.datasets.librispeech",
     "mmfeat.pipelines.datasets.coco",
     "mmfeat.pipelines.datasets.iemocap",
+    "mmfeat.pipelines.datasets.folder",
 )
 
 DATASETS: dict[str, DatasetSpec] = {

@@ -38,9 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample-data", help="write tiny sample datasets in their real layouts (with broken files)")
     sample.add_argument("out", type=Path, metavar="OUT", help="folder to write the datasets into")
-    sample.add_argument(
-        "--datasets", default="librispeech,coco,iemocap", help="comma-separated datasets to write (default: %(default)s)"
-    )
+    sample.add_argument("--datasets", help="comma-separated datasets to write (default: every dataset)")
 
     run = commands.add_parser(
         "run", help="run a dataset pipeline", epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -85,7 +83,7 @@ def _fail(message: str) -> int:
 def _sample_data(args: argparse.Namespace) -> int:
     from mmfeat.runners.samples import SAMPLES
 
-    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()] if args.datasets else list(SAMPLES)
     unknown = [n for n in names if n not in SAMPLES]
     if unknown:
         return _fail(f"--datasets: no sample for {', '.join(unknown)} (known: {', '.join(sorted(SAMPLES))})")

@@ -68,7 +68,7 @@ class WriteManifest(beam.PTransform):
             "vocab_file": vocab_file,
         }
 
-    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+    def expand(self, inputs):  # a dict of PCollections (no annotation: Beam would read it as a type hint)
         """``inputs``: ``results`` and ``input_count``, and ``vocab`` and ``leakage`` where the graph has them."""
         results, input_count = inputs["results"], inputs["input_count"]
         vocab, leakage = inputs.get("vocab"), inputs.get("leakage")

@@ -87,7 +87,7 @@ def readme_run_commands():
 
     root = Path(__file__).resolve().parents[2]
     commands = []
-    for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+    for path in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
         for block in re.findall(r"```bash\n(.*?)```", path.read_text(), re.DOTALL):
             text = re.sub(r"\\\n\s*", " ", block)
             for line in text.splitlines():

@@ -2,11 +2,15 @@ import dataclasses
 
 import pytest
 
+from mmfeat.pipelines.registry import DATASETS
 from mmfeat.runners.config import DEFAULTS_FILE, ConfigError, load_config
 
 
-@pytest.mark.parametrize("dataset", ["librispeech", "coco", "iemocap"])
+@pytest.mark.parametrize("dataset", sorted(DATASETS))
 def test_documented_defaults_equal_the_code_defaults(dataset):
+    import yaml
+
+    assert dataset in yaml.safe_load(DEFAULTS_FILE.read_text())  # every dataset's section is documented
     assert load_config(dataset, path=DEFAULTS_FILE) == load_config(dataset)
 
 
@@ -70,6 +74,11 @@ def test_config_digest_is_stable_and_sensitive():
     assert a.digest() == b.digest()
     assert dataclasses.replace(a, mfcc=dataclasses.replace(a.mfcc, n_mfcc=13)).digest() != a.digest()
     assert load_config("librispeech", overrides=["execution.read_ahead=0"]).digest() == a.digest()  # changes no output
+    run_only = ["encode.image.max_batch_size=8", "encode.image.device=cpu", "encode.text.min_batch_size=2",
+                "execution.max_error_fraction=0.5"]  # fmt: skip
+    assert load_config("librispeech", overrides=run_only).digest() == a.digest()  # where and how it runs, not what
+    assert load_config("librispeech", overrides=["encode.image.dtype=float16"]).digest() != a.digest()
+    assert load_config("librispeech", overrides=["encode.text.name=minilm_l6"]).digest() != a.digest()
     assert a.to_dict()["librispeech"] == {"subsets": ()}
 
 
@@ -121,7 +130,7 @@ def test_the_set_options_the_readme_and_docs_show_are_accepted():
     from mmfeat.runners.config import load_config
 
     root = Path(__file__).resolve().parents[2]
-    texts = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    texts = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
     settings = {m for path in texts if path.is_file() for m in re.findall(r"--set ([a-z_]+\.[a-z_.]+=[^\s`]+)", path.read_text())}
     assert len(settings) > 10
     for setting in sorted(settings):

@@ -1,0 +1,99 @@
+"""The generic folder dataset (Hugging Face imagefolder / audiofolder convention): listing, then whole runs."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.compute as pc
+import pytest
+
+from mmfeat.pipelines.datasets.folder import source
+from mmfeat.pipelines.datasets.folder.sample import write_folder_sample
+from mmfeat.pipelines.sources.base import LayoutError
+from mmfeat.schemas.manifest import read_manifest
+from mmfeat.schemas.records import Reject
+from tests.conftest import declared_schema, run_dataset
+from tests.test_coco_end_to_end import read_rows  # unpacks the image column
+
+
+def touch(path, data=b"x"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def parsed(listing):
+    return [element for unit in listing.units for element in source.parse_unit(unit)]
+
+
+def test_splits_from_folders_labels_from_sub_folders_and_metadata_joined(tmp_path):
+    touch(tmp_path / "train" / "cat" / "a.jpg")
+    touch(tmp_path / "train" / "b.png")
+    touch(tmp_path / "valid" / "dog" / "c.jpg")
+    touch(tmp_path / "train" / "metadata.csv", b"file_name,caption,label,source\ncat/a.jpg,A cat.,tabby,web\n")
+    listing = source.discover(tmp_path)
+    records = {r.sample_id: r for r in parsed(listing)}
+    assert listing.modality == "image" and listing.has_text
+    a, b, c = records["train/cat/a.jpg"], records["train/b.png"], records["valid/dog/c.jpg"]
+    assert (a.split, a.label, a.raw_text, json.loads(a.metadata)) == ("train", "tabby", "A cat.", {"source": "web"})
+    assert (b.split, b.label, b.raw_text) == ("train", None, None)
+    assert (c.split, c.label) == ("validation", "dog")
+    assert a.image_path == str(tmp_path / "train" / "cat" / "a.jpg")
+
+
+def test_a_split_column_without_split_folders(tmp_path):
+    touch(tmp_path / "x" / "1.wav")
+    touch(tmp_path / "x" / "2.wav")
+    lines = [{"file_name": "x/1.wav", "split": "test", "transcription": "one"}, {"file_name": "x/2.wav"}]
+    touch(tmp_path / "metadata.jsonl", "\n".join(json.dumps(line) for line in lines).encode())
+    records = {r.sample_id: r for r in parsed(source.discover(tmp_path))}
+    assert (records["x/1.wav"].split, records["x/1.wav"].raw_text, records["x/1.wav"].label) == ("test", "one", "x")
+    assert records["x/2.wav"].split == "train"
+
+
+def test_every_other_file_and_every_bad_metadata_row_becomes_a_reject(tmp_path):
+    touch(tmp_path / "train" / "a.jpg")
+    touch(tmp_path / "train" / "notes.txt")
+    touch(tmp_path / "train" / "song.wav")
+    rows = ['{"file_name": "gone.jpg"}', '{"file_name": "../../etc/passwd"}', "{not json", '{"caption": "no name"}']
+    touch(tmp_path / "train" / "metadata.jsonl", "\n".join(rows).encode())
+    elements = parsed(source.discover(tmp_path, modality="image"))
+    reasons = sorted(e.reason for e in elements if isinstance(e, Reject))
+    assert reasons == ["file_missing", *["metadata_invalid"] * 3, "unexpected_file", "unexpected_file"]
+    assert [e.sample_id for e in elements if not isinstance(e, Reject)] == ["train/a.jpg"]
+
+
+def test_a_folder_of_both_kinds_needs_a_modality_and_an_empty_one_is_refused(tmp_path):
+    touch(tmp_path / "a.jpg")
+    touch(tmp_path / "b.flac")
+    with pytest.raises(LayoutError, match="folder.modality"):
+        source.discover(tmp_path)
+    assert source.discover(tmp_path, modality="audio").modality == "audio"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LayoutError, match="no image or audio"):
+        source.discover(tmp_path / "empty")
+
+
+@pytest.fixture(scope="module")
+def folder_sample(tmp_path_factory):
+    return write_folder_sample(tmp_path_factory.mktemp("folder_data")).parent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "rejected"),
+    [
+        ("images", {"file_missing": 1, "image_empty": 1, "image_truncated": 1, "metadata_invalid": 1, "unexpected_file": 1}),
+        ("audio", {"audio_truncated": 1, "unexpected_file": 1}),
+    ],
+)
+def test_the_sample_runs_end_to_end_with_its_broken_files_as_rejects(folder_sample, tmp_path, kind, rejected):
+    run = run_dataset("folder", folder_sample / kind, tmp_path, "--set", "encode.image.name=null")
+    counts = read_manifest(run.dataset_dir)["counts"]
+    assert counts["rejected_by_reason"] == rejected
+    assert counts["input"] == counts["written"] + counts["rejected"] and counts["written"] == 6
+    table = read_rows(run.dataset_dir).filter(pc.equal(pc.field("split"), "train"))
+    schema = declared_schema("folder", folder_sample / kind, "encode.image.name=null")
+    assert table.schema.equals(schema, check_metadata=False)
+    labels = set(table["label"].to_pylist())
+    assert labels == ({"cat", "space"} if kind == "images" else {"alice", "bob"})
+    assert any(table["raw_text"].to_pylist()) and "token_ids" in table.column_names

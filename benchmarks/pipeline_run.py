@@ -15,7 +15,7 @@ def run_pipeline(dataset: str, input_dir: str, output: str, *, overrides: list[s
     """Run ``dataset`` end to end; wall time, counts, and the steady state from the shard markers."""
     from mmfeat.pipelines.plan import plan_run
     from mmfeat.runners.config import load_config
-    from mmfeat.runners.dask import warm_up_cluster
+    from mmfeat.runners.dask.warm_up import warm_up_cluster
     from mmfeat.runners.presets import runner_options
     from mmfeat.schemas.manifest import read_manifest
 

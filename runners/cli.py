@@ -212,7 +212,7 @@ def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replac
     """Run the plan into ``dataset_dir`` (locked by the caller) and print the summary."""
     from mmfeat.pipelines.plan import TooManyErrors, check_error_ceiling
     from mmfeat.pipelines.resume import ResumeError, input_signature, start_run
-    from mmfeat.runners.dask import warm_up_cluster
+    from mmfeat.runners.dask.warm_up import warm_up_cluster
     from mmfeat.runners.progress import ShardProgress
     from mmfeat.runners.summary import format_summary
     from mmfeat.schemas.manifest import read_manifest

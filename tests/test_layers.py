@@ -31,3 +31,37 @@ def test_a_layer_imports_nothing_above_it(package):
         if module.startswith(FORBIDDEN[package])
     ]
     assert not upward, upward
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(["mmfeat", *parts])
+
+
+def test_no_import_circle_between_modules():
+    """Every import of an mmfeat module by another (also inside functions) forms no circle."""
+    paths = [p for package in ("schemas", "extractors", "pipelines", "runners") for p in sorted((ROOT / package).rglob("*.py"))]
+    names = {module_name(p) for p in paths}
+    edges = {
+        module_name(p): {m for m in imported_modules(p) if m in names and m != module_name(p)} for p in paths
+    }
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path, node, nxt]
+            if nxt not in state:
+                found = visit(nxt, [*path, node])
+                if found:
+                    return found
+        state[node] = 2
+        return None
+
+    for start in sorted(edges):
+        if start not in state:
+            circle = visit(start, [])
+            assert circle is None, " -> ".join(circle)

@@ -23,6 +23,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from apache_beam.options.pipeline_options import PipelineOptions
+
 _log = logging.getLogger(__name__)
 
 
@@ -62,3 +64,23 @@ def _warm_up(payload: bytes) -> None:
         start_warm_up(pickle.loads(payload))
     except Exception:  # same as a stage's own warm-up: the task does the work when it runs
         _log.debug("warm-up on this Dask worker failed", exc_info=True)
+
+
+def dask_address_of(options: PipelineOptions) -> str | None:
+    """The ``--dask_client_address`` of options that run on Beam's DaskRunner, else None."""
+    from mmfeat.runners.presets import DASK_RUNNER, resolve_runner
+
+    if resolve_runner(options) != DASK_RUNNER:
+        return None
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    return options.view_as(DaskOptions).address or None
+
+
+def warm_up_cluster(options: PipelineOptions, stages: Sequence[Any]) -> int:
+    """On Dask: start the heavy stages' warm-up on every worker of the cluster (returns at once); elsewhere nothing.
+    Returns how many workers were asked."""
+    address = dask_address_of(options)
+    if not address:
+        return 0
+    return start_on_workers(address, stages)

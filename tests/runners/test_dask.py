@@ -190,8 +190,7 @@ class WritesItsPid:
 def test_every_dask_worker_starts_the_warm_up_when_the_driver_asks(tmp_path):
     from distributed import Client, LocalCluster
 
-    from mmfeat.runners.dask import dask_address_of
-    from mmfeat.runners.dask.warm_up import start_on_workers
+    from mmfeat.runners.dask.warm_up import dask_address_of, start_on_workers
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         address = cluster.scheduler_address

@@ -88,7 +88,7 @@ def _warm_up() -> None:
 
     from mmfeat.extractors.audio import AudioCleanConfig, clean_audio
     from mmfeat.extractors.spectral import MfccConfig, mfcc_features
-    from mmfeat.pipelines.datasets.librispeech.sample import synth_speech
+    from mmfeat.pipelines.sample_media import synth_speech
 
     buffer = io.BytesIO()
     soundfile.write(buffer, synth_speech(np.random.default_rng(0), f0=120, seconds=1.0), 16000, format="FLAC")

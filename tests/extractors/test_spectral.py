@@ -8,7 +8,7 @@ from tests.audio_helpers import tone
 
 @pytest.fixture(scope="module")
 def speechlike():
-    from mmfeat.pipelines.datasets.librispeech.sample import synth_speech
+    from mmfeat.pipelines.sample_media import synth_speech
 
     return synth_speech(np.random.default_rng(1), f0=150.0, seconds=1.5)
 

@@ -54,7 +54,7 @@ def _write_images(root: Path) -> None:
 def _write_audio(root: Path) -> None:
     import soundfile
 
-    from mmfeat.pipelines.datasets.librispeech.sample import synth_speech
+    from mmfeat.pipelines.sample_media import synth_speech
 
     rng = np.random.default_rng(7)
     rows = []

@@ -88,7 +88,7 @@ def _speech(text: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
         from mmfeat.extractors.audio import resample
 
         return resample(samples, source_rate=rate, target_rate=RATE)[: int(seconds * RATE)] * 0.7
-    from mmfeat.pipelines.datasets.librispeech.sample import synth_speech
+    from mmfeat.pipelines.sample_media import synth_speech
 
     return synth_speech(rng, f0=float(rng.uniform(100, 220)), seconds=seconds, sample_rate=RATE)
 

@@ -50,7 +50,7 @@ def test_one_voice_scores_closer_to_itself_than_to_another_voice(tmp_path):
 def test_batched_embeddings_equal_resemblyzers_embed_utterance():
     from resemblyzer import VoiceEncoder, preprocess_wav
 
-    from mmfeat.pipelines.datasets.librispeech.sample import synth_speech
+    from mmfeat.pipelines.sample_media import synth_speech
 
     rng = np.random.default_rng(0)
     waves = [synth_speech(rng, f0=f0, seconds=s).astype(np.float32) for f0, s in ((110, 0.9), (180, 4.3), (140, 2.2))]

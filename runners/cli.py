@@ -215,6 +215,7 @@ def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replac
     from mmfeat.runners.dask.warm_up import warm_up_cluster
     from mmfeat.runners.progress import ShardProgress
     from mmfeat.runners.summary import format_summary
+    from mmfeat.runners.worker_console import filtered_worker_console
     from mmfeat.schemas.manifest import read_manifest
 
     try:
@@ -231,7 +232,9 @@ def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replac
     started = time.perf_counter()
     warm_up_cluster(options, plan.graph.heavy_stages())  # Dask: the workers import while the job is built
     try:
-        with ShardProgress(dataset_dir, total=plan.expected_examples(), enabled=not args.no_progress and sys.stderr.isatty()):
+        shown = not args.no_progress and sys.stderr.isatty()
+        progress = ShardProgress(dataset_dir, total=plan.expected_examples(), enabled=shown)
+        with filtered_worker_console(), progress:
             state = plan.run(options, dataset_dir, runner=runner, completed=completed)
     except Exception as err:  # a worker killed, a runner failure: what is finished stays, the manifest is not written
         logging.getLogger("mmfeat").debug("pipeline failed", exc_info=True)

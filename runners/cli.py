@@ -147,9 +147,10 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
 
     from mmfeat.runners.packaging import PackagingError
     from mmfeat.runners.presets import runner_options
+    from mmfeat.runners.worker_console import filtered_worker_console
 
-    try:
-        with runner_options(beam_args) as options:
+    try:  # the processes the run starts (SDK workers, a local Dask cluster) print through the notice filter
+        with filtered_worker_console(), runner_options(beam_args) as options:
             return _run_pipeline(args, options, plan)
     except (PresetError, PackagingError) as err:
         return _fail(str(err))
@@ -215,7 +216,6 @@ def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replac
     from mmfeat.runners.dask.warm_up import warm_up_cluster
     from mmfeat.runners.progress import ShardProgress
     from mmfeat.runners.summary import format_summary
-    from mmfeat.runners.worker_console import filtered_worker_console
     from mmfeat.schemas.manifest import read_manifest
 
     try:
@@ -234,7 +234,7 @@ def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replac
     try:
         shown = not args.no_progress and sys.stderr.isatty()
         progress = ShardProgress(dataset_dir, total=plan.expected_examples(), enabled=shown)
-        with filtered_worker_console(), progress:
+        with progress:
             state = plan.run(options, dataset_dir, runner=runner, completed=completed)
     except Exception as err:  # a worker killed, a runner failure: what is finished stays, the manifest is not written
         logging.getLogger("mmfeat").debug("pipeline failed", exc_info=True)

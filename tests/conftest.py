@@ -60,11 +60,14 @@ def run_coco(input_dir: Path, output: Path, *extra: str) -> CliRun:
 
 
 def declared_schema(dataset: str, root: Path, *overrides: str):
-    """The table that ``dataset``'s graph declares for these ``--set`` overrides (pipelines.plan: the run path)."""
-    from mmfeat.pipelines.plan import plan_run
+    """The table that ``dataset``'s graph declares for these ``--set`` overrides (discovery and the feature graph,
+    without the run's preflight checks: ``text.lemmatize`` needs no lookup tables to declare its column)."""
+    from mmfeat.pipelines.registry import DATASETS
     from mmfeat.runners.config import load_config
 
-    return plan_run(dataset, root, load_config(dataset, overrides=list(overrides))).graph.schema
+    config = load_config(dataset, overrides=list(overrides))
+    spec = DATASETS[dataset]
+    return spec.feature_graph(spec.discover(root, config), config).schema
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from mmfeat.pipelines.datasets import DatasetSpec
 
@@ -13,6 +14,7 @@ DATASET_PACKAGES = (
     "mmfeat.pipelines.datasets.folder",
 )
 
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec for spec in (importlib.import_module(package).DATASET for package in DATASET_PACKAGES)
-}
+_MODULES = [importlib.import_module(package) for package in DATASET_PACKAGES]
+DATASETS: dict[str, DatasetSpec] = {module.DATASET.name: module.DATASET for module in _MODULES}
+# each dataset's documented config section (``mmfeat config``), in its own folder
+DOCUMENTED_DEFAULTS: dict[str, Path] = {m.DATASET.name: Path(m.__file__).with_name("defaults.yaml") for m in _MODULES}

@@ -342,9 +342,9 @@ def _main(argv: Sequence[str] | None) -> int:
             return _fail(f"unexpected arguments: {' '.join(rest)}")
         return _report(args)
     if args.command == "config":
-        from mmfeat.runners.config import DEFAULTS_FILE
+        from mmfeat.runners.config import default_config_text
 
-        print(DEFAULTS_FILE.read_text(encoding="utf-8"), end="")
+        print(default_config_text(), end="")
         return 0
     return _run(args, rest)
 

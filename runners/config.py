@@ -17,12 +17,22 @@ import yaml
 
 from mmfeat.pipelines.config import PipelineConfig
 
-DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")  # the common sections; each dataset's is in its folder
 _RESERVED = {"dataset_name", "dataset"}
 
 
 class ConfigError(ValueError):
     """An invalid configuration; the message starts with the dotted key at fault."""
+
+
+def default_config_text() -> str:
+    """The default configuration with every key documented (``mmfeat config``): the header and the common
+    sections of ``defaults.yaml``, each dataset's section (``pipelines/datasets/<name>/defaults.yaml``) first."""
+    from mmfeat.pipelines.registry import DOCUMENTED_DEFAULTS
+
+    header, _, common = DEFAULTS_FILE.read_text(encoding="utf-8").partition("\n\n")
+    sections = [path.read_text(encoding="utf-8").rstrip() + "\n\n" for path in DOCUMENTED_DEFAULTS.values()]
+    return header + "\n\n" + "".join(sections) + common
 
 
 def common_sections() -> dict[str, type]:

@@ -315,7 +315,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from mmfeat.runners.interrupts import stop_on_signals, stop_run
+    from mmfeat.runners.process_setup import set_up_command_process
 
+    set_up_command_process()  # this command's process only (never a graph builder's)
     stopped = "mmfeat: stopped (interrupted); no process of the run is left"
     stop_on_signals(stopped)
     try:

@@ -12,10 +12,7 @@ image tensors), then reads the same columns of the training split, in one proces
            both with 0 workers and with 2 persistent workers (started once, before the clock);
   transfer ceiling: 2 persistent DataLoader workers that only copy ready-made batches of the same
            columns and shapes: what crossing from worker processes to the trainer costs on this
-           machine, whatever the reader does. The reader's batches cross as one shared-memory block
-           each, reused once the trainer let go and named rather than sent again (schemas/shared_batch.py); "a segment
-           per tensor" is the same with plain dicts, torch's default: a segment, a file descriptor and a connection per
-           tensor.
+           machine, whatever the reader does (torch's own transport: a shared-memory segment per tensor).
 Both read with shuffling (row groups and a 256-row buffer), seeded per epoch.
 Target: reader >= 0.8 x bare (samples/s). This is not a timed test: it prints figures and ratios.
 """
@@ -88,16 +85,13 @@ def reader_loader(dataset_dir: Path, split: str, columns: list[str], workers: in
     return run
 
 
-def transfer_ceiling(dataset_dir: Path, split: str, columns: list[str], workers: int, packed: bool):
-    """DataLoader workers that yield copies of one epoch's batches, read beforehand: no reading, only the transfer.
-    ``packed``: as the reader's batches (``schemas.shared_batch.Batch``, one shared block per batch); otherwise as
-    plain dicts, whose every tensor torch moves through its own shared-memory segment."""
+def transfer_ceiling(dataset_dir: Path, split: str, columns: list[str], workers: int):
+    """DataLoader workers that yield copies of one epoch's batches, read beforehand: no reading, only the transfer."""
     import torch
 
     from mmfeat.schemas.reader import FeatureDataset
-    from mmfeat.schemas.shared_batch import Batch
 
-    wrap = Batch if packed else dict
+    wrap = dict
 
     class ReadyBatches(torch.utils.data.IterableDataset):
         def __init__(self, batches: list[dict]) -> None:
@@ -155,8 +149,7 @@ def main() -> None:
             for workers in (0, 2):
                 label = f"{'batches' if batched else 'rows'}, {workers} workers" + (" (persistent)" if workers else "")
                 runs[label] = reader_loader(dataset_dir, split, columns, workers, batched=batched)
-        runs["transfer ceiling, 2 workers"] = transfer_ceiling(dataset_dir, split, columns, 2, packed=True)
-        runs["  the same, a segment per tensor"] = transfer_ceiling(dataset_dir, split, columns, 2, packed=False)
+        runs["transfer ceiling, 2 workers"] = transfer_ceiling(dataset_dir, split, columns, 2)
         # Rounds interleave every variant, so a slow spell of the machine hits all of them; medians are reported.
         rates: dict[str, list[float]] = {label: [] for label in runs}
         ratios: dict[str, list[float]] = {label: [] for label in runs}

@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mmfeat.schemas.shared_batch import Batch
 from mmfeat.schemas.tensors import arrow_to_tensors, is_clip_type, is_matrix_type, is_tensor_type
 
 
-def collate_table(table: pa.Table) -> Batch:
+def collate_table(table: pa.Table) -> dict[str, Any]:
     """The batch of all of a table's rows, in order."""
     return BatchSource(table).batch(np.arange(table.num_rows))
 
@@ -32,9 +31,9 @@ class BatchSource:
         self.num_rows = table.num_rows
         self._columns = {name: _ChunkedColumn.of(table[name]) for name in table.column_names}
 
-    def batch(self, indices: np.ndarray) -> Batch:
+    def batch(self, indices: np.ndarray) -> dict[str, Any]:
         """The rows at ``indices`` (in that order) as a batch."""
-        out = Batch()
+        out = {}
         indices = np.asarray(indices, dtype=np.int64)
         for name, column in self._columns.items():
             column.gather(name, indices, out)

@@ -41,7 +41,6 @@ import pyarrow.parquet as pq
 
 from mmfeat.schemas.batches import BatchSource, pooled_empty
 from mmfeat.schemas.manifest import read_manifest
-from mmfeat.schemas.shared_batch import Batch
 from mmfeat.schemas.tensors import (
     arrow_to_clips,
     is_clip_type,
@@ -276,20 +275,20 @@ def decode_column(column: pa.ChunkedArray) -> list[Any]:
     return column.to_pylist()
 
 
-def keep_batch(batch: Batch) -> Batch:
+def keep_batch(batch: dict[str, Any]) -> dict[str, Any]:
     """``collate_fn`` for ``DataLoader(data, batch_size=None)`` over a dataset with ``batch_size``: its batches are
     collated already, and torch's default for that case (``default_convert``) walks every value of every batch
     again, the sample ids one by one (measured: 3-5% of the read rate)."""
     return batch
 
 
-def collate_features(rows: list[dict[str, Any]]) -> Batch:
+def collate_features(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Batch rows: numbers and same-shape arrays are stacked; variable-length arrays (MFCC frames, token ids)
     are zero-padded along their first axis, with ``<name>_lengths`` and a boolean ``<name>_mask``; the rest
     (strings, nested lists) stay Python lists."""
     import torch
 
-    batch = Batch()
+    batch = {}
     for name in rows[0]:
         values = [row[name] for row in rows]
         if all(isinstance(v, np.ndarray) for v in values) and values:

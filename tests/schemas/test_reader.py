@@ -201,25 +201,13 @@ def test_a_batch_gathered_across_chunks_equals_one_from_the_combined_window():
             assert chunked[name].dtype == value.dtype and torch.equal(chunked[name], value), name
 
 
-def _in_one_block(batch) -> bool:
-    """The batch's tensors lie one after another in one block of memory, each at the next 64-byte boundary."""
-    tensors = [value for value in batch.values() if isinstance(value, torch.Tensor)]
-    offset = 0
-    for tensor in tensors:
-        offset = -(-offset // 64) * 64
-        if tensor.data_ptr() - tensors[0].data_ptr() != offset:
-            return False
-        offset += tensor.numel() * tensor.element_size()
-    return True
-
-
 @pytest.mark.parametrize(
     "batched, collate",
     [(True, None), (True, keep_batch), (False, collate_features)],
     ids=["dataset batches, torch's default_convert", "dataset batches, keep_batch", "collated rows"],
 )
-def test_batches_from_dataloader_workers_cross_in_one_shared_block(dataset_dir, batched, collate):
-    """Each batch a worker sends is one shared-memory block (not a segment per tensor), with the same values."""
+def test_batches_from_dataloader_workers_arrive_as_the_workers_made_them(dataset_dir, batched, collate):
+    """Through torch's own worker transport: the same batches, values, dtypes and shapes."""
     columns = ["sample_id", "mfcc", "token_ids", "image", "duration_s"]
     if batched:
         data = FeatureDataset(dataset_dir, split="train", columns=columns, batch_size=4)
@@ -235,7 +223,6 @@ def test_batches_from_dataloader_workers_cross_in_one_shared_block(dataset_dir, 
     assert sorted(ids_of(received)) == sorted(ids_of(in_process)) and len(ids_of(received)) == 30
     expected = {tuple(batch["sample_id"]): batch for batch in in_process}
     for batch in received:
-        assert _in_one_block(batch)
         want = expected[tuple(batch["sample_id"])]
         assert list(batch) == list(want)
         for name, value in want.items():
@@ -244,168 +231,6 @@ def test_batches_from_dataloader_workers_cross_in_one_shared_block(dataset_dir, 
                 assert got.dtype == value.dtype and got.shape == value.shape and torch.equal(got, value), name
             else:
                 assert batch[name] == value, name
-    assert not any(_in_one_block(batch) for batch in in_process)  # in one process, nothing is packed
-
-
-@pytest.mark.parametrize("hold", [True, False], ids=["every batch held", "each batch dropped"])
-def test_worker_blocks_are_reused_only_once_the_trainer_let_go(dataset_dir, hold):
-    """More batches than a worker pools blocks: held ones keep theirs (the rest get fresh blocks), dropped ones
-    hand theirs back; either way every batch arrives with its own values."""
-    from mmfeat.schemas.shared_batch import POOLED_BLOCKS_PER_WORKER
-
-    data = FeatureDataset(dataset_dir, split="train", columns=["sample_id", "mfcc", "token_ids"], batch_size=1)
-    expected = {batch["sample_id"][0]: batch for worker in range(2) for batch in data.partition(worker, 2)}
-    assert len(expected) > 2 * POOLED_BLOCKS_PER_WORKER
-    held, seen = [], []
-    for batch in torch.utils.data.DataLoader(data, batch_size=None, num_workers=2, collate_fn=keep_batch):
-        want = expected[batch["sample_id"][0]]
-        assert _in_one_block(batch) and all(torch.equal(batch[name], want[name]) for name in ("mfcc", "mfcc_mask", "token_ids"))
-        seen.append(batch["sample_id"][0])
-        if hold:
-            held.append(batch)
-        del batch
-    assert sorted(seen) == sorted(expected)
-    for batch in held:  # still intact after every later batch was written
-        want = expected[batch["sample_id"][0]]
-        assert all(torch.equal(batch[name], want[name]) for name in ("mfcc", "mfcc_mask", "token_ids"))
-
-
-@pytest.fixture
-def as_a_worker(monkeypatch):
-    """This process as a DataLoader worker (and its trainer), with no pool and no mapped blocks yet."""
-    from mmfeat.schemas import shared_batch
-
-    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())
-    monkeypatch.setattr(shared_batch, "_POOL", None)
-    monkeypatch.setattr(shared_batch, "_MAPPED", {})
-    return shared_batch
-
-
-def test_a_worker_refills_a_block_only_after_every_tensor_of_its_batch_is_gone(as_a_worker):
-    """The pool in one process: ForkingPickler sends the block as torch does between processes."""
-    import gc
-    from multiprocessing.reduction import ForkingPickler
-
-    import torch.multiprocessing  # noqa: F401 - registers torch's shared-memory reductions
-
-    from mmfeat.schemas import shared_batch
-    from mmfeat.schemas.shared_batch import POOLED_BLOCKS_PER_WORKER, Batch
-
-    def send(value: float) -> Batch:
-        batch = Batch(ids=["a"], x=torch.full((3, 5), value), n=torch.tensor([3]))
-        return ForkingPickler.loads(ForkingPickler.dumps(batch))
-
-    def blocks() -> int:
-        return len(shared_batch._POOL.blocks)
-
-    first = send(1.0)
-    x = first["x"]
-    del first
-    gc.collect()
-    second = send(2.0)  # ``x`` still holds the first batch's block
-    assert blocks() == 2 and x.eq(1.0).all() and second["x"].eq(2.0).all() and second["n"].tolist() == [3]
-    del x, second
-    gc.collect()
-    for value in range(5):
-        assert send(float(value))["x"].eq(value).all()
-    assert blocks() == 2  # both handed back, reused
-    held = [send(float(value)) for value in range(POOLED_BLOCKS_PER_WORKER + 3)]  # beyond the pool: fresh blocks
-    assert blocks() == POOLED_BLOCKS_PER_WORKER
-    assert all(batch["x"].eq(value).all() for value, batch in enumerate(held))
-    del held
-    gc.collect()
-    big = send(0.0) | {"x": torch.ones(1000, 1000)}
-    assert torch.equal(ForkingPickler.loads(ForkingPickler.dumps(Batch(big)))["x"], torch.ones(1000, 1000))
-    assert blocks() == POOLED_BLOCKS_PER_WORKER  # a free block too small for it made way for a bigger one
-
-
-def test_a_pooled_block_crosses_as_a_descriptor_only_with_its_first_batch(as_a_worker, monkeypatch):
-    """Later batches in a block only name it; the trainer forgets replaced blocks and those of exited workers."""
-    import gc
-    import subprocess
-    from multiprocessing.reduction import ForkingPickler
-
-    import torch.multiprocessing  # noqa: F401 - registers torch's shared-memory reductions
-
-    from mmfeat.schemas import shared_batch
-    from mmfeat.schemas.shared_batch import Batch
-
-    exited = subprocess.Popen(["true"])
-    exited.wait()
-    shared_batch._MAPPED[(exited.pid, "0")] = {0: torch.zeros(64, dtype=torch.uint8)}  # a worker that has exited
-
-    def message(batch: Batch) -> tuple:
-        return shared_batch._reduce_across_processes(batch)[1]  # (ref, block or None, layout, others, order)
-
-    sent = []
-    for value in range(3):  # each dropped before the next: the same block every time
-        args = message(Batch(x=torch.full((4,), float(value))))
-        sent.append(args[1] is not None)
-        assert shared_batch._unpack_lease(*args)["x"].eq(value).all()
-        gc.collect()
-    assert sent == [True, False, False]
-    pool = shared_batch._POOL
-    assert list(shared_batch._MAPPED) == [pool.key] and list(shared_batch._MAPPED[pool.key]) == [0]
-    big = Batch(x=torch.ones(200_000))  # bigger than every free block: with a full pool, one makes way
-    monkeypatch.setattr(pool, "max_blocks", 1)
-    args = message(big)
-    assert args[0][2] == (0,) and args[1] is not None  # block 0 retired, block 1 sent
-    assert torch.equal(shared_batch._unpack_lease(*args)["x"], big["x"])
-    assert list(shared_batch._MAPPED[pool.key]) == [1]
-    gc.collect()
-    shared_batch._MAPPED.clear()  # a process that never received the block
-    with pytest.raises(RuntimeError, match="never received"):
-        ForkingPickler.loads(ForkingPickler.dumps(Batch(x=torch.ones(4))))
-
-
-def test_a_forked_process_starts_without_its_parents_blocks(as_a_worker):
-    import multiprocessing
-
-    from mmfeat.schemas import shared_batch
-    from mmfeat.schemas.shared_batch import Batch
-
-    received = shared_batch._unpack_lease(*shared_batch._reduce_across_processes(Batch(x=torch.ones(4)))[1])
-    assert shared_batch._POOL.blocks and shared_batch._MAPPED
-    child = multiprocessing.get_context("fork").Process(target=_exit_with_blocks_known)
-    child.start()
-    child.join()
-    assert child.exitcode == 0 and received["x"].eq(1).all()
-
-
-def _exit_with_blocks_known() -> None:
-    import os
-
-    from mmfeat.schemas import shared_batch
-
-    os._exit(int(shared_batch._POOL is not None or bool(shared_batch._MAPPED)))
-
-
-def test_a_batch_pickled_in_a_worker_other_than_to_the_trainer_is_a_plain_copy(as_a_worker):
-    """Only ForkingPickler (the worker's result queue) packs a batch into a block: pickled for a file or deep-copied,
-    it neither leases a block nor names one the trainer would never receive."""
-    import copy
-    import pickle
-
-    from mmfeat.schemas import shared_batch
-    from mmfeat.schemas.shared_batch import Batch
-
-    batch = Batch(ids=["a"], x=torch.arange(4.0))
-    for again in (pickle.loads(pickle.dumps(batch)), copy.deepcopy(batch)):
-        assert type(again) is Batch and torch.equal(again["x"], batch["x"]) and again["ids"] == ["a"]
-    assert shared_batch._POOL is None
-
-
-def test_a_batch_outside_a_worker_pickles_and_copies_as_a_dict_of_its_values():
-    import copy
-    import pickle
-
-    from mmfeat.schemas.shared_batch import Batch
-
-    batch = Batch(ids=["a", "b"], x=torch.arange(6, dtype=torch.float32).view(2, 3), mask=torch.tensor([True, False]))
-    again = pickle.loads(pickle.dumps(batch))
-    assert type(again) is Batch and list(again) == ["ids", "x", "mask"] and again["ids"] == ["a", "b"]
-    assert torch.equal(again["x"], batch["x"]) and torch.equal(again["mask"], batch["mask"])
-    assert type(copy.copy(batch)) is Batch and copy.copy(batch)["x"] is batch["x"]
 
 
 @pytest.mark.parametrize("batched", [True, False], ids=["dataset batches", "collated rows"])

@@ -8,9 +8,7 @@ Measures, every measurement in a fresh child process (so neither side inherits w
      pipeline with its default read-ahead (the next examples' files read and cleaned in a background
      thread) and with ``execution.read_ahead=0`` (everything in one thread, like the loop);
   2. DirectRunner multi_processing with 2 workers vs 1 worker, both multi_processing (the same SDK harness
-     and gRPC data plane: what adding a worker gains) and vs the in-process 1-worker run of 1.; both again
-     with ``execution.fork_workers=false`` (each worker a new interpreter, as Beam starts them: what forking
-     them from a warm server, runners/forked_workers.py, saves);
+     and gRPC data plane: what adding a worker gains) and vs the in-process 1-worker run of 1.;
   3. peak RSS of the pipeline process at 1x vs 10x the number of (short) utterances;
   4. the machine's own scaling, the bare baseline of 2.: two CPU-bound processes vs one (benchmarks/machine.py).
 Targets: pipeline >= 0.9 x bare loop; 2 workers >= 1.8 x one; peak RSS at 10x <= 1.1 x at 1x.
@@ -70,11 +68,10 @@ def _child_bare(input_dir: str) -> dict:
     return {"seconds": done - started, "steady_seconds": done - loop_started, "utterances": len(records), "audio_s": audio_s}
 
 
-def _child_pipeline(input_dir: str, output: str, beam_args: list[str], *, read_ahead: bool = True, fork: bool = True) -> dict:
+def _child_pipeline(input_dir: str, output: str, beam_args: list[str], *, read_ahead: bool = True) -> dict:
     from pipeline_run import run_pipeline
 
     overrides = ["output.rows_per_shard=16"] + ([] if read_ahead else ["execution.read_ahead=0"])
-    overrides += [] if fork else ["execution.fork_workers=false"]
     result = run_pipeline("librispeech", input_dir, output, overrides=overrides, beam_args=beam_args)
     return {**result, "utterances": result["written"], "steady_utterances": result["steady_examples"]}
 
@@ -120,8 +117,7 @@ def main() -> None:
         if kind == "bare":
             result = _child_bare(input_dir)
         else:
-            inline, cold = kind == "pipeline-inline", kind == "pipeline-cold"
-            result = _child_pipeline(input_dir, rest[0], beam_args, read_ahead=not inline, fork=not cold)
+            result = _child_pipeline(input_dir, rest[0], beam_args, read_ahead=kind != "pipeline-inline")
         print(json.dumps(result))
         return
 
@@ -151,10 +147,8 @@ def main() -> None:
             inline, _ = _run_child("pipeline-inline", str(big), str(work / f"o0-{index}"))
             one_mp, _ = _run_child("pipeline", str(big), str(work / f"m1-{index}"), *one_worker)
             two, _ = _run_child("pipeline", str(big), str(work / f"o2-{index}"), *two_workers)
-            one_cold, _ = _run_child("pipeline-cold", str(big), str(work / f"c1-{index}"), *one_worker)
-            two_cold, _ = _run_child("pipeline-cold", str(big), str(work / f"c2-{index}"), *two_workers)
             runs = {"bare": bare, "one": one, "inline": inline, "one_mp": one_mp, "two": two}
-            rounds.append({**runs, "one_cold": one_cold, "two_cold": two_cold})
+            rounds.append(runs)
         from machine import two_process_scaling
 
         machine, _ = two_process_scaling()
@@ -174,8 +168,6 @@ def main() -> None:
         ("inline", "pipeline, 1 worker, read_ahead=0"),
         ("one_mp", "pipeline, 1 worker (multi_processing)"),
         ("two", "pipeline, 2 workers (multi_processing)"),
-        ("one_cold", "  1 worker, workers started cold"),
-        ("two_cold", "  2 workers, workers started cold"),
     )
     for key, label in variants:
         wall = statistics.median(r[key]["seconds"] for r in rounds)
@@ -192,9 +184,6 @@ def main() -> None:
         ("2 workers / 1 worker, steady state", [steady(r["two"]) / steady(r["one_mp"]) for r in rounds], ">= 1.8"),
         ("  vs 1 worker in process, end to end", [r["one"]["seconds"] / r["two"]["seconds"] for r in rounds], ">= 1.8"),
         ("  vs 1 worker in process, steady state", [steady(r["two"]) / steady(r["one"]) for r in rounds], ">= 1.8"),
-        ("  workers started cold, end to end", [r["one_cold"]["seconds"] / r["two_cold"]["seconds"] for r in rounds], ">= 1.8"),
-        ("forked / cold workers, 1 worker, e2e", [r["one_cold"]["seconds"] / r["one_mp"]["seconds"] for r in rounds], "> 1"),
-        ("forked / cold workers, 2 workers, e2e", [r["two_cold"]["seconds"] / r["two"]["seconds"] for r in rounds], "> 1"),
         ("peak RSS 10x / 1x", [rss10 / rss1], "<= 1.1"),
         ("the machine: 2 busy processes / 1", [machine], "2.0 = two cores of its own"),
     ]

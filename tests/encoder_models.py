@@ -47,3 +47,14 @@ class TinyImageNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.conv(images).mean(dim=(2, 3))
+
+
+class FailingAudioNet(nn.Module):
+    """Loads like any model, fails on every batch: every example becomes an ``encode_failed`` reject."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("this model fails on every batch")

@@ -97,3 +97,25 @@ def test_the_sample_runs_end_to_end_with_its_broken_files_as_rejects(folder_samp
     labels = set(table["label"].to_pylist())
     assert labels == ({"cat", "space"} if kind == "images" else {"alice", "bob"})
     assert any(table["raw_text"].to_pylist()) and "token_ids" in table.column_names
+
+
+@pytest.mark.slow
+def test_a_run_whose_examples_mostly_fail_unexpectedly_exits_3_and_keeps_its_output(folder_sample, tmp_path):
+    """execution.max_error_fraction: the output and manifest stay, the exit status and the message say why."""
+    import torch
+
+    from tests.conftest import run_cli
+    from tests.encoder_models import FailingAudioNet
+
+    weights = tmp_path / "failing.pt"
+    torch.save(FailingAudioNet().state_dict(), weights)
+    encoder = ["encode.audio.name=state_dict_audio", f"encode.audio.weights={weights}", "encode.audio.output_dim=4",
+               "encode.audio.model_class=tests.encoder_models:FailingAudioNet", "encode.audio.device=cpu"]  # fmt: skip
+    sets = [a for s in encoder for a in ("--set", s)]
+    args = ("run", "folder", "--input", str(folder_sample / "audio"), "--no-progress", *sets)
+    run = run_cli(*args, "--output", str(tmp_path / "out"), output=tmp_path / "out", dataset="folder")
+    assert run.returncode == 3, run.stderr[-3000:]
+    assert "6 of 8 examples (75.0%) were rejected for unexpected errors" in run.stderr and "encode_failed (6)" in run.stderr
+    assert read_manifest(run.dataset_dir)["counts"]["rejected_by_reason"]["encode_failed"] == 6  # the output stays
+    allowed = run_cli(*args, "--set", "execution.max_error_fraction=1.0", "--output", str(tmp_path / "out2"))
+    assert allowed.returncode == 0, allowed.stderr[-3000:]

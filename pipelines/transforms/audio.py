@@ -158,3 +158,9 @@ class ExtractMfcc(Stage):
             feature_win_s=geometry.win_length / self.sample_rate,
         )
         yield item
+
+
+def audio_stages(audio: AudioCleanConfig, augment: AugmentConfig, mfcc: MfccConfig) -> list[Stage]:
+    """What every audio dataset runs first: clean, the views, their MFCC."""
+    rate = audio.sample_rate
+    return [CleanAudio(audio), AugmentAudio(augment, rate), ExtractMfcc(mfcc, rate)]

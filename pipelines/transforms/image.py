@@ -162,3 +162,9 @@ class ImageViews(Stage):
             "box_areas": [o.area * area_scale for o in kept],
             "boxes_dropped": len(objects) - len(kept),
         }
+
+
+def image_stages(image: ImageCleanConfig, augment: AugmentConfig) -> list[Stage]:
+    """What every image dataset runs first: clean (decoded no larger than its views need), then the views."""
+    decode_side = augment.image.min_decode_side(image.size) if augment.views else image.size
+    return [CleanImage(image, decode_side=decode_side), ImageViews(image, augment)]

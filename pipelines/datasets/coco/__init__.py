@@ -14,7 +14,7 @@ from mmfeat.pipelines.datasets import DatasetSpec
 from mmfeat.pipelines.datasets.coco import source
 from mmfeat.pipelines.graph import FeatureGraph
 from mmfeat.pipelines.transforms.encode import Encode, from_raw_texts
-from mmfeat.pipelines.transforms.image import CleanImage, ImageViews
+from mmfeat.pipelines.transforms.image import image_stages
 from mmfeat.schemas.stats import StatsSpec
 
 NAME = "coco"
@@ -56,9 +56,7 @@ def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
 
 def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGraph:
     section: CocoConfig = config.dataset
-    size = config.image.size
-    decode_side = config.augment.image.min_decode_side(size) if config.augment.views else size
-    stages: list[Any] = [CleanImage(config.image, decode_side=decode_side), ImageViews(config.image, config.augment)]
+    stages: list[Any] = image_stages(config.image, config.augment)
     encoders = []
     if config.encode.image.name:
         stages.append(Encode(config.encode.image, input_array="image", output_column=EMBEDDING_COLUMN))

@@ -15,9 +15,9 @@ from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.datasets import DatasetSpec
 from mmfeat.pipelines.datasets.folder import source
 from mmfeat.pipelines.graph import FeatureGraph
-from mmfeat.pipelines.transforms.audio import AugmentAudio, CleanAudio, ExtractMfcc
+from mmfeat.pipelines.transforms.audio import audio_stages
 from mmfeat.pipelines.transforms.encode import Encode
-from mmfeat.pipelines.transforms.image import CleanImage, ImageViews
+from mmfeat.pipelines.transforms.image import image_stages
 from mmfeat.schemas.stats import StatsSpec
 
 NAME = "folder"
@@ -50,13 +50,10 @@ def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
 def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGraph:
     stages: list[Any]
     if listing.modality == "image":
-        size = config.image.size
-        decode_side = config.augment.image.min_decode_side(size) if config.augment.views else size
-        stages = [CleanImage(config.image, decode_side=decode_side), ImageViews(config.image, config.augment)]
+        stages = image_stages(config.image, config.augment)
         encoder, array, column = config.encode.image, "image", "image_embedding"
     else:
-        rate = config.audio.sample_rate
-        stages = [CleanAudio(config.audio), AugmentAudio(config.augment, rate), ExtractMfcc(config.mfcc, rate)]
+        stages = audio_stages(config.audio, config.augment, config.mfcc)
         encoder, array, column = config.encode.audio, "waveform", "audio_embedding"
     if encoder.name:
         stages.append(Encode(encoder, input_array=array, output_column=column))

@@ -14,7 +14,7 @@ from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.datasets import DatasetSpec
 from mmfeat.pipelines.datasets.librispeech import source
 from mmfeat.pipelines.graph import FeatureGraph
-from mmfeat.pipelines.transforms.audio import AugmentAudio, CleanAudio, ExtractMfcc
+from mmfeat.pipelines.transforms.audio import audio_stages
 from mmfeat.pipelines.transforms.encode import Encode
 from mmfeat.schemas.stats import StatsSpec
 
@@ -50,8 +50,7 @@ def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
 
 
 def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGraph:
-    rate = config.audio.sample_rate
-    stages: list[Any] = [CleanAudio(config.audio), AugmentAudio(config.augment, rate), ExtractMfcc(config.mfcc, rate)]
+    stages: list[Any] = audio_stages(config.audio, config.augment, config.mfcc)
     encoders = ()
     if config.encode.audio.name:  # audio_embedding of each view's waveform
         stages.append(Encode(config.encode.audio, input_array="waveform", output_column=AUDIO_EMBEDDING_COLUMN))

@@ -62,6 +62,26 @@ def test_every_other_file_and_every_bad_metadata_row_becomes_a_reject(tmp_path):
     assert [e.sample_id for e in elements if not isinstance(e, Reject)] == ["train/a.jpg"]
 
 
+def test_a_folder_that_cannot_be_listed_is_a_reject_not_a_silent_gap(tmp_path, monkeypatch):
+    import os
+
+    touch(tmp_path / "train" / "a.jpg")
+    locked = tmp_path / "train" / "locked"
+    real_walk = os.walk
+
+    def walk_with_a_locked_folder(top, onerror=None, followlinks=False):  # as os.walk reports an unreadable folder
+        onerror(PermissionError(13, "Permission denied", str(locked)))
+        yield from real_walk(top, onerror=onerror, followlinks=followlinks)
+
+    monkeypatch.setattr(source.os, "walk", walk_with_a_locked_folder)
+    elements = parsed(source.discover(tmp_path))
+    rejects = [e for e in elements if isinstance(e, Reject)]
+    assert [(r.sample_id, r.reason, r.detail) for r in rejects] == [
+        ("train/locked", "unreadable", "cannot list this folder: Permission denied")
+    ]
+    assert [e.sample_id for e in elements if not isinstance(e, Reject)] == ["train/a.jpg"]
+
+
 def test_a_folder_of_both_kinds_needs_a_modality_and_an_empty_one_is_refused(tmp_path):
     touch(tmp_path / "a.jpg")
     touch(tmp_path / "b.flac")

@@ -95,7 +95,8 @@ class FolderUnit:
     split: str
     modality: Modality
     entries: tuple[FileEntry, ...]
-    kind: Literal["files", "missing", "bad_metadata"] = "files"  # metadata rows whose file is missing, or unusable
+    # metadata rows whose file is missing, or unusable; folders that could not be listed
+    kind: Literal["files", "missing", "bad_metadata", "unreadable"] = "files"
 
     @property
     def path(self) -> str:  # names the unit in a reject of the whole unit
@@ -118,7 +119,7 @@ def discover(input_dir: str | Path, *, modality: Literal["auto", "image", "audio
     root = Path(input_dir).expanduser().resolve()
     if not root.is_dir():
         raise LayoutError(f"expected a folder of images or audio: {describe_directory(root)}")
-    files, metadata = _walk(root)
+    files, metadata, unlisted = _walk(root)
     counts = {kind: sum(1 for f in files if _kind_of(f) == kind) for kind in ("image", "audio")}
     if modality == "auto":
         if counts["image"] and counts["audio"]:
@@ -144,20 +145,27 @@ def discover(input_dir: str | Path, *, modality: Literal["auto", "image", "audio
     bad = [FileEntry(where, "train", None, {"problem": problem}) for where, problem in problems]
     units = _units(str(root), modality, entries, "files") + _units(str(root), modality, missing, "missing")
     units += _units(str(root), modality, bad, "bad_metadata")
+    units += _units(str(root), modality, [FileEntry(p, "train", None, {"problem": why}) for p, why in unlisted], "unreadable")
     return Listing(root=root, modality=modality, has_text=has_text, units=tuple(units))
 
 
-def _walk(root: Path) -> tuple[list[str], list[str]]:
-    """Files (not metadata) and metadata files under ``root``, relative POSIX paths, sorted; hidden ones skipped."""
-    files, metadata = [], []
-    for folder, dirs, names in os.walk(root, onerror=None, followlinks=False):
+def _walk(root: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """Files (not metadata) and metadata files under ``root``, relative POSIX paths, sorted; hidden ones skipped;
+    and the folders that could not be listed, with why (each a reject: what they hold is never read)."""
+    files, metadata, unlisted = [], [], []
+
+    def not_listed(err: OSError) -> None:
+        where = relative_to_root(err.filename, root) if err.filename else "."
+        unlisted.append((where, f"cannot list this folder: {err.strerror or err}"))
+
+    for folder, dirs, names in os.walk(root, onerror=not_listed, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             if name.startswith("."):
                 continue
             path = relative_to_root(Path(folder) / name, root)
             (metadata if name in METADATA_FILES else files).append(path)
-    return files, metadata
+    return files, metadata, sorted(unlisted)
 
 
 def _kind_of(path: str) -> str | None:
@@ -245,9 +253,10 @@ def parse_unit(unit: FolderUnit) -> Iterator[FolderImage | FolderAudio | Reject]
         if unit.kind == "missing":
             yield Reject(entry.path, entry.split, entry.path, _STAGE, "file_missing", "named in the metadata, not found")
             continue
-        if unit.kind == "bad_metadata":
+        if unit.kind in ("bad_metadata", "unreadable"):
             problem = str((entry.row or {}).get("problem", ""))
-            yield Reject(entry.path, entry.split, entry.path.split("#")[0], _STAGE, "metadata_invalid", problem)
+            reason = "metadata_invalid" if unit.kind == "bad_metadata" else "unreadable"
+            yield Reject(entry.path, entry.split, entry.path.split("#")[0], _STAGE, reason, problem)
             continue
         kind = _kind_of(entry.path)
         if kind != unit.modality:

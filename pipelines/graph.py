@@ -18,11 +18,13 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
+from mmfeat.extractors.encoders.base import EncoderConfig
 from mmfeat.extractors.text import TextConfig
 from mmfeat.pipelines.columns import RecordColumns, table_schema
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.resume import shard_name_of
 from mmfeat.pipelines.transforms.dedupe import DropDuplicates
+from mmfeat.pipelines.transforms.encode import Encode
 from mmfeat.pipelines.transforms.manifest import WriteManifest
 from mmfeat.pipelines.transforms.shard import AssignShards
 from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
@@ -49,13 +51,17 @@ class FeatureGraph:
     require_text: bool = True  # reject a record whose texts are all empty (text_empty)
     deduplicate: bool = False  # drop exact (and near, see below) duplicates within a split; report leakage across splits
     near_duplicate_distance: int | None = None  # max Hamming distance of perceptual hashes; None = exact copies only
-    encoders: tuple[Any, ...] = ()  # EncoderConfigs its stages run (checked before the pipeline starts)
     stats: StatsSpec = StatsSpec()  # columns summarised into the manifest's statistics
 
     @functools.cached_property
     def schema(self) -> pa.Schema:
         """The output table, from every producer's declaration."""
         return table_schema(self.dataset, self.record, self.stages, text=self.text, text_each=self.text_each)
+
+    @property
+    def encoders(self) -> tuple[EncoderConfig, ...]:
+        """The encoders its stages run (checked before the pipeline starts: ``pipelines.plan``)."""
+        return tuple(stage.config for stage in self.stages if isinstance(stage, Encode))
 
     def heavy_stages(self) -> list[Stage]:
         """The DoFn stages (warmed up in the background as parsing starts; on Dask, on every worker first)."""

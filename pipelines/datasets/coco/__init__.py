@@ -57,13 +57,10 @@ def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
 def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGraph:
     section: CocoConfig = config.dataset
     stages: list[Any] = image_stages(config.image, config.augment)
-    encoders = []
     if config.encode.image.name:
         stages.append(Encode(config.encode.image, input_array="image", output_column=EMBEDDING_COLUMN))
-        encoders.append(config.encode.image)
     if config.encode.text.name:  # one row per caption, aligned with ``captions``
         stages.append(Encode(config.encode.text, input_of=from_raw_texts, many=True, output_column=CAPTION_EMBEDDING_COLUMN))
-        encoders.append(config.encode.text)
     return FeatureGraph(
         dataset=NAME,
         units=listing.units,
@@ -76,7 +73,6 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         require_text=section.require_captions,
         deduplicate=section.deduplicate,
         near_duplicate_distance=section.near_duplicate_distance,
-        encoders=tuple(encoders),
     )
 
 

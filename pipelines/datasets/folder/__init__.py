@@ -66,7 +66,6 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         text=config.text if listing.has_text else None,
         require_text=False,  # a file without a text is still an example
         stats=STATS[listing.modality],
-        encoders=(encoder,) if encoder.name else (),
     )
 
 

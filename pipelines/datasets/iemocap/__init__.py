@@ -141,7 +141,6 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         stages=tuple(stages),
         text=config.text,
         stats=STATS,
-        encoders=tuple(encoder for _, encoder in embeddings),
     )
 
 

@@ -51,10 +51,8 @@ def discover(input_dir: str | Path, config: PipelineConfig) -> source.Listing:
 
 def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGraph:
     stages: list[Any] = audio_stages(config.audio, config.augment, config.mfcc)
-    encoders = ()
     if config.encode.audio.name:  # audio_embedding of each view's waveform
         stages.append(Encode(config.encode.audio, input_array="waveform", output_column=AUDIO_EMBEDDING_COLUMN))
-        encoders = (config.encode.audio,)
     return FeatureGraph(
         dataset=NAME,
         units=listing.units,
@@ -63,7 +61,6 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
         stages=tuple(stages),
         text=config.text,
         stats=STATS,
-        encoders=encoders,
     )
 
 

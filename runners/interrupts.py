@@ -1,22 +1,20 @@
 """Ctrl-C (SIGINT) and SIGTERM stop a run within seconds and leave no process behind.
 
-Beam's local runner and a local Dask cluster run work in child processes (SDK workers, their fork
-server, Dask nannies and workers) and in threads that wait on them over gRPC. A ``KeyboardInterrupt``
+Beam's local runner and a local Dask cluster run work in child processes (SDK workers, Dask nannies
+and workers) and in threads that wait on them over gRPC. A ``KeyboardInterrupt``
 in the main thread alone left those waiting: a 2-worker run hung for minutes at exit, and its
 workers outlived it. :func:`stop_run` instead stops every descendant process (SIGTERM, then SIGKILL
 after a grace period) and ends the process at once with status 130 (128 + SIGINT), without waiting
 for threads that will never finish. Before that, the clean-ups registered with :func:`on_interrupt` put
 the output folder in order (no manifest for an interrupted run, ``--overwrite``'s old output back).
 
-A worker forked from the warm server is also told to die with its parent
-(:func:`die_with_parent`): after ``kill -9`` of the command, which no handler sees, the fork server
-exits (its parent's pipe closes) and its workers follow.
+After ``kill -9`` of the command, which no handler sees, Beam's SDK workers end on their own when the
+runner's control channel closes (``tests/test_worker_killed.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -25,7 +23,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 INTERRUPTED_EXIT = 130
-_PR_SET_PDEATHSIG = 1
 
 
 def descendants(pid: int | None = None) -> list[int]:
@@ -116,12 +113,3 @@ def on_interrupt(clean_up: Callable[[], None]) -> Iterator[None]:
     finally:
         with contextlib.suppress(ValueError):
             _CLEAN_UPS.remove(clean_up)
-
-
-def die_with_parent() -> None:
-    """Linux: this process gets SIGKILL when its parent exits (and at once if it already has)."""
-    parent = os.getppid()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)

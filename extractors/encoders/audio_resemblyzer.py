@@ -4,8 +4,10 @@ Its weights ship inside the ``Resemblyzer`` PyPI package (``pip install 'mmfeat[
 so nothing is downloaded. The embedding is computed as ``VoiceEncoder.embed_utterance`` does it,
 but batched: the waveform goes through resemblyzer's own ``preprocess_wav`` (level normalisation
 and long-silence trimming with webrtcvad), is cut into 1.6 s mel windows at 1.3 windows/s on the
-CPU, and on the device every window of a batch runs through the LSTM in one call; an utterance's
-embedding is the L2-normalised mean of its windows'. Input: 16 kHz mono (``audio.sample_rate``).
+CPU, and on the device the windows of a batch run through the LSTM in calls of exactly
+``LSTM_ROWS`` windows (the last zero-padded: the CPU LSTM's rounding depends on the rows in a call,
+so this keeps a window's result independent of its batch); an utterance's embedding is the
+L2-normalised mean of its windows'. Input: 16 kHz mono (``audio.sample_rate``).
 
 resemblyzer's ``webrtcvad`` dependency imports ``pkg_resources``, which setuptools 81 removed:
 the extra pins ``setuptools<81``.
@@ -18,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from mmfeat.extractors.encoders import register_encoder
-from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, in_fixed_rows
 
 NAME = "resemblyzer"
 SAMPLE_RATE = 16000
 WINDOWS_PER_SECOND, MIN_COVERAGE = 1.3, 0.75  # embed_utterance's defaults
+LSTM_ROWS = 8  # windows per LSTM call: about 6 s of speech
 
 
 def load(config: EncoderConfig) -> Any:
@@ -60,7 +63,7 @@ def forward(model: Any, batch: tuple[Any, Any]) -> Any:
     import torch
 
     mels, counts = batch
-    partial = model(mels)  # (windows, 256), each L2-normalised by the model
+    partial = in_fixed_rows(model, mels, LSTM_ROWS)  # (windows, 256), each L2-normalised by the model
     means = torch.stack([part.mean(dim=0) for part in torch.split(partial, counts.tolist())])
     return torch.nn.functional.normalize(means, p=2, dim=1)
 

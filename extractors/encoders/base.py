@@ -70,7 +70,16 @@ class EncoderSpec:
     preprocess: Callable[[Any], np.ndarray]  # one input (an image, a text) -> array (CPU, in the pipeline)
     forward: Callable[[Any, Any], Any]  # (model, collated batch on device) -> (batch, output_dim) embeddings
     requires: tuple[str, ...] = ()  # importable modules it needs (for a clear error when missing)
-    collate: Callable[[list[np.ndarray]], Any] = field(default=None)  # arrays -> model input (default: one stacked tensor)
+    collate: Callable[..., Any] = field(default=None)  # arrays -> model input (default: one stacked tensor)
+    # variable-length inputs (token ids, waveforms): each is padded to its own length rounded up to a multiple of
+    # this, never to the longest of its batch, and a forward pass holds inputs of one padded length, so an input's
+    # embedding does not depend on what it was batched with (collate is called with pad_to=). 0: fixed-shape inputs.
+    pad_multiple: int = 0
+    # inputs per forward pass on the CPU. Every pass has exactly this many rows (the last one filled with copies of
+    # its last input, their outputs dropped): CPU kernels round a row differently with the number of rows in the call
+    # (EfficientNet at 16+ rows, torch's LSTM at 2 and 7+), so a fixed count keeps an embedding independent of its
+    # batch. On CUDA a pass has max_batch_size rows. 1 is also the fastest for CNNs on the CPU (measured).
+    cpu_rows: int = 1
     extra: str = "encoders"  # the mmfeat extra that installs what ``requires`` names
     sample_rate: int | None = None  # audio encoders: the only input rate they take (None: any)
     # encoders whose preprocessing and width come from the configured weights (a model folder): the spec for a config
@@ -125,6 +134,29 @@ def stack_tensors(arrays: list[np.ndarray]) -> Any:
     import torch
 
     return torch.from_numpy(np.stack(arrays))
+
+
+def padded_length(length: int, multiple: int) -> int:
+    """``length`` rounded up to a multiple of ``multiple`` (at least one multiple)."""
+    return max(1, -(-length // multiple)) * multiple
+
+
+def in_fixed_rows(function: Callable[[Any], Any], rows: Any, chunk: int) -> Any:
+    """``function`` over ``rows`` (a tensor, first dimension = rows) in chunks of exactly ``chunk`` rows.
+
+    For kernels whose per-row results depend on how many rows share a call (torch's CPU LSTM gives a
+    row different float rounding at 1, 2-3 and 7+ rows): the last chunk is zero-padded and the padding's
+    outputs dropped, so a row's result depends on that row alone.
+    """
+    import torch
+
+    outputs = []
+    for start in range(0, rows.shape[0], chunk):
+        part = rows[start : start + chunk]
+        if part.shape[0] < chunk:
+            part = torch.cat([part, part.new_zeros((chunk - part.shape[0], *part.shape[1:]))])
+        outputs.append(function(part)[: min(chunk, rows.shape[0] - start)])
+    return torch.cat(outputs)
 
 
 def resolve_device(device: Device) -> Any:

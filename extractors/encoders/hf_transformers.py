@@ -24,6 +24,7 @@ import numpy as np
 
 from mmfeat.extractors.encoders import register_encoder
 from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, check_rgb_uint8, normalise_images
+from mmfeat.extractors.encoders.text_minilm import CPU_ROWS, PAD_MULTIPLE
 from mmfeat.extractors.encoders.text_minilm import collate as pad_token_ids
 from mmfeat.extractors.encoders.text_minilm import forward as mean_pool
 from mmfeat.extractors.video import fit_square
@@ -145,6 +146,8 @@ register_encoder(
         preprocess=_unbound,
         forward=mean_pool,
         collate=pad_token_ids,
+        pad_multiple=PAD_MULTIPLE,
+        cpu_rows=CPU_ROWS,
         requires=REQUIRES,
         extra="text-encoder",
         bind=bind_text,

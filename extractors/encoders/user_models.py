@@ -4,7 +4,9 @@ state_dict plus the model's class and constructor arguments.
 Calling conventions (the model's ``forward``):
 - ``*_image``: a float32 (N, 3, H, W) batch in [0, 1] from the pipeline's uint8 RGB views -> (N, output_dim);
 - ``*_audio``: a zero-padded float32 (N, T) batch of mono waveforms and an int64 (N,) tensor of their
-  lengths -> (N, output_dim).
+  lengths -> (N, output_dim). Each waveform is padded to its own length rounded up to a multiple of
+  1,600 samples, and a pass holds waveforms of one padded length (one waveform per pass on the CPU),
+  so what a waveform is given does not depend on what it was batched with.
 ``encode.<modality>.weights`` is the file, ``output_dim`` the embedding size; ``state_dict_*`` also
 need ``model_class`` ("package.module:Class") and ``model_kwargs`` (a JSON object).
 """
@@ -19,6 +21,8 @@ import numpy as np
 
 from mmfeat.extractors.encoders import register_encoder
 from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, check_rgb_uint8
+
+WAVEFORM_PAD_MULTIPLE = 1600  # samples: 0.1 s at 16 kHz
 
 
 def load_torchscript(config: EncoderConfig) -> Any:
@@ -53,12 +57,14 @@ def waveform_as_is(waveform: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(waveform, dtype=np.float32).reshape(-1)
 
 
-def collate_waveforms(waveforms: list[np.ndarray]) -> tuple[Any, Any]:
-    """Zero-pad to the longest: (N, T) float32 and (N,) int64 lengths."""
+def collate_waveforms(waveforms: list[np.ndarray], pad_to: int | None = None) -> tuple[Any, Any]:
+    """Zero-pad to ``pad_to`` samples (default: the longest): (N, T) float32 and (N,) int64 lengths."""
     import torch
 
     lengths = np.array([len(w) for w in waveforms], dtype=np.int64)
-    padded = np.zeros((len(waveforms), int(lengths.max())), dtype=np.float32)
+    if pad_to is not None and pad_to < lengths.max():
+        raise ValueError(f"pad_to={pad_to} is shorter than a waveform of {lengths.max()} samples")
+    padded = np.zeros((len(waveforms), pad_to or int(lengths.max())), dtype=np.float32)
     for row, waveform in enumerate(waveforms):
         padded[row, : len(waveform)] = waveform
     return torch.from_numpy(padded), torch.from_numpy(lengths)
@@ -90,6 +96,7 @@ for _kind, _load in (("torchscript", load_torchscript), ("state_dict", load_stat
             preprocess=waveform_as_is,
             forward=forward_audio,
             collate=collate_waveforms,
+            pad_multiple=WAVEFORM_PAD_MULTIPLE,
             requires=("torch",),
         )
     )

@@ -5,6 +5,11 @@ RunInference batches them with ``BatchElements`` (sizes from :class:`EncoderConf
 model once per worker process (Beam's ``Shared``) on the device chosen at load, and the handler
 runs the encoder under ``torch.inference_mode`` (autocast on CUDA) on the WorkItems of a batch.
 
+An embedding depends on its input alone, not on the batch Beam put it in (batch sizes follow
+measured timings and bundle boundaries): every forward pass has a shape fixed by the input, with
+``EncoderSpec.cpu_rows`` rows on the CPU (``max_batch_size`` on CUDA, the last pass filled with
+copies) and variable-length inputs grouped by their own padded length (``EncoderSpec.pad_multiple``).
+
 Two deliberate differences from a textbook ``RunInference(...).with_exception_handling()``:
 - rejects already in the stream pass through the handler untouched, and
 - an inference failure is isolated item by item and returned in-band as a reject,
@@ -27,7 +32,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
 from mmfeat.extractors.encoders import encoder_for
-from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, resolve_device, torch_dtype
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, padded_length, resolve_device, torch_dtype
 from mmfeat.extractors.threads import single_threaded_math
 from mmfeat.pipelines.transforms.stage import WorkItem
 
@@ -105,24 +110,56 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
 
     def _encode(self, items: list[WorkItem], model: Any) -> list[np.ndarray]:
         """One embedding per item (a vector), or with ``many`` one (parts, dim) matrix per item."""
-        import torch
-
-        spec = self.spec
         inputs = [item.arrays[self._input_array] for item in items]
         parts = [part for value in inputs for part in value] if self.many else inputs
         counts = [len(value) for value in inputs] if self.many else [1] * len(inputs)
-        out = np.zeros((0, self.config.output_dim or spec.output_dim), dtype=np.float32)
-        if parts:
-            device = self._device_of(model)
-            batch = _to_device(spec.collate(parts), device)
-            use_autocast = device.type == "cuda" and self.config.dtype != "float32"
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch_dtype(self.config.dtype), enabled=use_autocast):
-                embeddings = spec.forward(model, batch)
-            out = embeddings.float().cpu().numpy()
+        out = np.zeros((len(parts), self.config.output_dim or self.spec.output_dim), dtype=np.float32)
+        for rows, pad_to in self._forward_groups(parts):
+            out[rows] = self._forward(model, [parts[row] for row in rows], pad_to)
         if not np.isfinite(out).all():
             raise FloatingPointError("encoder produced NaN or Inf")
         pieces = np.split(out, np.cumsum(counts)[:-1])
         return pieces if self.many else [piece[0] for piece in pieces]
+
+    def _forward_groups(self, parts: list[Any]) -> list[tuple[list[int], int | None]]:
+        """The forward passes of a batch: row indices, and the length they are padded to.
+
+        Fixed-shape inputs make one pass. Variable-length inputs are grouped by their own padded length
+        (``EncoderSpec.pad_multiple``), so an input's embedding does not depend on the batch it fell in.
+        """
+        multiple = self.spec.pad_multiple
+        if not parts:
+            return []
+        if not multiple:
+            return [(list(range(len(parts))), None)]
+        groups: dict[int, list[int]] = {}
+        for row, part in enumerate(parts):
+            groups.setdefault(padded_length(len(part), multiple), []).append(row)
+        return [(rows, pad_to) for pad_to, rows in sorted(groups.items())]
+
+    def _forward(self, model: Any, parts: list[Any], pad_to: int | None) -> np.ndarray:
+        """Embeddings of ``parts`` (one padded length) in passes of a fixed number of rows (``EncoderSpec.cpu_rows``)."""
+        device = self._device_of(model)
+        rows = self.spec.cpu_rows if device.type == "cpu" else self.config.max_batch_size
+        passes = []
+        for start in range(0, len(parts), rows):
+            chunk = parts[start : start + rows]
+            filled = chunk + [chunk[-1]] * (rows - len(chunk))
+            passes.append(self._forward_pass(model, device, filled, pad_to)[: len(chunk)])
+        return np.concatenate(passes)
+
+    def _forward_pass(self, model: Any, device: Any, parts: list[Any], pad_to: int | None) -> np.ndarray:
+        import torch
+
+        spec = self.spec
+        batch = _to_device(spec.collate(parts) if pad_to is None else spec.collate(parts, pad_to=pad_to), device)
+        use_autocast = device.type == "cuda" and self.config.dtype != "float32"
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch_dtype(self.config.dtype), enabled=use_autocast):
+            embeddings = spec.forward(model, batch).float().cpu().numpy()
+        expected = (len(parts), self.config.output_dim or spec.output_dim)
+        if embeddings.shape != expected:
+            raise ValueError(f"encoder {spec.name} returned {embeddings.shape} for a batch of {len(parts)}, expected {expected}")
+        return embeddings
 
     def _device_of(self, model: Any) -> Any:
         """Where the model's weights are (a model without any runs on the configured device)."""

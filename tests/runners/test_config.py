@@ -15,6 +15,16 @@ def test_documented_defaults_equal_the_code_defaults(dataset, tmp_path):
     documented.write_text(default_config_text())
     assert dataset in yaml.safe_load(documented.read_text())  # every dataset's section is documented
     assert load_config(dataset, path=documented) == load_config(dataset)
+    code = load_config(dataset).to_dict()
+    shown = {name: section for name, section in yaml.safe_load(documented.read_text()).items() if name in code}
+    assert dotted_keys(shown) == dotted_keys(code)  # every setting is documented, and nothing else is
+
+
+def dotted_keys(tree: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in tree.items():
+        keys |= dotted_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+    return keys
 
 
 def test_image_and_encoder_settings_are_validated_with_their_key():

@@ -6,7 +6,8 @@ but batched: the waveform goes through resemblyzer's own ``preprocess_wav`` (lev
 and long-silence trimming with webrtcvad), is cut into 1.6 s mel windows at 1.3 windows/s on the
 CPU, and on the device the windows of a batch run through the LSTM in calls of exactly
 ``LSTM_ROWS`` windows (the last zero-padded: the CPU LSTM's rounding depends on the rows in a call,
-so this keeps a window's result independent of its batch); an utterance's embedding is the
+so this keeps a window's result independent of its batch, and a forward pass takes a whole batch of
+utterances: ``cpu_rows=None``); an utterance's embedding is the
 L2-normalised mean of its windows'. Input: 16 kHz mono (``audio.sample_rate``).
 
 resemblyzer's ``webrtcvad`` dependency imports ``pkg_resources``, which setuptools 81 removed:
@@ -25,7 +26,7 @@ from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, in_fixed
 NAME = "resemblyzer"
 SAMPLE_RATE = 16000
 WINDOWS_PER_SECOND, MIN_COVERAGE = 1.3, 0.75  # embed_utterance's defaults
-LSTM_ROWS = 8  # windows per LSTM call: about 6 s of speech
+LSTM_ROWS = 32  # windows per LSTM call (about 25 s of speech): 121 windows/s vs 93 at 8 (measured)
 
 
 def load(config: EncoderConfig) -> Any:
@@ -77,6 +78,7 @@ SPEC = register_encoder(
         preprocess=preprocess,
         forward=forward,
         collate=collate,
+        cpu_rows=None,
         requires=("resemblyzer", "webrtcvad", "pkg_resources"),
         extra="audio-encoder",
         sample_rate=SAMPLE_RATE,

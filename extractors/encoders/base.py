@@ -79,7 +79,8 @@ class EncoderSpec:
     # its last input, their outputs dropped): CPU kernels round a row differently with the number of rows in the call
     # (EfficientNet at 16+ rows, torch's LSTM at 2 and 7+), so a fixed count keeps an embedding independent of its
     # batch. On CUDA a pass has max_batch_size rows. 1 is also the fastest for CNNs on the CPU (measured).
-    cpu_rows: int = 1
+    # None: the encoder's forward keeps its own calls at a fixed size (``in_fixed_rows``), so a pass takes the batch.
+    cpu_rows: int | None = 1
     extra: str = "encoders"  # the mmfeat extra that installs what ``requires`` names
     sample_rate: int | None = None  # audio encoders: the only input rate they take (None: any)
     # encoders whose preprocessing and width come from the configured weights (a model folder): the spec for a config

@@ -8,7 +8,8 @@ runs the encoder under ``torch.inference_mode`` (autocast on CUDA) on the WorkIt
 An embedding depends on its input alone, not on the batch Beam put it in (batch sizes follow
 measured timings and bundle boundaries): every forward pass has a shape fixed by the input, with
 ``EncoderSpec.cpu_rows`` rows on the CPU (``max_batch_size`` on CUDA, the last pass filled with
-copies) and variable-length inputs grouped by their own padded length (``EncoderSpec.pad_multiple``).
+copies; an encoder with ``cpu_rows=None`` fixes the size of its own calls) and variable-length inputs
+grouped by their own padded length (``EncoderSpec.pad_multiple``).
 
 Two deliberate differences from a textbook ``RunInference(...).with_exception_handling()``:
 - rejects already in the stream pass through the handler untouched, and
@@ -140,6 +141,8 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
     def _forward(self, model: Any, parts: list[Any], pad_to: int | None) -> np.ndarray:
         """Embeddings of ``parts`` (one padded length) in passes of a fixed number of rows (``EncoderSpec.cpu_rows``)."""
         device = self._device_of(model)
+        if self.spec.cpu_rows is None:  # the encoder keeps its own calls at a fixed size
+            return self._forward_pass(model, device, parts, pad_to)
         rows = self.spec.cpu_rows if device.type == "cpu" else self.config.max_batch_size
         passes = []
         for start in range(0, len(parts), rows):

@@ -21,14 +21,7 @@ venv: $(VENV)/.installed
 
 demo: venv
 	rm -rf $(DEMO)
-	$(BIN)/mmfeat sample-data $(DEMO)/data
-	$(BIN)/mmfeat run librispeech --input $(DEMO)/data/LibriSpeech --output $(DEMO)/out
-	$(BIN)/mmfeat run coco --input $(DEMO)/data/coco --output $(DEMO)/out
-	$(BIN)/mmfeat run iemocap --input $(DEMO)/data/IEMOCAP --output $(DEMO)/out
-	$(BIN)/mmfeat run folder --input $(DEMO)/data/folder/images --output $(DEMO)/out
-	$(BIN)/mmfeat run folder --input $(DEMO)/data/folder/audio --output $(DEMO)/out/audiofolder
-	for d in librispeech coco iemocap folder audiofolder/folder; do $(BIN)/mmfeat report $(DEMO)/out/$$d; done
-	@echo "Parquet shards, rejects, _manifest.json and report/index.html are under $(DEMO)/out/<dataset>/"
+	$(BIN)/mmfeat demo $(DEMO)
 
 test: venv
 	$(BIN)/ruff check .

@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("out", type=Path, metavar="OUT", help="folder to write the datasets into")
     sample.add_argument("--datasets", help="comma-separated datasets to write (default: every dataset)")
 
+    demo = commands.add_parser("demo", help="write the sample datasets, run every dataset on them and write the reports")
+    demo.add_argument("folder", type=Path, metavar="DIR", help="an empty or new folder: DIR/data and DIR/out are written")
+    demo.add_argument("--datasets", help="comma-separated datasets (default: every dataset)")
+
     run = commands.add_parser(
         "run", help="run a dataset pipeline", epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -89,10 +93,10 @@ def _sample_data(args: argparse.Namespace) -> int:
         return _fail(f"--datasets: no sample for {', '.join(unknown)} (known: {', '.join(sorted(SAMPLES))})")
     for name in names:
         try:
-            root = SAMPLES[name](args.out)
+            roots = SAMPLES[name](args.out)
         except (RuntimeError, ImportError) as err:  # e.g. a sample that needs an optional package
             return _fail(f"{name}: {err} (the samples need `pip install 'mmfeat[samples]'`)")
-        print(f"{name}: {root}")
+        print(f"{name}: {', '.join(map(str, roots))}")
     return 0
 
 
@@ -335,6 +339,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if rest:
             return _fail(f"unexpected arguments: {' '.join(rest)}")
         return _sample_data(args)
+    if args.command == "demo":
+        from mmfeat.runners.demo import run_demo
+
+        return run_demo(args.folder, args.datasets, rest)
     if args.command == "inspect":
         if rest:
             return _fail(f"unexpected arguments: {' '.join(rest)}")

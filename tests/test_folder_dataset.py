@@ -12,7 +12,7 @@ from mmfeat.pipelines.datasets.folder.sample import write_folder_sample
 from mmfeat.pipelines.sources.base import LayoutError
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.records import Reject
-from tests.conftest import declared_schema, run_dataset
+from tests.conftest import declared_schema
 from tests.test_coco_end_to_end import read_rows  # unpacks the image column
 
 
@@ -98,25 +98,46 @@ def folder_sample(tmp_path_factory):
     return write_folder_sample(tmp_path_factory.mktemp("folder_data")).parent
 
 
+@pytest.fixture(scope="module")
+def folder_demo(tmp_path_factory):
+    """``mmfeat demo DIR --datasets folder``: both samples written, run and reported, as a user runs them."""
+    from tests.conftest import run_cli
+
+    folder = tmp_path_factory.mktemp("folder_demo")
+    run = run_cli("demo", str(folder), "--datasets", "folder", "--no-progress", output=folder / "out", dataset="folder")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return folder
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("kind", "rejected"),
+    ("kind", "output", "rejected"),
     [
-        ("images", {"file_missing": 1, "image_empty": 1, "image_truncated": 1, "metadata_invalid": 1, "unexpected_file": 1}),
-        ("audio", {"audio_truncated": 1, "unexpected_file": 1}),
+        ("images", "out", {"file_missing": 1, "image_empty": 1, "image_truncated": 1, "metadata_invalid": 1, "unexpected_file": 1}),  # noqa: E501
+        ("audio", "out/audio", {"audio_truncated": 1, "unexpected_file": 1}),
     ],
 )
-def test_the_sample_runs_end_to_end_with_its_broken_files_as_rejects(folder_sample, tmp_path, kind, rejected):
-    run = run_dataset("folder", folder_sample / kind, tmp_path, "--set", "encode.image.name=null")
-    counts = read_manifest(run.dataset_dir)["counts"]
+def test_the_demo_runs_both_samples_with_their_broken_files_as_rejects(folder_demo, kind, output, rejected):
+    dataset_dir = folder_demo / output / "folder"
+    counts = read_manifest(dataset_dir)["counts"]
     assert counts["rejected_by_reason"] == rejected
     assert counts["input"] == counts["written"] + counts["rejected"] and counts["written"] == 6
-    table = read_rows(run.dataset_dir).filter(pc.equal(pc.field("split"), "train"))
-    schema = declared_schema("folder", folder_sample / kind, "encode.image.name=null")
-    assert table.schema.equals(schema, check_metadata=False)
+    table = read_rows(dataset_dir).filter(pc.equal(pc.field("split"), "train"))
+    assert table.schema.equals(declared_schema("folder", folder_demo / "data" / "folder" / kind), check_metadata=False)
     labels = set(table["label"].to_pylist())
     assert labels == ({"cat", "space"} if kind == "images" else {"alice", "bob"})
     assert any(table["raw_text"].to_pylist()) and "token_ids" in table.column_names
+    assert (dataset_dir / "report" / "index.html").is_file()
+
+
+def test_the_demo_refuses_a_folder_in_use_and_an_unknown_dataset(tmp_path):
+    from tests.conftest import run_cli
+
+    (tmp_path / "mine.txt").write_text("keep me")
+    run = run_cli("demo", str(tmp_path))
+    assert run.returncode == 2 and "not an empty folder" in run.stderr and (tmp_path / "mine.txt").read_text() == "keep me"
+    run = run_cli("demo", str(tmp_path / "new"), "--datasets", "folder,imagenet")
+    assert run.returncode == 2 and "unknown dataset imagenet" in run.stderr and not (tmp_path / "new").exists()
 
 
 @pytest.mark.slow

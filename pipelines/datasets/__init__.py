@@ -19,4 +19,5 @@ class DatasetSpec:
     config_type: type  # the dataset's own config section (``mmfeat config`` documents it under ``name``)
     discover: Callable[[str | Path, Any], Any]  # (input dir, PipelineConfig) -> listing with units, expected_examples()
     feature_graph: Callable[[Any, Any], Any]  # (listing, PipelineConfig) -> FeatureGraph
-    write_sample: Callable[[Path], Path]  # out dir -> the folder to pass as ``mmfeat run NAME --input``
+    # out dir -> the folders to pass as ``mmfeat run NAME --input``, the main sample first (``mmfeat demo`` runs each)
+    write_sample: Callable[[Path], tuple[Path, ...]]

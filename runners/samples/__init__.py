@@ -8,5 +8,5 @@ from pathlib import Path
 
 from mmfeat.pipelines.registry import DATASETS
 
-# name -> writer(out_dir) returning the folder to pass as ``mmfeat run NAME --input``
-SAMPLES: dict[str, Callable[[Path], Path]] = {name: spec.write_sample for name, spec in DATASETS.items()}
+# name -> writer(out_dir) returning the folders to pass as ``mmfeat run NAME --input``, the main sample first
+SAMPLES: dict[str, Callable[[Path], tuple[Path, ...]]] = {name: spec.write_sample for name, spec in DATASETS.items()}

@@ -76,10 +76,10 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
     )
 
 
-def _write_sample(out: Path) -> Path:
+def _write_sample(out: Path) -> tuple[Path, ...]:
     from mmfeat.pipelines.datasets.coco.sample import write_coco_sample  # imports the samples' optional packages
 
-    return write_coco_sample(out)
+    return (write_coco_sample(out),)
 
 
 DATASET = DatasetSpec(NAME, CocoConfig, discover, feature_graph, _write_sample)

@@ -69,10 +69,11 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
     )
 
 
-def _write_sample(out: Path) -> Path:
+def _write_sample(out: Path) -> tuple[Path, ...]:
     from mmfeat.pipelines.datasets.folder.sample import write_folder_sample  # scikit-image, soundfile
 
-    return write_folder_sample(out)
+    images = write_folder_sample(out)
+    return images, images.with_name("audio")
 
 
 DATASET = DatasetSpec(NAME, FolderConfig, discover, feature_graph, _write_sample)

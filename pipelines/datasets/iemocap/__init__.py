@@ -144,10 +144,10 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
     )
 
 
-def _write_sample(out: Path) -> Path:
+def _write_sample(out: Path) -> tuple[Path, ...]:
     from mmfeat.pipelines.datasets.iemocap.sample import write_iemocap_sample  # imports the samples' optional packages
 
-    return write_iemocap_sample(out)
+    return (write_iemocap_sample(out),)
 
 
 DATASET = DatasetSpec(NAME, IemocapConfig, discover, feature_graph, _write_sample)

@@ -64,10 +64,10 @@ def feature_graph(listing: source.Listing, config: PipelineConfig) -> FeatureGra
     )
 
 
-def _write_sample(out: Path) -> Path:
+def _write_sample(out: Path) -> tuple[Path, ...]:
     from mmfeat.pipelines.datasets.librispeech.sample import write_librispeech_sample  # imports the samples' optional packages
 
-    return write_librispeech_sample(out)
+    return (write_librispeech_sample(out),)
 
 
 DATASET = DatasetSpec(NAME, LibriSpeechConfig, discover, feature_graph, _write_sample)

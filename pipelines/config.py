@@ -25,7 +25,10 @@ class OutputConfig:
     """Parquet shard settings."""
 
     rows_per_shard: int = 1000
+    max_shard_bytes: int = 512 * 2**20  # a shard's estimated uncompressed rows (``Stage.record_bytes``); the writer
+    # holds the shard it builds and the one it writes, so this bounds the writer's memory
     row_group_rows: int = 128
+    row_group_bytes: int = 64 * 2**20  # a row group's uncompressed size (what a reader holds per unit of work)
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     compression_level: int | None = 1  # float features compress no better at 3 (measured), only slower
     byte_tensors: Literal["bytes", "tensor"] = "bytes"  # how images and frames are stored (schemas.tensors)
@@ -33,6 +36,8 @@ class OutputConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.rows_per_shard <= 100_000 or not 1 <= self.row_group_rows <= 100_000:
             raise ValueError("rows_per_shard and row_group_rows must be within 1..100000 (a shard is held in memory)")
+        if not 2**20 <= self.row_group_bytes <= self.max_shard_bytes <= 4 * 2**30:
+            raise ValueError("need 1 MiB <= row_group_bytes <= max_shard_bytes <= 4 GiB (a shard is held in memory, twice)")
         if self.compression not in ("zstd", "snappy", "gzip", "none"):
             raise ValueError("compression must be one of zstd, snappy, gzip, none")
         if self.byte_tensors not in ("bytes", "tensor"):

@@ -27,7 +27,7 @@ from mmfeat.pipelines.transforms.dedupe import DropDuplicates
 from mmfeat.pipelines.transforms.encode import Encode
 from mmfeat.pipelines.transforms.manifest import WriteManifest
 from mmfeat.pipelines.transforms.shard import AssignShards
-from mmfeat.pipelines.transforms.stage import Row, Stage, WorkItem, run_stages
+from mmfeat.pipelines.transforms.stage import RecordBytes, Row, Stage, WorkItem, run_stages
 from mmfeat.pipelines.transforms.text import VOCAB_FILE, BuildVocabulary, PrepareText, apply_vocabulary, text_columns
 from mmfeat.pipelines.transforms.warm_up import ParseUnits
 from mmfeat.pipelines.transforms.write import ShardResult, WriteShards
@@ -135,7 +135,13 @@ def build_feature_pipeline(
         vocab = None
 
     # From here on one linear, fused chain per shard: no Flatten, no materialised features.
-    sharded = with_ids | "AssignShards" >> AssignShards(config.output.rows_per_shard, config.execution.read_ahead)
+    record_bytes = RecordBytes(heavy, views=len(config.augment.view_indices()))
+    sharded = with_ids | "AssignShards" >> AssignShards(
+        config.output.rows_per_shard,
+        config.execution.read_ahead,
+        max_shard_bytes=config.output.max_shard_bytes,
+        record_bytes=record_bytes,
+    )
     if completed:  # resume: shards written by an interrupted run are neither redone nor rewritten
         done = frozenset(result.name for result in completed)
         sharded = sharded | "SkipCompletedShards" >> beam.Filter(lambda e, done=done: shard_name_of(e) not in done)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -124,13 +126,38 @@ def leaf_paths(field: pa.Field) -> list[str]:
     return [field.name]
 
 
-def write_parquet_atomically(table: pa.Table, path: Path, config: OutputConfig) -> None:
-    """Write a Parquet file (compression and row groups from ``config``) under a hidden temporary name, then rename it."""
+class FileDigest(NamedTuple):
+    """A written file's size and sha256 (hex), as the manifest records them."""
+
+    bytes: int
+    sha256: str
+
+
+def file_digest(path: Path) -> FileDigest:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return FileDigest(size, digest.hexdigest())
+
+
+def write_parquet_atomically(table: pa.Table, path: Path, config: OutputConfig) -> FileDigest:
+    """Write a Parquet file (compression and row groups from ``config``) under a hidden temporary name, then rename it;
+    its size and sha256."""
     with _gated():
-        _write_parquet(table, path, config)
+        return _write_parquet(table, path, config)
 
 
-def _write_parquet(table: pa.Table, path: Path, config: OutputConfig) -> None:
+def row_group_size(table: pa.Table, config: OutputConfig) -> int:
+    """Rows per row group: ``row_group_rows``, fewer when rows are large enough for ``row_group_bytes`` to bind
+    (the table's own uncompressed size per row: deterministic for the same rows)."""
+    if table.num_rows == 0 or table.nbytes <= config.row_group_bytes:
+        return config.row_group_rows
+    return max(1, min(config.row_group_rows, config.row_group_bytes * table.num_rows // table.nbytes))
+
+
+def _write_parquet(table: pa.Table, path: Path, config: OutputConfig) -> FileDigest:
     tmp = _temporary_beside(path)
     compression = config.compression
     if config.byte_tensors == "bytes":
@@ -141,12 +168,14 @@ def _write_parquet(table: pa.Table, path: Path, config: OutputConfig) -> None:
             tmp,
             compression=None if compression == "none" else compression,
             compression_level=config.compression_level if compression in ("zstd", "gzip") else None,
-            row_group_size=config.row_group_rows,
+            row_group_size=row_group_size(table, config),
             use_dictionary=dictionary_columns(table.schema),
             use_byte_stream_split=byte_stream_split_columns(table.schema) or False,
             write_statistics=statistics_columns(table.schema),
         )
+        digest = file_digest(tmp)
         os.replace(tmp, path)
+        return digest
     finally:
         tmp.unlink(missing_ok=True)
 

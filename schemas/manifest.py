@@ -62,7 +62,11 @@ def build_manifest(
             "rows_by_split": dict(sorted(rows_by_split.items())),
             "reject_rows": sum(s["reject_rows"] for s in shards),
         },
-        "shards": [{"path": s["path"], "split": s["split"], "rows": s["rows"]} for s in shards if s["path"]],
+        "shards": [
+            {"path": s["path"], "split": s["split"], "rows": s["rows"], "bytes": s.get("bytes"), "sha256": s.get("sha256")}
+            for s in shards
+            if s["path"]
+        ],
         "rejects": [s["rejects_path"] for s in shards if s["rejects_path"]],
         "partial_shards": [s["name"] for s in shards if s.get("partial")],
         "vocabulary": dict(vocabulary) if vocabulary else None,

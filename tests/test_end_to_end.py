@@ -1,5 +1,6 @@
 """The CLI as a user runs it, with the Parquet read back."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -91,6 +92,9 @@ def test_manifest_lists_everything_written(default_run):
     assert listed == on_disk
     assert sum(s["rows"] for s in manifest["shards"]) == manifest["counts"]["rows"]
     assert not [p for p in dataset_dir.rglob("*") if p.name.endswith(".tmp")]
+    for shard in manifest["shards"]:  # each data file's recorded size and sha256 are the file's
+        data = (dataset_dir / shard["path"]).read_bytes()
+        assert (shard["bytes"], shard["sha256"]) == (len(data), hashlib.sha256(data).hexdigest()), shard["path"]
 
 
 def test_summary_is_readable(default_run):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from mmfeat.extractors.audio import clean_samples, read_audio_span
@@ -90,24 +91,35 @@ def test_shards_do_not_depend_on_workers(iemocap_run, iemocap_multiprocess_run):
     assert files(iemocap_run) == files(iemocap_multiprocess_run)
 
 
-def test_dialogs_pack_into_capped_shards_the_same_on_dask(iemocap_root, tmp_path):
+def test_dialogs_pack_into_shards_capped_by_rows_and_bytes_the_same_on_dask(iemocap_root, tmp_path):
+    """fps frames at 224 px are about 640 KB a row here: a 2 MiB shard holds 3 of them, a 1 MiB row group one."""
     pytest.importorskip("distributed")
     from tests.conftest import run_dataset
 
-    small = ("--set", "output.rows_per_shard=4")
+    cap = 2 * 2**20
+    small = ("--set", "output.rows_per_shard=4", "--set", f"output.max_shard_bytes={cap}")
+    small += ("--set", "output.row_group_bytes=1048576", "--set", "video.mode=fps", "--set", "video.size=224")
     direct = run_dataset("iemocap", iemocap_root, tmp_path / "direct", *small)
     dask = run_dataset("iemocap", iemocap_root, tmp_path / "dask", "--runner=dask", *small)
     rows = read_rows(direct.dataset_dir)
-    assert len(read_manifest(direct.dataset_dir)["shards"]) > 1
-    for shard in read_manifest(direct.dataset_dir)["shards"]:
-        table = ds.dataset(direct.dataset_dir / shard["path"], format="parquet").to_table(columns=["dialog"])
-        assert table.num_rows <= 4
-    dialog_shards = {}
-    for shard in read_manifest(direct.dataset_dir)["shards"]:
-        for dialog in ds.dataset(direct.dataset_dir / shard["path"]).to_table(columns=["dialog"]).column(0).to_pylist():
+    shards = read_manifest(direct.dataset_dir)["shards"]
+    assert len(shards) > 1 and max(shard["rows"] for shard in shards) > 1
+    row_bytes = {}
+    for shard in shards:
+        parquet = pq.ParquetFile(direct.dataset_dir / shard["path"])
+        table = parquet.read()  # images and frames as stored: their raw bytes
+        row_bytes.update((sid, table.slice(i, 1).nbytes) for i, sid in enumerate(table["sample_id"].to_pylist()))
+        assert table.num_rows <= 4 and (table.nbytes <= cap or table.num_rows == 1), (shard, table.nbytes)
+        sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups)]
+        assert sizes == [1] * table.num_rows  # a row group of 1 MiB holds one of these rows
+    dialog_shards, dialog_bytes = {}, {}
+    for shard in shards:
+        table = ds.dataset(direct.dataset_dir / shard["path"]).to_table(columns=["dialog", "sample_id"])
+        for dialog, sid in zip(table["dialog"].to_pylist(), table["sample_id"].to_pylist()):
             dialog_shards.setdefault(dialog, set()).add(shard["path"])
-    long = {d for d in dialog_shards if rows.filter(ds.field("dialog") == d).num_rows > 4}
-    assert all(len(paths) == 1 for d, paths in dialog_shards.items() if d not in long)  # a dialog that fits: one shard
+            dialog_bytes[dialog] = dialog_bytes.get(dialog, 0) + row_bytes[sid]
+    fits = {d for d in dialog_shards if rows.filter(ds.field("dialog") == d).num_rows <= 4 and dialog_bytes[d] <= cap // 2}
+    assert all(len(dialog_shards[d]) == 1 for d in fits)  # a dialog well within both bounds: one shard
 
     def files(run):
         return {p.relative_to(run.dataset_dir).as_posix(): p.read_bytes() for p in sorted(run.dataset_dir.rglob("*.parquet"))}

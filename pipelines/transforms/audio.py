@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +16,7 @@ from mmfeat.extractors.augment.audio import apply_audio_augment, sample_audio_au
 from mmfeat.extractors.seeding import derive_seed
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry, mfcc_features
 from mmfeat.pipelines.io import read_source_bytes
-from mmfeat.pipelines.transforms.stage import Stage, WorkItem
+from mmfeat.pipelines.transforms.stage import Stage, WorkItem, record_duration_s
 from mmfeat.pipelines.transforms.warm_up import warm_up_noise, warm_up_wav
 from mmfeat.schemas.records import AudioUtterance
 from mmfeat.schemas.tensors import matrix_type
@@ -147,6 +148,15 @@ class ExtractMfcc(Stage):
 
     def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
         return mfcc_fields(self.config)
+
+    def row_bytes(self, record: Any) -> int:
+        """float32 coefficients (and log-mels) per hop, when the listing knows the record's length (a dialog line);
+        an audio file's length is not known before it is read (at most 16 KB a second at the defaults)."""
+        duration = record_duration_s(record)
+        if duration is None:
+            return 0
+        per_frame = 4 * (self.config.mfcc_dim + (self.config.n_mels if self.config.log_mel else 0))
+        return int(duration * 1000 / self.config.hop_ms + 1) * per_frame
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         features = mfcc_features(item.arrays["waveform"], self.sample_rate, self.config)

@@ -88,9 +88,9 @@ class PruneShard(beam.DoFn):
         merged = merged.sort_by([("sample_id", "ascending"), ("view", "ascending")])
         write_parquet_atomically(merged, self.dataset_dir / rejects_path, self.config)
         kept = table.filter(pc.invert(mask)) if table is not None else None
-        path = result.path
+        path, digest = result.path, None
         if kept is not None and kept.num_rows:
-            write_parquet_atomically(kept, data_file, self.config)
+            digest = write_parquet_atomically(kept, data_file, self.config)
         else:
             data_file.unlink(missing_ok=True)
             path = None
@@ -107,6 +107,8 @@ class PruneShard(beam.DoFn):
             reject_rows=result.reject_rows + len(new_rejects),
             fingerprints=tuple(f for f in result.fingerprints if f[0] not in dropped),  # kept in the marker, for a resume
             stats=shard_statistics(kept, self.stats) if self.stats is not None and kept is not None and kept.num_rows else None,
+            bytes=digest.bytes if digest else 0,
+            sha256=digest.sha256 if digest else None,
         )
         write_text_atomically(self.dataset_dir / SHARD_MARKERS_DIR / f"{result.name}.json", pruned.marker())
         yield dataclasses.replace(pruned, fingerprints=())

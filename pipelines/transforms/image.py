@@ -120,6 +120,11 @@ class ImageViews(Stage):
     def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
         return image_view_fields(self.config)  # and view, one of every table's SAMPLE_FIELDS
 
+    def row_bytes(self, record: Any) -> int:
+        """The view's RGB tensor, and its JPEG copy (counted at a third of the pixels: quality 100 comes near)."""
+        pixels = self.config.size * self.config.size * 3
+        return pixels + (pixels // 3 if self.config.jpeg_quality is not None else 0)
+
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         decoded: DecodedImage = item.arrays.pop("decoded")
         views = self.augment.view_indices()

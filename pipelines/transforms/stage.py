@@ -104,6 +104,13 @@ class Stage(beam.DoFn):
         declarations; a row with a column nobody declared fails the run."""
         raise NotImplementedError(f"{type(self).__name__} does not declare its output fields")
 
+    def row_bytes(self, record: Any) -> int:
+        """Estimated uncompressed bytes of the columns this stage adds to each of ``record``'s rows, from the config
+        and the record's light fields (nothing is read): shards are sized by it before anything is decoded
+        (``output.max_shard_bytes``). 0, the default, for columns of a few values; stages that add images, frames
+        or long matrices override it."""
+        return 0
+
     def warm_up(self) -> None:
         """Imports and compilation the first example would wait for, done once per worker process on a background
         thread while the light steps run (``pipelines.transforms.warm_up``). Runs before ``setup``: no instance state;
@@ -222,3 +229,28 @@ def run_stages(stream: beam.PCollection, stages: Iterable[Stage | beam.PTransfor
         else:
             pending.append(stage)
     return flush(stream)
+
+
+def record_duration_s(record: Any) -> float | None:
+    """The record's length in seconds when the listing knows it (a dialog line's span), else None."""
+    start, end = getattr(record, "start_s", None), getattr(record, "end_s", None)
+    if start is not None and end is not None:
+        return max(0.0, float(end) - float(start))
+    return None
+
+
+ROW_OVERHEAD_BYTES = 4096  # a row's ids, paths, texts and small columns, which no stage counts
+
+
+class RecordBytes:
+    """A record's estimated uncompressed row bytes: its views times (the stages' ``row_bytes`` and
+    ``ROW_OVERHEAD_BYTES``); 0 for a Reject."""
+
+    def __init__(self, stages: Iterable[Any], views: int) -> None:
+        self.stages = tuple(stage for stage in stages if isinstance(stage, Stage))
+        self.views = views
+
+    def __call__(self, element: Any) -> int:
+        if isinstance(element, Reject):
+            return 0
+        return self.views * (ROW_OVERHEAD_BYTES + sum(stage.row_bytes(element) for stage in self.stages))

@@ -25,7 +25,7 @@ from mmfeat.extractors.spectral import MfccConfig, frame_geometry
 from mmfeat.extractors.video import CropBox, FramesConfig, VideoAudioTrack, VideoSource, fit_square
 from mmfeat.pipelines.transforms.audio import CLEAN_AUDIO_FIELDS
 from mmfeat.pipelines.transforms.image import IMAGE_AUGMENT_TYPE
-from mmfeat.pipelines.transforms.stage import Stage, WorkItem
+from mmfeat.pipelines.transforms.stage import Stage, WorkItem, record_duration_s
 from mmfeat.pipelines.transforms.warm_up import warm_up_wav
 from mmfeat.schemas.records import DialogUtterance
 from mmfeat.schemas.tensors import clip_type
@@ -152,6 +152,15 @@ class ExtractFrames(Stage):
 
     def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
         return frame_fields(self.config)
+
+    def row_bytes(self, record: DialogUtterance) -> int:
+        """The clip's RGB frames: as many as ``video.mode`` picks in the line's span."""
+        duration = record_duration_s(record)
+        if self.config.fixed_count or duration is None:
+            count = self.config.fixed_count or self.config.max_frames
+        else:
+            count = len(self.config.times(0.0, duration))
+        return count * self.config.size * self.config.size * 3
 
     def apply(self, item: WorkItem) -> Iterator[WorkItem]:
         view = item.view or 0

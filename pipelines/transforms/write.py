@@ -59,6 +59,8 @@ class ShardResult:
     partial: bool = False
     fingerprints: tuple[tuple[str, str, int | None], ...] = ()  # (sample_id, content_sha256, perceptual_hash) when asked for
     stats: dict[str, Any] | None = None  # sufficient statistics of the rows (``schemas.stats``)
+    bytes: int = 0  # the data file's size and sha256 (the manifest lists them); 0 and None without one
+    sha256: str | None = None
 
     def marker(self) -> str:
         """The ``_shards/<name>.json`` completion marker: the whole result, so a resumed run can reuse it."""
@@ -162,7 +164,7 @@ class WriteShards(beam.DoFn):
         data_path = rejects_path = None
         rejects = sorted(buffer.rejects, key=lambda r: (r.sample_id, -1 if r.view is None else r.view))
         rows = sorted(buffer.rows, key=lambda r: (r.sample_id, r.view))
-        stats = None
+        stats = digest = None
         table, unwritable = _table_of(rows, self.schema, buffer.key.split)
         if unwritable:  # their examples are rejected as a whole: no view of them is written
             bad = {r.sample_id for r in unwritable}
@@ -170,7 +172,7 @@ class WriteShards(beam.DoFn):
             rejects = sorted([*rejects, *unwritable], key=lambda r: (r.sample_id, -1 if r.view is None else r.view))
         if rows:
             data_path = f"{buffer.key.split}/{name}.parquet"
-            write_parquet_atomically(table, root / data_path, self.config)
+            digest = write_parquet_atomically(table, root / data_path, self.config)
             stats = shard_statistics(table, self.stats) if self.stats is not None else None
         if rejects:
             rejects_path = f"{REJECTS_DIR}/{name}.parquet"
@@ -195,6 +197,8 @@ class WriteShards(beam.DoFn):
             partial=partial,
             fingerprints=_fingerprints(rows) if self.fingerprints and rows else (),
             stats=stats,
+            bytes=digest.bytes if digest else 0,
+            sha256=digest.sha256 if digest else None,
         )
         write_text_atomically(root / SHARD_MARKERS_DIR / f"{name}.json", result.marker())
         return result

@@ -40,6 +40,22 @@ def test_assign_shards_is_deterministic_complete_and_sorted():
         assert_that(out | beam.combiners.ToList(), lambda lists: check(lists[0]))
 
 
+def hundred_bytes(element):
+    return 0 if isinstance(element, Reject) else 100
+
+
+def test_assign_shards_counts_hashed_shards_by_estimated_bytes_when_they_bind():
+    elements = [utterance(i) for i in range(23)] + [utterance(i, "dev") for i in range(5)]
+
+    def check(keys):
+        counts = {key.split: key.count for key in keys}  # 2,300 bytes at 75% of 400 per shard; 500 bytes: 2 shards
+        assert counts == {"train": math.ceil(2300 / 300), "dev": 2}
+
+    with BeamTestPipeline() as p:
+        sharded = p | beam.Create(elements) | AssignShards(rows_per_shard=100, max_shard_bytes=400, record_bytes=hundred_bytes)
+        assert_that(sharded | beam.Map(lambda item: item.shard) | beam.combiners.ToList(), lambda lists: check(lists[0]))
+
+
 def dialog_utterance(sample_id: str, dialog: str, start: float, split: str = "train") -> DialogUtterance:
     return DialogUtterance(
         sample_id=sample_id,
@@ -63,10 +79,10 @@ def dialog_utterance(sample_id: str, dialog: str, start: float, split: str = "tr
 
 def test_grouped_records_pack_into_shards_no_larger_than_asked_with_groups_kept_together():
     sizes = {"d0": 7, "d1": 3, "d2": 5, "d3": 2, "d4": 4, "d5": 12, "d6": 1}
-    members = [(g, float(n - k if g == "d5" else k), f"{g}_u{k:02d}") for g, n in sizes.items() for k in range(n)]
+    members = [(g, float(n - k if g == "d5" else k), f"{g}_u{k:02d}", 0) for g, n in sizes.items() for k in range(n)]
     plan = plan_grouped_shards(members, rows_per_shard=8)
 
-    assert sorted(plan.shard_of) == sorted(sid for _, _, sid in members)
+    assert sorted(plan.shard_of) == sorted(sid for _, _, sid, _ in members)
     loads = [sum(1 for i in plan.shard_of.values() if i == shard) for shard in range(plan.shards)]
     assert max(loads) <= 8 and min(loads) > 0
     assert plan.shards == math.ceil(sum(sizes.values()) / 8)  # 34 rows: these runs pack into the fewest shards
@@ -78,6 +94,32 @@ def test_grouped_records_pack_into_shards_no_larger_than_asked_with_groups_kept_
     # d5's positions run backwards: runs of consecutive positions are its last 8 ids, then its first 4
     assert len(set(long[4:])) == 1 and len(set(long[:4])) == 1 and long[0] != long[4]
     assert plan_grouped_shards(list(reversed(members)), rows_per_shard=8) == plan  # arrival order does not matter
+
+
+def test_grouped_records_pack_within_the_byte_cap_and_a_record_over_it_stands_alone():
+    sizes = {"d0": [30, 30, 30], "d1": [10] * 9, "d2": [250], "d3": [40, 60]}
+    members = [(g, float(k), f"{g}_u{k}", size) for g, row in sizes.items() for k, size in enumerate(row)]
+    plan = plan_grouped_shards(members, rows_per_shard=8, max_shard_bytes=100)
+    size_of = {sid: size for _, _, sid, size in members}
+    loads = {}
+    for sid, shard in plan.shard_of.items():
+        rows, used = loads.get(shard, (0, 0))
+        loads[shard] = (rows + 1, used + size_of[sid])
+    assert sorted(plan.shard_of) == sorted(size_of)
+    over = [shard for shard, (rows, used) in loads.items() if used > 100 or rows > 8]
+    assert over == [plan.shard_of["d2_u0"]] and loads[over[0]] == (1, 250)  # one row over the cap: alone, not split
+    assert len({plan.shard_of[f"d0_u{k}"] for k in range(3)}) == 1  # 90 bytes: the dialog stays whole
+    assert plan_grouped_shards(list(reversed(members)), rows_per_shard=8, max_shard_bytes=100) == plan
+    assert plan_grouped_shards(members, rows_per_shard=8) == plan_grouped_shards([(*m[:3], 0) for m in members], 8)
+
+
+def test_hashed_shards_are_counted_by_rows_or_by_bytes_whichever_needs_more():
+    from mmfeat.pipelines.transforms.shard import HASH_FILL, hashed_shard_count
+
+    assert hashed_shard_count(2500, 10**6, rows_per_shard=1000, max_shard_bytes=None) == 3
+    assert hashed_shard_count(2500, 10**6, rows_per_shard=1000, max_shard_bytes=2**20) == 3
+    assert hashed_shard_count(2500, 10 * 2**20, rows_per_shard=1000, max_shard_bytes=2**20) == math.ceil(10 / HASH_FILL)
+    assert hashed_shard_count(0, 0, rows_per_shard=1000, max_shard_bytes=2**20) == 1
 
 
 def test_a_shard_hands_out_a_dialog_in_time_order_and_rejects_duplicates_in_id_order():
@@ -102,7 +144,7 @@ def test_a_shard_hands_out_a_dialog_in_time_order_and_rejects_duplicates_in_id_o
 
 
 def test_a_sample_id_in_two_groups_is_placed_once():
-    plan = plan_grouped_shards([("a", 0.0, "x"), ("b", 0.0, "x"), ("b", 1.0, "y")], rows_per_shard=1)
+    plan = plan_grouped_shards([("a", 0.0, "x", 0), ("b", 0.0, "x", 0), ("b", 1.0, "y", 0)], rows_per_shard=1)
     assert plan.shards == 2 and set(plan.shard_of) == {"x", "y"}
 
 

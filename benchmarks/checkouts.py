@@ -8,7 +8,8 @@ checkout's sources (a folder of links put first on ``PYTHONPATH``, so the instal
 for every checkout). Per run: the end-to-end wall time, the CPU seconds of the whole process tree (the run
 and every worker it started and waited for: ``RUSAGE_CHILDREN``), and the steady-state rate from the shard
 completion markers (first shard written to last). Each round runs every checkout once per dataset, so a
-slow spell of a shared machine hits all of them. Figures are medians over the rounds;
+slow spell of a shared machine hits all of them. Unknown arguments go to every run after its own
+settings: ``--set=encode.image.name=efficientnet_lite0`` turns an encoder back on. Figures are medians over the rounds;
 ratios against the first checkout are medians with their range. Not a timed test.
 """
 

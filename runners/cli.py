@@ -26,6 +26,7 @@ Output: OUT/<dataset>/<split>/*.parquet, OUT/<dataset>/rejects/*.parquet, vocab.
 
 
 EXIT_TOO_MANY_ERRORS = 3  # the run finished, its output is written, but execution.max_error_fraction was passed
+EXIT_VERIFY_FAILED = 1  # mmfeat verify found a problem (each one printed)
 _RUN_FLAGS = ("--input", "--output", "--config", "--set", "--overwrite", "--resume", "--no-progress")
 
 
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
     inspect.add_argument("--rows", type=int, default=3, help="rows to show (default: %(default)s)")
     inspect.add_argument("--split", help="only this split")
+
+    verify = commands.add_parser("verify", help="check that a finished run's files are complete and consistent")
+    verify.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
 
     report = commands.add_parser("report", help="write an HTML report with plots of a finished run")
     report.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
@@ -303,6 +307,22 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from mmfeat.schemas.verify import verify_store
+
+    path = args.path.expanduser()
+    if not path.is_dir():
+        return _fail(f"{path} is not a folder (pass OUT/<dataset>)")
+    problems = verify_store(path)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"mmfeat verify: {path}: {len(problems)} problem(s)", file=sys.stderr)
+        return EXIT_VERIFY_FAILED
+    print(f"mmfeat verify: {path}: every check passed (files, schema, rows, counts, alignment)")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     path = args.path.expanduser()
     if not (path / "_manifest.json").is_file():
@@ -347,6 +367,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if rest:
             return _fail(f"unexpected arguments: {' '.join(rest)}")
         return _inspect(args)
+    if args.command == "verify":
+        if rest:
+            return _fail(f"unexpected arguments: {' '.join(rest)}")
+        return _verify(args)
     if args.command == "report":
         if rest:
             return _fail(f"unexpected arguments: {' '.join(rest)}")

@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="print a run's counts, its schema and a few decoded rows")
     inspect.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
     inspect.add_argument("--rows", type=int, default=3, help="rows to show (default: %(default)s)")
-    inspect.add_argument("--split", help="only this split")
+    inspect.add_argument("--split", help="only this split; `rejects` shows reject rows (reason, stage, detail)")
 
     verify = commands.add_parser("verify", help="check that a finished run's files are complete and consistent")
     verify.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
@@ -290,6 +290,8 @@ def _inspect(args: argparse.Namespace) -> int:
         return _fail(f"{path} has no _manifest.json{hint}")
     manifest = read_manifest(path)
     print(format_counts(manifest, path))
+    if args.split == "rejects":
+        return _inspect_rejects(path, manifest, args.rows)
     try:
         data = FeatureDataset(path, split=args.split)
     except ValueError as err:
@@ -304,6 +306,25 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"\nrow {i}:")
         for name, value in describe_row(row).items():
             print(f"  {name:<24} {value}")
+    return 0
+
+
+def _inspect_rejects(path: Path, manifest: dict, rows: int) -> int:
+    """``inspect --split rejects``: the rejects tables' first rows, one line per field."""
+    import pyarrow.parquet as pq
+
+    if not manifest["rejects"]:
+        print("\nno rejects")
+        return 0
+    shown = 0
+    for relative in manifest["rejects"]:
+        for row in pq.read_table(path / relative).to_pylist():
+            if shown >= rows:
+                return 0
+            print(f"\nreject {shown} ({relative}):")
+            for name, value in row.items():
+                print(f"  {name:<24} {value}")
+            shown += 1
     return 0
 
 

@@ -1,7 +1,8 @@
 """``mmfeat demo DIR``: every registered dataset's samples written, run and reported, as a user would run them.
 
-Each step is its own ``mmfeat`` process (``sample-data``, then per sample folder ``run`` and ``report``), so
-the demo prints what those commands print and stops at the first that fails, with its exit status. The
+Each step is its own ``mmfeat`` process (the samples written, then per sample folder ``run``, ``verify`` and
+``report``), so the demo prints what those commands print and stops at the first that fails, with its exit
+status. The
 datasets and their sample folders come from the registry (``DatasetSpec.write_sample``): a new dataset
 is in the demo without an edit here. The first sample folder of a dataset is written to ``DIR/out``,
 any further one (the folder dataset's audio) to ``DIR/out/<its folder name>``.
@@ -35,7 +36,7 @@ def run_demo(folder: Path, datasets: str | None = None, run_flags: Sequence[str]
         for index, input_dir in enumerate(inputs):
             output = out if index == 0 else out / input_dir.name
             status = _mmfeat("run", name, "--input", str(input_dir), "--output", str(output), *run_flags)
-            status = status or _mmfeat("report", str(output / name))
+            status = status or _mmfeat("verify", str(output / name)) or _mmfeat("report", str(output / name))
             if status:
                 return status
             reports.append(output / name / "report" / "index.html")

@@ -90,7 +90,8 @@ class FeatureDataset(_Base):
         shards = [s for s in manifest["shards"] if splits is None or s["split"] in splits]
         if splits and not shards:
             known = sorted({s["split"] for s in manifest["shards"]})
-            raise ValueError(f"no shards for split {sorted(splits)} in {self.dataset_dir} (splits: {', '.join(known)})")
+            asked = ", ".join(sorted(splits))
+            raise ValueError(f"no shards for split {asked} in {self.dataset_dir} (splits: {', '.join(known)})")
         self.units = [
             unit for shard in sorted(shards, key=lambda s: s["path"]) for unit in _units(self.dataset_dir / shard["path"])
         ]

@@ -190,6 +190,15 @@ def test_inspect_prints_counts_schema_and_decoded_rows(coco_run):
     assert "(stored as large_binary: output.byte_tensors=bytes)" in run.stdout
 
 
+def test_inspect_shows_reject_rows_and_names_an_unknown_split_plainly(coco_run):
+    rejects = read_manifest(coco_run.dataset_dir)["counts"]["rejected"]
+    run = run_cli("inspect", str(coco_run.dataset_dir), "--split", "rejects", "--rows", "100")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("\nreject ") >= rejects and "  reason  " in run.stdout and "  detail  " in run.stdout
+    unknown = run_cli("inspect", str(coco_run.dataset_dir), "--split", "nope")
+    assert unknown.returncode == 2 and "no shards for split nope in" in unknown.stderr and "[" not in unknown.stderr
+
+
 def test_hugging_face_datasets_opens_the_coco_table_and_its_image_bytes_are_the_images(coco_run, tmp_path, monkeypatch):
     """No mmfeat code on the reading side: the images are bytes, reshaped by the shape in the field metadata."""
     import json

@@ -106,7 +106,12 @@ def folder_demo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("folder_demo")
     run = run_cli("demo", str(folder), "--datasets", "folder", "--no-progress", output=folder / "out", dataset="folder")
     assert run.returncode == 0, run.stderr[-3000:]
+    (folder / "demo-output.txt").write_text(run.stdout)
     return folder
+
+
+def folder_demo_output(folder):
+    return (folder / "demo-output.txt").read_text()
 
 
 @pytest.mark.slow
@@ -128,6 +133,7 @@ def test_the_demo_runs_both_samples_with_their_broken_files_as_rejects(folder_de
     assert labels == ({"cat", "space"} if kind == "images" else {"alice", "bob"})
     assert any(table["raw_text"].to_pylist()) and "token_ids" in table.column_names
     assert (dataset_dir / "report" / "index.html").is_file()
+    assert f"mmfeat verify: {dataset_dir}: every check passed" in folder_demo_output(folder_demo)
 
 
 def test_the_demo_refuses_a_folder_in_use_and_an_unknown_dataset(tmp_path):

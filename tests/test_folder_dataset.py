@@ -164,5 +164,4 @@ def test_a_run_whose_examples_mostly_fail_unexpectedly_exits_3_and_keeps_its_out
     assert run.returncode == 3, run.stderr[-3000:]
     assert "6 of 8 examples (75.0%) were rejected for unexpected errors" in run.stderr and "encode_failed (6)" in run.stderr
     assert read_manifest(run.dataset_dir)["counts"]["rejected_by_reason"]["encode_failed"] == 6  # the output stays
-    allowed = run_cli(*args, "--set", "execution.max_error_fraction=1.0", "--output", str(tmp_path / "out2"))
-    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    # max_error_fraction=1.0 turns the check off: tests/pipelines/test_plan.py (a second run here cost 12 s)

@@ -85,8 +85,17 @@ def _header(manifest: dict[str, Any], statistics: dict[str, Any]) -> str:
 def _figure(panels: int, height: float = 3.0) -> tuple[Any, list[Any]]:
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, panels, figsize=(max(4.0, 4.2 * panels), height), squeeze=False)
+    figure, axes = plt.subplots(1, panels, figsize=(max(4.0, 4.2 * panels), height), squeeze=False, layout="constrained")
     return figure, list(axes[0])
+
+
+def _counted(axis: Any, bars: Any, *, horizontal: bool = False) -> None:
+    """Whole-number ticks on a count axis, and each bar's count written on it."""
+    from matplotlib.ticker import MaxNLocator
+
+    (axis.xaxis if horizontal else axis.yaxis).set_major_locator(MaxNLocator(integer=True))
+    axis.bar_label(bars, fontsize=7, padding=2)
+    axis.margins(**({"x": 0.15} if horizontal else {"y": 0.15}))  # room for the labels
 
 
 def _close(figure: Any) -> None:
@@ -99,10 +108,15 @@ def _plot_counts(manifest: dict[str, Any]) -> Any:
     counts = manifest["counts"]
     figure, (left, right) = _figure(2)
     splits = counts["rows_by_split"]
-    left.bar(list(splits), list(splits.values()), color="#4c72b0")
+    _counted(left, left.bar(list(splits), list(splits.values()), color="#4c72b0"))
     left.set_title("rows per split")
     reasons = counts["rejected_by_reason"]
-    right.barh(list(reasons) or ["none"], list(reasons.values()) or [0], color="#c44e52")
+    if reasons:
+        _counted(right, right.barh(list(reasons), list(reasons.values()), color="#c44e52"), horizontal=True)
+        right.invert_yaxis()  # in the manifest's (alphabetical) order, top down
+    else:
+        right.text(0.5, 0.5, "no rejects", ha="center", va="center", transform=right.transAxes)
+        right.set_axis_off()
     right.set_title("rejects per reason")
     return figure
 
@@ -150,7 +164,8 @@ def _plot_labels(statistics: dict[str, Any]) -> Any:
         labels = sorted({label for counts in by_split.values() for label in counts})[:30]
         width = 0.8 / len(by_split)
         for i, (split, counts) in enumerate(sorted(by_split.items())):
-            axis.bar(np.arange(len(labels)) + i * width, [counts.get(label, 0) for label in labels], width, label=split)
+            bars = axis.bar(np.arange(len(labels)) + i * width, [counts.get(label, 0) for label in labels], width, label=split)
+            _counted(axis, bars)
         axis.set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, rotation=60, fontsize=7)
         axis.set_title(name)
         axis.legend(fontsize=7)
@@ -193,12 +208,18 @@ def _plot_samples(rows: list[dict[str, Any]]) -> Any:
 
 
 def _plot_mfcc(rows: list[dict[str, Any]]) -> Any:
-    examples = [(row.get("sample_id", "?"), row["mfcc"]) for row in rows if isinstance(row.get("mfcc"), np.ndarray)][:4]
+    """Up to four MFCC maps, each coefficient normalised over time (c0 would flatten a shared scale), in seconds."""
+    examples = [row for row in rows if isinstance(row.get("mfcc"), np.ndarray) and len(row["mfcc"])][:4]
     if not examples:
         return None
     figure, axes = _figure(len(examples))
-    for axis, (sample_id, mfcc) in zip(axes, examples):
-        axis.imshow(mfcc.T, aspect="auto", origin="lower", cmap="magma")
-        axis.set_title(str(sample_id), fontsize=8)
-        axis.set_xlabel("frame")
+    for axis, row in zip(axes, examples):
+        mfcc = row["mfcc"].astype(np.float64)
+        normalised = (mfcc - mfcc.mean(axis=0)) / np.maximum(mfcc.std(axis=0), 1e-9)
+        seconds = len(mfcc) * float(row.get("feature_hop_s") or 0.01)
+        image = axis.imshow(normalised.T, aspect="auto", origin="lower", cmap="magma", extent=(0, seconds, 0, mfcc.shape[1]))
+        figure.colorbar(image, ax=axis, label="z per coefficient")
+        axis.set_title(str(row.get("sample_id", "?")), fontsize=8)
+        axis.set_xlabel("time (s)")
+        axis.set_ylabel("coefficient")
     return figure

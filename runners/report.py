@@ -2,7 +2,8 @@
 
 Sections: counts per split and per reject reason; the distributions the manifest's statistics
 hold (durations, image sizes, token lengths); label counts; a grid of sample images or frames;
-MFCC images of a few utterances. Written to ``OUT/<dataset>/report/index.html`` with its PNGs.
+MFCC images of a few utterances; a table of the rejects (the first of each reason). A section with
+nothing to plot for the dataset is left out. Written to ``OUT/<dataset>/report/index.html`` with its PNGs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.reader import FeatureDataset
 
 SAMPLE_ROWS = 8
+REJECTS_PER_REASON = 20  # rows of the rejects table per reason
+REJECT_COLUMNS = ("reason", "sample_id", "split", "view", "stage", "source_path", "detail")
 
 
 def write_report(dataset_dir: str | Path, output: str | Path | None = None) -> Path:
@@ -41,20 +44,46 @@ def write_report(dataset_dir: str | Path, output: str | Path | None = None) -> P
     ]
     parts = [_header(manifest, statistics)]
     for key, title, figure in sections:
-        parts.append(f'<h2 id="{key}">{html.escape(title)}</h2>')
-        if figure is None:
-            parts.append("<p>Nothing to show for this dataset.</p>")
+        if figure is None:  # no panel for what a dataset does not have
             continue
+        parts.append(f'<h2 id="{key}">{html.escape(title)}</h2>')
         figure.savefig(folder / f"{key}.png", dpi=90, bbox_inches="tight")
         _close(figure)
         parts.append(f'<img src="{key}.png" alt="{html.escape(title)}">')
+    parts.append(f'<h2 id="rejects">Rejects (the first {REJECTS_PER_REASON} of each reason)</h2>')
+    parts.append(_rejects_table(dataset_dir, manifest))
     index = folder / "index.html"
     body = "\n".join(parts)
-    style = "body{font-family:sans-serif;max-width:1100px;margin:auto} img{max-width:100%} td,th{padding:2px 8px}"
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:auto} img{max-width:100%} td,th{padding:2px 8px}"
+        " table.rejects{border-collapse:collapse;font-size:12px;table-layout:fixed;width:100%}"
+        " table.rejects td{border-top:1px solid #ddd;overflow-wrap:anywhere;vertical-align:top}"
+    )
     title = f"mmfeat report: {manifest['dataset']}"
     index.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head>"
                      f"<body><h1>{html.escape(title)}</h1>{body}</body></html>\n", encoding="utf-8")  # fmt: skip
     return index
+
+
+def _rejects_table(dataset_dir: Path, manifest: dict[str, Any]) -> str:
+    """The first ``REJECTS_PER_REASON`` reject rows of each reason, in reason then sample-id order."""
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = []
+    for relative in manifest["rejects"]:
+        rows += pq.read_table(dataset_dir / relative).to_pylist()
+    if not rows:
+        return "<p>No rejects.</p>"
+    rows.sort(key=lambda r: (r["reason"], r["sample_id"], -1 if r["view"] is None else r["view"]))
+    shown: dict[str, int] = {}
+    cells = []
+    for row in rows:
+        shown[row["reason"]] = shown.get(row["reason"], 0) + 1
+        if shown[row["reason"]] <= REJECTS_PER_REASON:
+            values = ("" if row[c] is None else str(row[c]) for c in REJECT_COLUMNS)
+            cells.append("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in values) + "</tr>")
+    head = "".join(f"<th align=left>{c}</th>" for c in REJECT_COLUMNS)
+    return f'<table class="rejects"><thead><tr>{head}</tr></thead><tbody>{"".join(cells)}</tbody></table>'
 
 
 def _header(manifest: dict[str, Any], statistics: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from mmfeat.schemas.manifest import read_manifest
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -23,8 +24,10 @@ def test_report_renders_every_section(request, run_fixture, plots, tmp_path):
     result = run_cli("report", str(run.dataset_dir), "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "index.html").read_text()
-    assert all(f'id="{key}"' in page for key in SECTIONS)
+    assert {key for key in SECTIONS if f'id="{key}"' in page} == plots and 'id="rejects"' in page  # no empty panel
     assert {p.stem for p in tmp_path.glob("*.png")} == plots
+    rejects = read_manifest(run.dataset_dir)["counts"]["reject_rows"]
+    assert page.count("<tr><td>") == rejects  # one row per reject (fewer than 20 of each reason here)
     assert all((tmp_path / f"{key}.png").stat().st_size > 2000 for key in plots)
 
 

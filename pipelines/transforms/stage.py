@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -234,9 +235,9 @@ def run_stages(stream: beam.PCollection, stages: Iterable[Stage | beam.PTransfor
 def record_duration_s(record: Any) -> float | None:
     """The record's length in seconds when the listing knows it (a dialog line's span), else None."""
     start, end = getattr(record, "start_s", None), getattr(record, "end_s", None)
-    if start is not None and end is not None:
-        return max(0.0, float(end) - float(start))
-    return None
+    if start is None or end is None or not math.isfinite(float(end) - float(start)):
+        return None  # unknown, or a span no stage will accept (it is rejected there, with its reason)
+    return max(0.0, float(end) - float(start))
 
 
 ROW_OVERHEAD_BYTES = 4096  # a row's ids, paths, texts and small columns, which no stage counts

@@ -288,3 +288,12 @@ def test_view_level_rejects_complete_an_example(tmp_path, num_views):
     assert not partial and len(results) == 1
     assert results[0].written == (1 if num_views > 1 else 0)
     assert results[0].rejected == (0 if num_views > 1 else 1)
+
+
+def test_a_span_that_is_not_finite_gives_no_byte_estimate_instead_of_failing_the_shard_plan():
+    from mmfeat.pipelines.transforms.stage import record_duration_s
+
+    line = dialog_utterance("dlg_F000", "dlg", 1.0)
+    assert record_duration_s(line) == 1.0 and record_duration_s(utterance(0)) is None
+    assert record_duration_s(dataclasses.replace(line, end_s=float("inf"))) is None
+    assert record_duration_s(dataclasses.replace(line, start_s=float("nan"))) is None

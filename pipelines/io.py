@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.pipelines.config import OutputConfig
+from mmfeat.schemas.manifest import FileDigest, file_digest
 from mmfeat.schemas.tensors import is_byte_tensor_type, is_clip_type, is_matrix_type, is_tensor_type, pack_byte_tensors
 
 
@@ -124,22 +123,6 @@ def leaf_paths(field: pa.Field) -> list[str]:
     if pa.types.is_struct(data_type):
         return [f"{field.name}.{p}" for child in data_type for p in leaf_paths(child)]
     return [field.name]
-
-
-class FileDigest(NamedTuple):
-    """A written file's size and sha256 (hex), as the manifest records them."""
-
-    bytes: int
-    sha256: str
-
-
-def file_digest(path: Path) -> FileDigest:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return FileDigest(size, digest.hexdigest())
 
 
 def write_parquet_atomically(table: pa.Table, path: Path, config: OutputConfig) -> FileDigest:

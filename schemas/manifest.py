@@ -5,17 +5,34 @@ Written last, only when the run succeeded; ``counts.input == counts.written + co
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mmfeat import __version__
 from mmfeat.schemas import SCHEMA_VERSION
 
 MANIFEST_FILE = "_manifest.json"
 MANIFEST_FORMAT = "mmfeat.manifest/1"
+
+
+class FileDigest(NamedTuple):
+    """A file's size and sha256 (hex), as the manifest records each data file's."""
+
+    bytes: int
+    sha256: str
+
+
+def file_digest(path: str | Path) -> FileDigest:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return FileDigest(size, digest.hexdigest())
 
 
 class CountsMismatch(RuntimeError):

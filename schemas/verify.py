@@ -17,7 +17,6 @@ a store rewritten whole with a manifest to match.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mmfeat.schemas.manifest import read_manifest
+from mmfeat.schemas.manifest import file_digest, read_manifest
 from mmfeat.schemas.tensors import BYTE_TENSOR_KEY
 
 FRAME_SLACK_S = 0.1  # a frame shown at a span's first instant may have started up to one frame (>= 10 fps) before
@@ -81,7 +80,7 @@ def _files(root: Path, manifest: dict[str, Any]) -> Iterator[Problem]:
         size = path.stat().st_size
         if shard.get("bytes") is not None and size != shard["bytes"]:
             yield Problem("files", shard["path"], f"{size} bytes, the manifest recorded {shard['bytes']}")
-        elif shard.get("sha256") is not None and _sha256(path) != shard["sha256"]:
+        elif shard.get("sha256") is not None and file_digest(path).sha256 != shard["sha256"]:
             yield Problem("files", shard["path"], "sha256 differs from the manifest's: the file changed after the run")
     for rejects in manifest["rejects"]:
         if not (root / rejects).is_file():
@@ -91,14 +90,6 @@ def _files(root: Path, manifest: dict[str, Any]) -> Iterator[Problem]:
         relative = path.relative_to(root).as_posix()
         if relative not in known and not relative.startswith(("_", ".")):
             yield Problem("files", relative, "a Parquet file the manifest does not list")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _rejects(root: Path, manifest: dict[str, Any], problems: list[Problem]) -> pa.Table | None:

@@ -166,13 +166,6 @@ def _count_and_bytes(element: Any, record_bytes: Callable[[Any], int]) -> tuple[
     return element.split, (1, record_bytes(element))
 
 
-def _sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
-    records = size = 0
-    for count, bytes_ in pairs:
-        records, size = records + count, size + bytes_
-    return records, size
-
-
 def _no_bytes(element: Any) -> int:
     return 0
 
@@ -203,7 +196,7 @@ class AssignShards(beam.PTransform):
         totals = (
             elements
             | "CountAndBytes" >> beam.Map(_count_and_bytes, record_bytes=sizes)
-            | "PerSplit" >> beam.CombinePerKey(_sum_pairs)
+            | "PerSplit" >> beam.CombinePerKey(beam.combiners.TupleCombineFn(sum, sum))
         )
         plans = (
             elements

@@ -89,18 +89,13 @@ def _fail(message: str) -> int:
 
 
 def _sample_data(args: argparse.Namespace) -> int:
-    from mmfeat.runners.samples import SAMPLES
+    from mmfeat.runners.samples import SampleError, chosen_samples, write_sample
 
-    names = [n.strip() for n in args.datasets.split(",") if n.strip()] if args.datasets else list(SAMPLES)
-    unknown = [n for n in names if n not in SAMPLES]
-    if unknown:
-        return _fail(f"--datasets: no sample for {', '.join(unknown)} (known: {', '.join(sorted(SAMPLES))})")
-    for name in names:
-        try:
-            roots = SAMPLES[name](args.out)
-        except (RuntimeError, ImportError) as err:  # e.g. a sample that needs an optional package
-            return _fail(f"{name}: {err} (the samples need `pip install 'mmfeat[samples]'`)")
-        print(f"{name}: {', '.join(map(str, roots))}")
+    try:
+        for name in chosen_samples(args.datasets):
+            print(f"{name}: {', '.join(map(str, write_sample(name, args.out)))}")
+    except SampleError as err:
+        return _fail(str(err))
     return 0
 
 
@@ -382,8 +377,12 @@ def _main(argv: Sequence[str] | None) -> int:
         return _sample_data(args)
     if args.command == "demo":
         from mmfeat.runners.demo import run_demo
+        from mmfeat.runners.samples import SampleError
 
-        return run_demo(args.folder, args.datasets, rest)
+        try:
+            return run_demo(args.folder, args.datasets, rest)
+        except SampleError as err:
+            return _fail(str(err))
     if args.command == "inspect":
         if rest:
             return _fail(f"unexpected arguments: {' '.join(rest)}")

@@ -1,10 +1,10 @@
 """``mmfeat demo DIR``: every registered dataset's samples written, run and reported, as a user would run them.
 
-Each step is its own ``mmfeat`` process (the samples written, then per sample folder ``run``, ``verify`` and
-``report``), so the demo prints what those commands print and stops at the first that fails, with its exit
-status. The
-datasets and their sample folders come from the registry (``DatasetSpec.write_sample``): a new dataset
-is in the demo without an edit here. The first sample folder of a dataset is written to ``DIR/out``,
+Each step is its own ``mmfeat`` process (per sample folder ``run``, ``verify`` and ``report``), so the demo
+prints what those commands print and stops at the first that fails, with its exit status. The datasets and
+their sample folders come from the registry (``DatasetSpec.write_sample``): a new dataset is in the demo
+without an edit here. A refusal (an unknown dataset, a folder in use, a sample that cannot be written) is a
+``SampleError``. The first sample folder of a dataset is written to ``DIR/out``,
 any further one (the folder dataset's audio) to ``DIR/out/<its folder name>``.
 """
 
@@ -15,25 +15,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmfeat.pipelines.registry import DATASETS
+from mmfeat.runners.samples import SampleError, chosen_samples, write_sample
 
 
 def run_demo(folder: Path, datasets: str | None = None, run_flags: Sequence[str] = ()) -> int:
-    """Write, run and report the samples of ``datasets`` (comma-separated; default every dataset) under ``folder``."""
-    names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else list(DATASETS)
-    unknown = [n for n in names if n not in DATASETS]
-    if unknown:
-        return _fail(f"--datasets: unknown dataset {', '.join(unknown)} (known: {', '.join(sorted(DATASETS))})")
+    """Write, run, verify and report the samples of ``datasets`` (comma-separated; default every dataset) under
+    ``folder``; the exit status of the first step that fails, else 0."""
+    names = chosen_samples(datasets)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        return _fail(f"{folder}: not an empty folder (the demo writes {folder}/data and {folder}/out; remove it first)")
+        raise SampleError(f"{folder}: not an empty folder (the demo writes {folder}/data and {folder}/out; remove it first)")
     data, out = folder / "data", folder / "out"
     reports = []
     for name in names:
-        try:
-            inputs = DATASETS[name].write_sample(data)
-        except (RuntimeError, ImportError) as err:  # a sample that needs an optional package
-            return _fail(f"{name}: {err} (the samples need `pip install 'mmfeat[samples]'`)")
-        for index, input_dir in enumerate(inputs):
+        for index, input_dir in enumerate(write_sample(name, data)):
             output = out if index == 0 else out / input_dir.name
             status = _mmfeat("run", name, "--input", str(input_dir), "--output", str(output), *run_flags)
             status = status or _mmfeat("verify", str(output / name)) or _mmfeat("report", str(output / name))
@@ -49,8 +43,3 @@ def run_demo(folder: Path, datasets: str | None = None, run_flags: Sequence[str]
 def _mmfeat(*args: str) -> int:
     print(f"\n$ mmfeat {' '.join(args)}", flush=True)
     return subprocess.run([sys.executable, "-m", "mmfeat.runners.cli", *args]).returncode
-
-
-def _fail(message: str) -> int:
-    print(f"mmfeat: error: {message}", file=sys.stderr)
-    return 2

@@ -143,7 +143,7 @@ def test_the_demo_refuses_a_folder_in_use_and_an_unknown_dataset(tmp_path):
     run = run_cli("demo", str(tmp_path))
     assert run.returncode == 2 and "not an empty folder" in run.stderr and (tmp_path / "mine.txt").read_text() == "keep me"
     run = run_cli("demo", str(tmp_path / "new"), "--datasets", "folder,imagenet")
-    assert run.returncode == 2 and "unknown dataset imagenet" in run.stderr and not (tmp_path / "new").exists()
+    assert run.returncode == 2 and "--datasets: no sample for imagenet" in run.stderr and not (tmp_path / "new").exists()
 
 
 @pytest.mark.slow

@@ -137,6 +137,18 @@ def stack_tensors(arrays: list[np.ndarray]) -> Any:
     return torch.from_numpy(np.stack(arrays))
 
 
+def pad_rows(arrays: list[np.ndarray], dtype: Any, pad_to: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """1-D arrays zero-padded into one (N, pad_to) array (default: the longest), and their lengths."""
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    longest = int(lengths.max())
+    if pad_to is not None and pad_to < longest:
+        raise ValueError(f"pad_to={pad_to} is shorter than an input of {longest}")
+    padded = np.zeros((len(arrays), pad_to or longest), dtype=dtype)
+    for row, values in enumerate(arrays):
+        padded[row, : len(values)] = values
+    return padded, lengths
+
+
 def padded_length(length: int, multiple: int) -> int:
     """``length`` rounded up to a multiple of ``multiple`` (at least one multiple)."""
     return max(1, -(-length // multiple)) * multiple

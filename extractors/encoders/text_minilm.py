@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from mmfeat.extractors.encoders import register_encoder
-from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, pad_rows
 
 NAME = "minilm_l6"
 MAX_TOKENS = 256  # the model's max_seq_length
@@ -52,14 +52,8 @@ def collate(token_ids: list[np.ndarray], pad_to: int | None = None) -> tuple[Any
     """Pad a batch to ``pad_to`` tokens (default: its longest text): (input_ids, attention_mask) tensors."""
     import torch
 
-    longest = max(len(ids) for ids in token_ids)
-    if pad_to is not None and pad_to < longest:
-        raise ValueError(f"pad_to={pad_to} is shorter than a text of {longest} tokens")
-    ids = np.zeros((len(token_ids), pad_to or longest), dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, values in enumerate(token_ids):
-        ids[row, : len(values)] = values
-        mask[row, : len(values)] = 1
+    ids, lengths = pad_rows(token_ids, np.int64, pad_to)
+    mask = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 

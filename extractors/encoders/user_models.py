@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mmfeat.extractors.encoders import register_encoder
-from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, check_rgb_uint8
+from mmfeat.extractors.encoders.base import EncoderConfig, EncoderSpec, check_rgb_uint8, pad_rows
 
 WAVEFORM_PAD_MULTIPLE = 1600  # samples: 0.1 s at 16 kHz
 
@@ -61,12 +61,7 @@ def collate_waveforms(waveforms: list[np.ndarray], pad_to: int | None = None) ->
     """Zero-pad to ``pad_to`` samples (default: the longest): (N, T) float32 and (N,) int64 lengths."""
     import torch
 
-    lengths = np.array([len(w) for w in waveforms], dtype=np.int64)
-    if pad_to is not None and pad_to < lengths.max():
-        raise ValueError(f"pad_to={pad_to} is shorter than a waveform of {lengths.max()} samples")
-    padded = np.zeros((len(waveforms), pad_to or int(lengths.max())), dtype=np.float32)
-    for row, waveform in enumerate(waveforms):
-        padded[row, : len(waveform)] = waveform
+    padded, lengths = pad_rows(waveforms, np.float32, pad_to)
     return torch.from_numpy(padded), torch.from_numpy(lengths)
 
 

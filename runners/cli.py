@@ -313,13 +313,13 @@ def _inspect_rejects(path: Path, manifest: dict, rows: int) -> int:
         return 0
     shown = 0
     for relative in manifest["rejects"]:
-        for row in pq.read_table(path / relative).to_pylist():
-            if shown >= rows:
-                return 0
+        for row in pq.read_table(path / relative).slice(0, rows - shown).to_pylist():  # only the rows shown
             print(f"\nreject {shown} ({relative}):")
             for name, value in row.items():
                 print(f"  {name:<24} {value}")
             shown += 1
+        if shown >= rows:
+            break
     return 0
 
 

@@ -17,7 +17,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmfeat.pipelines.transforms.write import SHARD_MARKERS_DIR, ShardResult
+from mmfeat.pipelines.transforms.write import ShardResult
+from mmfeat.schemas import SCHEMA_VERSION
+from mmfeat.schemas.layout import SHARD_MARKERS_DIR
 from mmfeat.schemas.manifest import MANIFEST_FILE
 
 RUN_FILE = "_run.json"  # which dataset and configuration wrote this folder
@@ -27,15 +29,23 @@ class ResumeError(ValueError):
     """The existing output cannot be resumed with this run's settings."""
 
 
-def start_run(
-    dataset_dir: Path, *, dataset: str, config_sha256: str, resume: bool, inputs_sha256: str = ""
-) -> list[ShardResult]:
+def start_run(dataset_dir: Path, *, dataset: str, config_sha256: str, resume: bool, inputs_sha256: str = "") -> list[ShardResult]:
     """Record this run's identity; on resume, check it matches and return the completed shards."""
     run_file = dataset_dir / RUN_FILE
-    identity = {"dataset": dataset, "config_sha256": config_sha256, "inputs_sha256": inputs_sha256}
+    identity = {
+        "dataset": dataset,
+        "config_sha256": config_sha256,
+        "inputs_sha256": inputs_sha256,
+        "schema_version": SCHEMA_VERSION,
+    }
     completed: list[ShardResult] = []
     if resume and run_file.is_file():
         previous = json.loads(run_file.read_text(encoding="utf-8"))
+        if previous.get("schema_version", "2.0") != SCHEMA_VERSION:
+            raise ResumeError(
+                f"{dataset_dir} was written in the layout of schema version {previous.get('schema_version', '2.0')}; "
+                f"this mmfeat writes {SCHEMA_VERSION} (data under data/<split>/): rerun with --overwrite"
+            )
         if previous.get("inputs_sha256") != inputs_sha256 and {**previous, "inputs_sha256": inputs_sha256} == identity:
             raise ResumeError(
                 f"the input changed since the interrupted run into {dataset_dir} (a listed file's size or modification "

@@ -21,7 +21,8 @@ Any other flag is passed to Apache Beam. Runners (short names; README "Scaling o
                      [--worker_gpu nvidia-l4[:COUNT] --machine_type g2-standard-8]
 Without --sdk_container_image, flink/dataflow workers install mmfeat's wheel (built from this checkout).
 Config precedence: built-in defaults < --config FILE < --set key=value (see `mmfeat config`).
-Output: OUT/<dataset>/<split>/*.parquet, OUT/<dataset>/rejects/*.parquet, vocab.json, _manifest.json (last).
+Output: OUT/<dataset>/data/<split>/*.parquet, OUT/<dataset>/rejects/*.jsonl, vocab.json, README.md (the dataset
+card) and _manifest.json (last).
 """
 
 
@@ -306,14 +307,14 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _inspect_rejects(path: Path, manifest: dict, rows: int) -> int:
     """``inspect --split rejects``: the rejects tables' first rows, one line per field."""
-    import pyarrow.parquet as pq
+    from mmfeat.schemas.rejects import read_rejects
 
     if not manifest["rejects"]:
         print("\nno rejects")
         return 0
     shown = 0
     for relative in manifest["rejects"]:
-        for row in pq.read_table(path / relative).slice(0, rows - shown).to_pylist():  # only the rows shown
+        for row in read_rejects(path / relative).slice(0, rows - shown).to_pylist():  # only the rows shown
             print(f"\nreject {shown} ({relative}):")
             for name, value in row.items():
                 print(f"  {name:<24} {value}")

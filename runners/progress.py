@@ -9,7 +9,7 @@ from types import TracebackType
 
 from tqdm import tqdm
 
-from mmfeat.pipelines.transforms.write import SHARD_MARKERS_DIR
+from mmfeat.schemas.layout import SHARD_MARKERS_DIR
 
 
 def examples_done(dataset_dir: Path) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.reader import FeatureDataset
+from mmfeat.schemas.rejects import read_rejects
 
 SAMPLE_ROWS = 8
 REJECTS_PER_REASON = 20  # rows of the rejects table per reason
@@ -67,11 +68,9 @@ def write_report(dataset_dir: str | Path, output: str | Path | None = None) -> P
 
 def _rejects_table(dataset_dir: Path, manifest: dict[str, Any]) -> str:
     """The first ``REJECTS_PER_REASON`` reject rows of each reason, in reason then sample-id order."""
-    import pyarrow.parquet as pq
-
     rows: list[dict[str, Any]] = []
     for relative in manifest["rejects"]:
-        rows += pq.read_table(dataset_dir / relative).to_pylist()
+        rows += read_rejects(dataset_dir / relative).to_pylist()
     if not rows:
         return "<p>No rejects.</p>"
     rows.sort(key=lambda r: (r["reason"], r["sample_id"], -1 if r["view"] is None else r["view"]))

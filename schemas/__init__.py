@@ -1,3 +1,3 @@
 """The feature store's contract: Arrow schemas, tensor encodings, records and the manifest."""
 
-SCHEMA_VERSION = "2.0"  # 2.0: 8-bit tensors (images, frames) stored as bytes (schemas.tensors.pack_byte_tensors)
+SCHEMA_VERSION = "3.0"  # 3.0: data under data/<split>/, rejects as JSON Lines (schemas.layout); 2.0: 8-bit tensors as bytes

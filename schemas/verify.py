@@ -2,7 +2,8 @@
 
 Checks, each named in what it reports:
 - ``files``: every data file the manifest lists exists with its recorded bytes and sha256; every rejects file
-  it lists exists; no Parquet file outside the manifest sits in the store;
+  it lists exists; no Parquet file (which a glob over the store would read as data) and no rejects file outside
+  the manifest sits in the store;
 - ``schema``: every data file has the same schema; 8-bit tensors stored as bytes have their shape's length;
 - ``rows``: rows per file and per split equal the manifest's; no ``(sample_id, view)`` appears twice;
 - ``counts``: ``input == written + rejected``, with written and rejected recomputed from the data and rejects
@@ -29,7 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mmfeat.schemas.layout import REJECTS_DIR
 from mmfeat.schemas.manifest import file_digest, read_manifest
+from mmfeat.schemas.rejects import read_rejects
 from mmfeat.schemas.tensors import BYTE_TENSOR_KEY
 
 FRAME_SLACK_S = 0.1  # a frame shown at a span's first instant may have started up to one frame (>= 10 fps) before
@@ -86,10 +89,10 @@ def _files(root: Path, manifest: dict[str, Any]) -> Iterator[Problem]:
         if not (root / rejects).is_file():
             yield Problem("files", rejects, "listed in the manifest but missing")
     known = {shard["path"] for shard in manifest["shards"]} | set(manifest["rejects"])
-    for path in sorted(root.rglob("*.parquet")):
+    for path in sorted([*root.rglob("*.parquet"), *(root / REJECTS_DIR).glob("*")]):
         relative = path.relative_to(root).as_posix()
-        if relative not in known and not relative.startswith(("_", ".")):
-            yield Problem("files", relative, "a Parquet file the manifest does not list")
+        if relative not in known:  # DuckDB and Polars globs would read it with the data
+            yield Problem("files", relative, "a file the manifest does not list")
 
 
 def _rejects(root: Path, manifest: dict[str, Any], problems: list[Problem]) -> pa.Table | None:
@@ -97,9 +100,9 @@ def _rejects(root: Path, manifest: dict[str, Any], problems: list[Problem]) -> p
     for path in manifest["rejects"]:
         if (root / path).is_file():
             try:
-                tables.append(pq.read_table(root / path, columns=["sample_id", "split", "view"]))
+                tables.append(read_rejects(root / path, columns=["sample_id", "split", "view"]))
             except (OSError, pa.ArrowException) as err:
-                problems.append(Problem("files", path, f"not readable as Parquet: {err}"))
+                problems.append(Problem("files", path, f"not a readable rejects file: {err}"))
     return pa.concat_tables(tables) if tables else None
 
 

@@ -11,6 +11,7 @@ from mmfeat.extractors.augment.image import ImageAugmentParams, render_view
 from mmfeat.extractors.image import check_image, decode_image
 from mmfeat.runners.config import load_config
 from mmfeat.schemas.manifest import read_manifest
+from mmfeat.schemas.rejects import store_rejects
 from mmfeat.schemas.tensors import arrow_to_tensors, unpack_byte_tensors
 from tests.conftest import COCO_AUGMENTED, declared_schema, run_cli
 
@@ -44,7 +45,7 @@ def test_counts_balance_every_broken_case_has_its_reason_and_leakage_is_reported
     counts = manifest["counts"]
     assert counts["input"] == counts["written"] + counts["rejected"] == 29
     assert counts["rejected_by_reason"] == EXPECTED_REJECTS
-    rejects = ds.dataset(str(coco_run.dataset_dir / "rejects"), format="parquet").to_table().to_pylist()
+    rejects = store_rejects(coco_run.dataset_dir, manifest["rejects"]).to_pylist()
     assert len(rejects) == counts["rejected"] and all(r["detail"] for r in rejects)
     by_id = {r["sample_id"]: r for r in rejects}
     assert by_id["000000000301"]["detail"] == "same bytes as 000000000100 (kept)"

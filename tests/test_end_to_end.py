@@ -14,6 +14,7 @@ from mmfeat.pipelines.registry import DATASETS
 from mmfeat.runners.config import load_config
 from mmfeat.schemas.fields import REJECTS_SCHEMA
 from mmfeat.schemas.manifest import read_manifest
+from mmfeat.schemas.rejects import store_rejects
 from mmfeat.schemas.tensors import arrow_to_matrices
 from tests.conftest import declared_schema, run_cli
 
@@ -39,8 +40,12 @@ def read_rows(dataset_dir, split=None):
     return ds.dataset(paths, format="parquet").to_table().sort_by([("sample_id", "ascending"), ("view", "ascending")])
 
 
-def tree_bytes(dataset_dir, pattern):
-    return {p.relative_to(dataset_dir).as_posix(): p.read_bytes() for p in sorted(dataset_dir.glob(pattern))}
+def tree_bytes(dataset_dir, pattern="data/*/*.parquet"):
+    """Each matching file's bytes by its path in the store; matching nothing fails (a comparison of two empty trees
+    would pass whatever the runs wrote)."""
+    files = {p.relative_to(dataset_dir).as_posix(): p.read_bytes() for p in sorted(dataset_dir.glob(pattern))}
+    assert files, f"no {pattern} in {dataset_dir}"
+    return files
 
 
 def test_counts_balance_and_every_bad_file_has_its_reason(default_run):
@@ -48,7 +53,7 @@ def test_counts_balance_and_every_bad_file_has_its_reason(default_run):
     assert counts["input"] == counts["written"] + counts["rejected"] == 30
     assert counts["rejected_by_reason"] == EXPECTED_REJECTS
     assert counts["rows"] == counts["written"] == 18
-    rejects = ds.dataset(str(default_run.dataset_dir / "rejects"), format="parquet").to_table()
+    rejects = store_rejects(default_run.dataset_dir, read_manifest(default_run.dataset_dir)["rejects"])
     assert rejects.schema.equals(REJECTS_SCHEMA, check_metadata=False)
     assert rejects.num_rows == counts["rejected"]
     assert all(rejects["detail"].to_pylist()) and set(rejects["stage"].to_pylist()) == {"read", "text", "clean_audio"}
@@ -88,8 +93,9 @@ def test_manifest_lists_everything_written(default_run):
     assert manifest["runner"] == "DirectRunner" and len(manifest["config_sha256"]) == 64
     assert manifest["config"]["mfcc"]["n_mfcc"] == 40
     listed = {s["path"] for s in manifest["shards"]} | set(manifest["rejects"])
-    on_disk = {p.relative_to(dataset_dir).as_posix() for p in dataset_dir.rglob("*.parquet")}
-    assert listed == on_disk
+    on_disk = {p.relative_to(dataset_dir).as_posix() for p in [*dataset_dir.rglob("*.parquet"), *dataset_dir.glob("rejects/*")]}
+    assert listed == on_disk and all(s["path"].startswith(f"data/{s['split']}/") for s in manifest["shards"])
+    assert manifest["rejects"] and all(path.endswith(".jsonl") for path in manifest["rejects"])
     assert sum(s["rows"] for s in manifest["shards"]) == manifest["counts"]["rows"]
     assert not [p for p in dataset_dir.rglob("*") if p.name.endswith(".tmp")]
     for shard in manifest["shards"]:  # each data file's recorded size and sha256 are the file's
@@ -104,13 +110,13 @@ def test_summary_is_readable(default_run):
 
 
 def test_two_runs_are_byte_identical(default_run, repeat_run):
-    for pattern in ("*/*.parquet", "vocab.json", "_manifest.json"):
+    for pattern in ("data/*/*.parquet", "rejects/*.jsonl", "vocab.json", "README.md", "_manifest.json"):
         assert tree_bytes(default_run.dataset_dir, pattern) == tree_bytes(repeat_run.dataset_dir, pattern)
 
 
 def test_multiprocess_and_inprocess_write_identical_shards(augmented_multiprocess_run, augmented_inprocess_run):
     mp, ip = augmented_multiprocess_run.dataset_dir, augmented_inprocess_run.dataset_dir
-    assert tree_bytes(mp, "*/*.parquet") == tree_bytes(ip, "*/*.parquet")
+    assert tree_bytes(mp) == tree_bytes(ip)
     manifest = read_manifest(mp)
     assert not manifest["partial_shards"] and len(manifest["shards"]) > 2
     assert manifest["counts"]["rows"] == 3 * manifest["counts"]["written"]
@@ -275,7 +281,7 @@ def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(default_run, lib
 
     dask = run_librispeech(librispeech_root, tmp_path / "dask", "--runner=dask")
     assert "DaskRunner" in dask.stdout and beam_notices_in(dask.stderr) == []
-    assert tree_bytes(dask.dataset_dir, "*/*.parquet") == tree_bytes(default_run.dataset_dir, "*/*.parquet")
+    assert tree_bytes(dask.dataset_dir) == tree_bytes(default_run.dataset_dir)
     assert read_manifest(dask.dataset_dir)["counts"] == read_manifest(default_run.dataset_dir)["counts"]
     # several shards per split: the shard count comes from a side input of counts per split
     small = ("--set", "output.rows_per_shard=4")
@@ -283,7 +289,7 @@ def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(default_run, lib
     direct_small = run_librispeech(librispeech_root, tmp_path / "direct4", *small)
     shards = read_manifest(direct_small.dataset_dir)["shards"]
     assert len(shards) > 3 and read_manifest(dask_small.dataset_dir)["shards"] == shards
-    assert tree_bytes(dask_small.dataset_dir, "*/*.parquet") == tree_bytes(direct_small.dataset_dir, "*/*.parquet")
+    assert tree_bytes(dask_small.dataset_dir) == tree_bytes(direct_small.dataset_dir)
 
 
 def test_coco_with_duplicate_removal_writes_the_same_bytes_on_dask(coco_run, coco_root, tmp_path):
@@ -296,7 +302,7 @@ def test_coco_with_duplicate_removal_writes_the_same_bytes_on_dask(coco_run, coc
     assert "DaskRunner" in dask.stdout
     counts = read_manifest(dask.dataset_dir)["counts"]
     assert counts == read_manifest(coco_run.dataset_dir)["counts"] and counts["rejected_by_reason"]["duplicate_image"] >= 1
-    assert tree_bytes(dask.dataset_dir, "*/*.parquet") == tree_bytes(coco_run.dataset_dir, "*/*.parquet")
+    assert tree_bytes(dask.dataset_dir) == tree_bytes(coco_run.dataset_dir)
 
 
 def test_resume_finishes_an_interrupted_run_without_redoing_finished_shards(librispeech_root, tmp_path):
@@ -314,8 +320,8 @@ def test_resume_finishes_an_interrupted_run_without_redoing_finished_shards(libr
     lost.unlink()
     for path in cut.rglob(f"{lost.stem}.parquet"):
         path.unlink()
-    (cut / "train-clean-100" / ".half-written.parquet.0a1b.tmp").write_bytes(b"PAR1")
-    kept = sorted((cut / "train-clean-100").glob("*.parquet"))[0]
+    (cut / "data" / "train-clean-100" / ".half-written.parquet.0a1b.tmp").write_bytes(b"PAR1")
+    kept = sorted((cut / "data" / "train-clean-100").glob("*.parquet"))[0]
     kept_mtime = kept.stat().st_mtime_ns
 
     refused = run_cli("run", "librispeech", "--input", str(librispeech_root), "--output", str(tmp_path / "cut"), *small)
@@ -325,7 +331,7 @@ def test_resume_finishes_an_interrupted_run_without_redoing_finished_shards(libr
     assert other.returncode == 2 and "another run" in other.stderr  # a different configuration is not mixed in
 
     run_librispeech(librispeech_root, tmp_path / "cut", *small, "--resume")
-    assert tree_bytes(cut, "*/*.parquet") == tree_bytes(full.dataset_dir, "*/*.parquet")
+    assert tree_bytes(cut) == tree_bytes(full.dataset_dir)
     assert kept.stat().st_mtime_ns == kept_mtime  # a finished shard is not rewritten
     assert not list(cut.rglob("*.tmp"))
     assert read_manifest(cut)["counts"] == read_manifest(full.dataset_dir)["counts"]
@@ -339,7 +345,7 @@ def test_shards_open_in_hugging_face_datasets_duckdb_and_polars(default_run, tmp
     datasets = pytest.importorskip("datasets")
     out = default_run.dataset_dir
     expected = read_rows(out, "train-clean-100")
-    files = sorted(str(p) for p in (out / "train-clean-100").glob("*.parquet"))
+    files = sorted(str(p) for p in (out / "data" / "train-clean-100").glob("*.parquet"))
     train = datasets.load_dataset("parquet", data_files={"train": files}, cache_dir=str(tmp_path / "hf"))["train"]
     assert train.num_rows == expected.num_rows
     row = train.with_format("numpy").sort("sample_id")[0]
@@ -348,9 +354,9 @@ def test_shards_open_in_hugging_face_datasets_duckdb_and_polars(default_run, tmp
     np.testing.assert_array_equal(row["token_ids"], first["token_ids"])
 
     duckdb = pytest.importorskip("duckdb")
-    frames = duckdb.sql(f"SELECT sample_id, len(mfcc) FROM '{out}/train-clean-100/*.parquet' ORDER BY sample_id").fetchall()
+    frames = duckdb.sql(f"SELECT sample_id, len(mfcc) FROM '{out}/data/train-clean-100/*.parquet' ORDER BY sample_id").fetchall()
     assert frames == list(zip(expected["sample_id"].to_pylist(), expected["mfcc_frames"].to_pylist()))
     pl = pytest.importorskip("polars")
-    table = pl.read_parquet(f"{out}/train-clean-100/*.parquet").sort("sample_id")
+    table = pl.read_parquet(f"{out}/data/train-clean-100/*.parquet").sort("sample_id")
     assert table["sample_id"].to_list() == expected["sample_id"].to_pylist()
     assert len(table["mfcc"][0]) == first["mfcc_frames"]

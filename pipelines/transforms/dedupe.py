@@ -21,10 +21,12 @@ import pyarrow.compute as pc
 
 from mmfeat.extractors.dedupe import DuplicateReport, Fingerprint, Match, find_duplicates
 from mmfeat.pipelines.config import OutputConfig
-from mmfeat.pipelines.io import write_parquet_atomically, write_text_atomically
-from mmfeat.pipelines.transforms.write import REJECTS_DIR, SHARD_MARKERS_DIR, ShardResult, reject_row
+from mmfeat.pipelines.io import write_bytes_atomically, write_parquet_atomically, write_text_atomically
+from mmfeat.pipelines.transforms.write import ShardResult, reject_row
 from mmfeat.schemas.fields import REJECTS_SCHEMA, rows_to_table
+from mmfeat.schemas.layout import marker_file, rejects_file
 from mmfeat.schemas.records import Reject
+from mmfeat.schemas.rejects import read_rejects, rejects_jsonl
 from mmfeat.schemas.stats import StatsSpec, shard_statistics
 from mmfeat.schemas.tensors import read_parquet
 
@@ -78,15 +80,15 @@ class PruneShard(beam.DoFn):
         data_file = self.dataset_dir / result.path
         table = read_parquet(data_file) if data_file.is_file() else None  # gone: an earlier run dropped every row
         mask = pc.is_in(table["sample_id"], value_set=pa.array(sorted(dropped))) if table is not None else None
-        rejects_path = result.rejects_path or f"{REJECTS_DIR}/{result.name}.parquet"
-        old = read_parquet(self.dataset_dir / rejects_path) if (self.dataset_dir / rejects_path).is_file() else None
+        rejects_path = result.rejects_path or rejects_file(result.name)
+        old = read_rejects(self.dataset_dir / rejects_path) if (self.dataset_dir / rejects_path).is_file() else None
         sources = _dropped_sources(table, mask, old)
         new_rejects = [_reject_of(match, result.split, sources[match.sample_id]) for match in drops]
         # 1. the rejects (with the dropped examples, whose source paths they keep), 2. the data, 3. the marker
         earlier = REJECTS_SCHEMA.empty_table() if old is None else old.filter(pc.not_equal(old["stage"], STAGE))
         merged = pa.concat_tables([earlier, rows_to_table([reject_row(r) for r in new_rejects], REJECTS_SCHEMA)])
         merged = merged.sort_by([("sample_id", "ascending"), ("view", "ascending")])
-        write_parquet_atomically(merged, self.dataset_dir / rejects_path, self.config)
+        write_bytes_atomically(self.dataset_dir / rejects_path, rejects_jsonl(merged.to_pylist()))
         kept = table.filter(pc.invert(mask)) if table is not None else None
         path, digest = result.path, None
         if kept is not None and kept.num_rows:
@@ -110,7 +112,7 @@ class PruneShard(beam.DoFn):
             bytes=digest.bytes if digest else 0,
             sha256=digest.sha256 if digest else None,
         )
-        write_text_atomically(self.dataset_dir / SHARD_MARKERS_DIR / f"{result.name}.json", pruned.marker())
+        write_text_atomically(self.dataset_dir / marker_file(result.name), pruned.marker())
         yield dataclasses.replace(pruned, fingerprints=())
 
 

@@ -3,8 +3,9 @@
 A shard is complete when every one of its examples has produced all its outcomes (a row per
 view, or rejects). Shards are grouped upstream (``AssignShards``), so on Beam's runners all of
 a shard's outcomes reach the same writer within one bundle; the writer then sorts by
-(sample_id, view), writes ``<name>.parquet`` under a temporary name, renames it into place,
-writes a ``_shards/<name>.json`` completion marker, and emits a :class:`ShardResult`.
+(sample_id, view), writes ``data/<split>/<name>.parquet`` (and ``rejects/<name>.jsonl``) under a temporary name,
+renames it into place, writes a ``_shards/<name>.json`` completion marker, and emits a :class:`ShardResult`
+(``schemas.layout``).
 
 The write runs in a background thread while the bundle goes on producing the next shard
 (Arrow conversion, compression and file I/O release the GIL); at most one shard is being
@@ -30,15 +31,15 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from mmfeat.pipelines.config import OutputConfig
-from mmfeat.pipelines.io import write_parquet_atomically, write_text_atomically
+from mmfeat.pipelines.io import write_bytes_atomically, write_parquet_atomically, write_text_atomically
 from mmfeat.pipelines.sources.guard import escaped
 from mmfeat.pipelines.transforms.stage import METRICS_NAMESPACE, Row
-from mmfeat.schemas.fields import REJECTS_SCHEMA, rows_to_table
+from mmfeat.schemas.fields import rows_to_table
+from mmfeat.schemas.layout import data_file, marker_file, rejects_file
 from mmfeat.schemas.records import Reject, ShardKey
+from mmfeat.schemas.rejects import rejects_jsonl
 from mmfeat.schemas.stats import StatsSpec, shard_statistics
 
-SHARD_MARKERS_DIR = "_shards"
-REJECTS_DIR = "rejects"
 _log = logging.getLogger(__name__)
 
 
@@ -171,13 +172,12 @@ class WriteShards(beam.DoFn):
             rows = [r for r in rows if r.sample_id not in bad]
             rejects = sorted([*rejects, *unwritable], key=lambda r: (r.sample_id, -1 if r.view is None else r.view))
         if rows:
-            data_path = f"{buffer.key.split}/{name}.parquet"
+            data_path = data_file(buffer.key.split, name)
             digest = write_parquet_atomically(table, root / data_path, self.config)
             stats = shard_statistics(table, self.stats) if self.stats is not None else None
         if rejects:
-            rejects_path = f"{REJECTS_DIR}/{name}.parquet"
-            table = rows_to_table([reject_row(r) for r in rejects], REJECTS_SCHEMA)
-            write_parquet_atomically(table, root / rejects_path, self.config)
+            rejects_path = rejects_file(name)
+            write_bytes_atomically(root / rejects_path, rejects_jsonl(reject_row(r) for r in rejects))
         written_ids = {r.sample_id for r in rows}
         rejected_first: dict[str, str] = {}  # an example with no row counts once, under its first reason
         for reject in rejects:
@@ -200,7 +200,7 @@ class WriteShards(beam.DoFn):
             bytes=digest.bytes if digest else 0,
             sha256=digest.sha256 if digest else None,
         )
-        write_text_atomically(root / SHARD_MARKERS_DIR / f"{name}.json", result.marker())
+        write_text_atomically(root / marker_file(name), result.marker())
         return result
 
 

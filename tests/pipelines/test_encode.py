@@ -22,6 +22,7 @@ from mmfeat.pipelines.transforms.stage import Row, WorkItem  # noqa: E402
 from mmfeat.pipelines.transforms.write import WriteShards  # noqa: E402
 from mmfeat.schemas.fields import assemble_schema  # noqa: E402
 from mmfeat.schemas.records import Reject, ShardKey  # noqa: E402
+from mmfeat.schemas.rejects import store_rejects  # noqa: E402
 
 CONFIG = EncoderConfig(name="efficientnet_lite0", device="cpu", min_batch_size=1, max_batch_size=2)
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "camera")  # camera is grayscale: rejected before the model
@@ -69,8 +70,9 @@ def test_pipeline_embeddings_equal_a_direct_call_and_rejects_stay_in_band(tmp_pa
             | beam.Map(to_outcome)
             | beam.ParDo(WriteShards(str(tmp_path), SCHEMA, OutputConfig()))
         )
-    rows = ds.dataset(str(tmp_path / "train"), format="parquet").to_table().to_pylist()
-    rejects = {r["sample_id"]: r for r in ds.dataset(str(tmp_path / "rejects"), format="parquet").to_table().to_pylist()}
+    rows = ds.dataset(str(tmp_path / "data" / "train"), format="parquet").to_table().to_pylist()
+    files = [p.relative_to(tmp_path) for p in (tmp_path / "rejects").glob("*")]
+    rejects = {r["sample_id"]: r for r in store_rejects(tmp_path, files).to_pylist()}
     assert [r["sample_id"] for r in rows] == sorted(PHOTOS[:-1])  # 4 embedded with batches of 2 and a reject in between
     assert set(rejects) == {"broken", "camera"} and rejects["camera"]["stage"] == "prepare_encoder_input"
     for row in rows:  # batched in the pipeline vs one image at a time: CPU float32, same kernels

@@ -39,7 +39,7 @@ def test_the_wheel_runs_the_pipeline_from_a_clean_venv_on_the_portable_harness(t
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     out = tmp_path / "out" / "librispeech"
-    assert tree_bytes(out, "*/*.parquet") == tree_bytes(default_run.dataset_dir, "*/*.parquet")
+    assert tree_bytes(out) == tree_bytes(default_run.dataset_dir)
 
 
 def test_the_wheel_is_built_from_this_checkout():

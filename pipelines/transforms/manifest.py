@@ -1,4 +1,5 @@
-"""Write ``_manifest.json`` once every shard is written (it depends on all shard results)."""
+"""Write the dataset card (``README.md``), then ``_manifest.json``, once every shard is written (they depend on all
+shard results)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import pyarrow.parquet as pq
 
 from mmfeat.extractors.text import Vocabulary
 from mmfeat.pipelines.io import write_text_atomically
+from mmfeat.schemas.card import dataset_card
+from mmfeat.schemas.layout import CARD_FILE
 from mmfeat.schemas.manifest import MANIFEST_FILE, build_manifest
 from mmfeat.schemas.stats import merge_statistics
 
@@ -47,7 +51,10 @@ def _write_manifest(
         leakage=leakage,
         statistics=statistics,
     )
-    path = Path(dataset_dir) / MANIFEST_FILE
+    root = Path(dataset_dir)
+    stored = pq.read_schema(root / manifest["shards"][0]["path"]) if manifest["shards"] else None
+    write_text_atomically(root / CARD_FILE, dataset_card(manifest, stored))
+    path = root / MANIFEST_FILE
     write_text_atomically(path, json.dumps(manifest, indent=2, sort_keys=False))
     return str(path)
 

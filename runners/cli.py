@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="print a run's counts, its schema and a few decoded rows")
     inspect.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
     inspect.add_argument("--rows", type=int, default=3, help="rows to show (default: %(default)s)")
-    inspect.add_argument("--split", help="only this split; `rejects` shows reject rows (reason, stage, detail)")
+    inspect.add_argument("--split", help="only this split (with --rejects: its rejects)")
+    inspect.add_argument("--rejects", action="store_true", help="show reject rows (source_path, stage, reason, detail)")
+    inspect.add_argument("--reason", help="with --rejects: only rejects of this reason")
 
     verify = commands.add_parser("verify", help="check that a finished run's files are complete and consistent")
     verify.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
@@ -286,8 +288,11 @@ def _inspect(args: argparse.Namespace) -> int:
         return _fail(f"{path} has no _manifest.json{hint}")
     manifest = read_manifest(path)
     print(format_counts(manifest, path))
-    if args.split == "rejects":
-        return _inspect_rejects(path, manifest, args.rows)
+    if args.rejects or args.split == "rejects":  # `--split rejects`: the spelling before --rejects
+        split = None if args.split == "rejects" else args.split
+        return _inspect_rejects(path, manifest, args.rows, split=split, reason=args.reason)
+    if args.reason:
+        return _fail("--reason selects rejects: add --rejects")
     try:
         data = FeatureDataset(path, split=args.split)
     except ValueError as err:
@@ -305,22 +310,32 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspect_rejects(path: Path, manifest: dict, rows: int) -> int:
-    """``inspect --split rejects``: the rejects tables' first rows, one line per field."""
+def _inspect_rejects(path: Path, manifest: dict, rows: int, *, split: str | None, reason: str | None) -> int:
+    """``inspect --rejects``: the first ``rows`` reject rows (of ``split``, of ``reason``), one line per field."""
+    import pyarrow.compute as pc
+
     from mmfeat.schemas.rejects import read_rejects
 
-    if not manifest["rejects"]:
-        print("\nno rejects")
-        return 0
     shown = 0
     for relative in manifest["rejects"]:
-        for row in read_rejects(path / relative).slice(0, rows - shown).to_pylist():  # only the rows shown
+        table = read_rejects(path / relative)
+        for column, wanted in (("split", split), ("reason", reason)):
+            if wanted is not None:
+                table = table.filter(pc.equal(table[column], wanted))
+        for row in table.slice(0, rows - shown).to_pylist():  # only the rows shown
             print(f"\nreject {shown} ({relative}):")
             for name, value in row.items():
                 print(f"  {name:<24} {value}")
             shown += 1
         if shown >= rows:
             break
+    if not shown:
+        reasons = manifest["counts"]["rejected_by_reason"]
+        if reason is not None and reason not in reasons:
+            return _fail(f"no rejects with reason {reason!r} in {path} (reasons: {', '.join(reasons) or 'none'})")
+        splits = sorted({s["split"] for s in manifest["shards"]})
+        where = " ".join(f"{k} {v!r}" for k, v in (("of split", split), ("with reason", reason)) if v is not None)
+        print(f"\nno rejects {where}".rstrip() + (f" (splits with rows: {', '.join(splits)})" if split else ""))
     return 0
 
 

@@ -193,9 +193,13 @@ def test_inspect_prints_counts_schema_and_decoded_rows(coco_run):
 
 def test_inspect_shows_reject_rows_and_names_an_unknown_split_plainly(coco_run):
     rejects = read_manifest(coco_run.dataset_dir)["counts"]["rejected"]
-    run = run_cli("inspect", str(coco_run.dataset_dir), "--split", "rejects", "--rows", "100")
+    run = run_cli("inspect", str(coco_run.dataset_dir), "--rejects", "--rows", "100")
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("\nreject ") >= rejects and "  reason  " in run.stdout and "  detail  " in run.stdout
+    one = run_cli("inspect", str(coco_run.dataset_dir), "--rejects", "--reason", "image_empty")
+    assert one.stdout.count("\nreject ") == 1 and "zero-byte file" in one.stdout
+    wrong = run_cli("inspect", str(coco_run.dataset_dir), "--rejects", "--reason", "nope")
+    assert wrong.returncode == 2 and "(reasons: annotation_malformed, " in wrong.stderr
     unknown = run_cli("inspect", str(coco_run.dataset_dir), "--split", "nope")
     assert unknown.returncode == 2 and "no shards for split nope in" in unknown.stderr and "[" not in unknown.stderr
 

@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="write an HTML report with plots of a finished run")
     report.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
-    report.add_argument("--output", type=Path, help="folder for index.html and its PNGs (default: OUT/DATASET/report)")
+    report.add_argument("--output", type=Path, help="folder for index.html, one self-contained page (default: OUT/DATASET/report)")
 
     show = commands.add_parser("config", help="print the default configuration with every setting documented")
     show.add_argument("dataset", nargs="?", help="(ignored; one file covers every dataset)")

@@ -1,27 +1,34 @@
 """``mmfeat report``: an HTML page with plots (PNG, matplotlib) of one finished run.
 
-Sections: counts per split and per reject reason; the distributions the manifest's statistics
-hold (durations, image sizes, token lengths); label counts; a grid of sample images or frames;
-MFCC images of a few utterances; a table of the rejects (the first of each reason). A section with
-nothing to plot for the dataset is left out. Written to ``OUT/<dataset>/report/index.html`` with its PNGs.
+Sections: a table per split (rows, hours, speakers, labels, OOV rate); counts per split, per reject reason and
+per stage; the distributions the manifest's statistics hold (durations, image sizes, token lengths); label
+counts; captioned sample images (COCO boxes drawn) and frame strips (timestamps, MFCC frame); MFCC maps of a
+few utterances; examples found in two splits; a table of the rejects (the first of each reason, filterable). A
+section with nothing to show for the dataset is left out. One self-contained file, the plots inlined as PNG:
+``OUT/<dataset>/report/index.html``.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mmfeat.runners.report_samples import caption_of, plot_frame_strips, plot_images
+from mmfeat.runners.report_tables import REJECTS_PER_REASON, leakage_table, rejects_table, split_table
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.reader import FeatureDataset
-from mmfeat.schemas.rejects import read_rejects
+from mmfeat.schemas.rejects import store_rejects
+from mmfeat.schemas.tensors import arrow_to_tensors, unpack_byte_tensors
 
 SAMPLE_ROWS = 8
-REJECTS_PER_REASON = 20  # rows of the rejects table per reason
-REJECT_COLUMNS = ("reason", "sample_id", "split", "view", "stage", "source_path", "detail")
+LEAKAGE_SHOWN = 8  # pairs of the leakage table
 
 
 def write_report(dataset_dir: str | Path, output: str | Path | None = None) -> Path:
@@ -35,54 +42,86 @@ def write_report(dataset_dir: str | Path, output: str | Path | None = None) -> P
     folder.mkdir(parents=True, exist_ok=True)
     statistics = manifest.get("statistics") or {"splits": {}, "normalisation": {}, "class_weights": {}}
     rows = _sample_rows(dataset_dir)
+    rejects = store_rejects(dataset_dir, manifest["rejects"])
     sections = [
-        ("counts", "Rows per split and rejects per reason", _plot_counts(manifest)),
+        ("counts", "Rows per split, rejects per reason and stage", _plot_counts(manifest, Counter(rejects["stage"].to_pylist()))),
         ("distributions", "Distributions", _plot_distributions(statistics)),
         ("labels", "Labels", _plot_labels(statistics)),
-        ("samples", "Sample images and frames", _plot_samples(rows)),
+        ("samples", "Sample images (boxes as stored, after augmentation)", plot_images(rows)),
+        ("frames", "Frame strips (timestamp, MFCC frame)", plot_frame_strips(rows)),
         ("mfcc", "MFCC of a few examples", _plot_mfcc(rows)),
         ("tokens", "Token lengths", _plot_tokens(statistics)),
     ]
-    parts = [_header(manifest, statistics)]
+    parts = [
+        _header(manifest, statistics),
+        '<h2 id="splits">Splits</h2>',
+        split_table(dataset_dir, manifest, statistics, rejects),
+    ]
     for key, title, figure in sections:
         if figure is None:  # no panel for what a dataset does not have
             continue
         parts.append(f'<h2 id="{key}">{html.escape(title)}</h2>')
-        figure.savefig(folder / f"{key}.png", dpi=90, bbox_inches="tight")
-        _close(figure)
-        parts.append(f'<img src="{key}.png" alt="{html.escape(title)}">')
+        parts.append(f'<img src="{_png(figure)}" alt="{html.escape(title)}">')
+    leakage = leakage_table((manifest.get("leakage") or [])[:LEAKAGE_SHOWN], _thumbnails(dataset_dir, manifest))
+    if leakage is not None:
+        parts += [f'<h2 id="leakage">Examples in two splits ({len(manifest["leakage"])})</h2>', leakage]
     parts.append(f'<h2 id="rejects">Rejects (the first {REJECTS_PER_REASON} of each reason)</h2>')
-    parts.append(_rejects_table(dataset_dir, manifest))
+    parts.append(rejects_table(rejects))
     index = folder / "index.html"
     body = "\n".join(parts)
     style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:auto} img{max-width:100%} td,th{padding:2px 8px}"
-        " table.rejects{border-collapse:collapse;font-size:12px;table-layout:fixed;width:100%}"
-        " table.rejects td{border-top:1px solid #ddd;overflow-wrap:anywhere;vertical-align:top}"
+        "body{font-family:sans-serif;max-width:1360px;margin:auto;padding:0 12px} img{max-width:100%;height:auto}"
+        " td,th{padding:2px 8px;text-align:left;vertical-align:top} table{border-collapse:collapse;max-width:100%}"
+        " table.splits td,table.leakage td{border-top:1px solid #ddd} table.leakage img{width:96px;margin-right:4px}"
+        " table.rejects{font-size:12px;table-layout:fixed;width:100%} #rejects-filter{margin:4px 0;width:20em}"
+        " table.rejects td{border-top:1px solid #ddd;overflow-wrap:anywhere}"
     )
     title = f"mmfeat report: {manifest['dataset']}"
-    index.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head>"
+    index.write_text(f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+                     f"<title>{title}</title><style>{style}</style></head>"
                      f"<body><h1>{html.escape(title)}</h1>{body}</body></html>\n", encoding="utf-8")  # fmt: skip
     return index
 
 
-def _rejects_table(dataset_dir: Path, manifest: dict[str, Any]) -> str:
-    """The first ``REJECTS_PER_REASON`` reject rows of each reason, in reason then sample-id order."""
-    rows: list[dict[str, Any]] = []
-    for relative in manifest["rejects"]:
-        rows += read_rejects(dataset_dir / relative).to_pylist()
-    if not rows:
-        return "<p>No rejects.</p>"
-    rows.sort(key=lambda r: (r["reason"], r["sample_id"], -1 if r["view"] is None else r["view"]))
-    shown: dict[str, int] = {}
-    cells = []
-    for row in rows:
-        shown[row["reason"]] = shown.get(row["reason"], 0) + 1
-        if shown[row["reason"]] <= REJECTS_PER_REASON:
-            values = ("" if row[c] is None else str(row[c]) for c in REJECT_COLUMNS)
-            cells.append("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in values) + "</tr>")
-    head = "".join(f"<th align=left>{c}</th>" for c in REJECT_COLUMNS)
-    return f'<table class="rejects"><thead><tr>{head}</tr></thead><tbody>{"".join(cells)}</tbody></table>'
+def _png(figure: Any, dpi: int = 90) -> str:
+    """The figure as a ``data:`` URI (closed after): the page needs no file beside it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    _close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _thumbnails(dataset_dir: Path, manifest: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """``<img>`` tags of view 0 of the examples the leakage table names, for stores with images."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    pairs = (manifest.get("leakage") or [])[:LEAKAGE_SHOWN]
+    wanted = {(m[s], m[i]) for m in pairs for s, i in (("split", "sample_id"), ("of_split", "of_sample_id"))}
+    paths = [str(dataset_dir / s["path"]) for s in manifest["shards"] if s["split"] in {split for split, _ in wanted}]
+    if not wanted or not paths:
+        return {}
+    data = pads.dataset(paths, format="parquet")
+    if "image" not in data.schema.names:
+        return {}
+    ids = sorted({sample for _, sample in wanted})
+    where = pc.field("sample_id").isin(ids) & (pc.field("view") == 0)
+    table = unpack_byte_tensors(data.to_table(columns=["split", "sample_id", "image"], filter=where))
+    images = arrow_to_tensors(table["image"])
+    out = {}
+    for split, sample, image in zip(table["split"].to_pylist(), table["sample_id"].to_pylist(), images):
+        if (split, sample) in wanted:
+            out[(split, sample)] = f'<img src="{_thumbnail(image)}" alt="{html.escape(f"{split}/{sample}")}">'
+    return out
+
+
+def _thumbnail(image: np.ndarray) -> str:
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(1.2, 1.2))
+    axis.imshow(image)
+    axis.axis("off")
+    return _png(figure, dpi=80)
 
 
 def _header(manifest: dict[str, Any], statistics: dict[str, Any]) -> str:
@@ -132,9 +171,10 @@ def _close(figure: Any) -> None:
     plt.close(figure)
 
 
-def _plot_counts(manifest: dict[str, Any]) -> Any:
+def _plot_counts(manifest: dict[str, Any], by_stage: dict[str, int] | None = None) -> Any:
     counts = manifest["counts"]
-    figure, (left, right) = _figure(2)
+    figure, axes = _figure(3 if by_stage else 2)
+    left, right = axes[0], axes[1]
     splits = counts["rows_by_split"]
     _counted(left, left.bar(list(splits), list(splits.values()), color="#4c72b0"))
     left.set_title("rows per split")
@@ -145,7 +185,12 @@ def _plot_counts(manifest: dict[str, Any]) -> Any:
     else:
         right.text(0.5, 0.5, "no rejects", ha="center", va="center", transform=right.transAxes)
         right.set_axis_off()
-    right.set_title("rejects per reason")
+    right.set_title("rejected examples per reason")
+    if by_stage:
+        stages = dict(sorted(by_stage.items()))
+        _counted(axes[2], axes[2].barh(list(stages), list(stages.values()), color="#dd8452"), horizontal=True)
+        axes[2].invert_yaxis()
+        axes[2].set_title("reject rows per stage")
     return figure
 
 
@@ -213,28 +258,6 @@ def _sample_rows(dataset_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _plot_samples(rows: list[dict[str, Any]]) -> Any:
-    images = []
-    for row in rows:
-        for value in row.values():
-            if isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.shape[-1:] == (3,):
-                images.extend([value] if value.ndim == 3 else list(value[:4]))  # an image, or a clip's first frames
-                break
-    if not images:
-        return None
-    images = images[:16]
-    columns = min(8, len(images))
-    import matplotlib.pyplot as plt
-
-    grid = int(np.ceil(len(images) / columns))
-    figure, axes = plt.subplots(grid, columns, figsize=(1.6 * columns, 1.6 * grid), squeeze=False)
-    for axis in axes.ravel():
-        axis.axis("off")
-    for axis, image in zip(axes.ravel(), images):
-        axis.imshow(image)
-    return figure
-
-
 def _plot_mfcc(rows: list[dict[str, Any]]) -> Any:
     """Up to four MFCC maps, each coefficient normalised over time (c0 would flatten a shared scale), in seconds."""
     examples = [row for row in rows if isinstance(row.get("mfcc"), np.ndarray) and len(row["mfcc"])][:4]
@@ -247,7 +270,7 @@ def _plot_mfcc(rows: list[dict[str, Any]]) -> Any:
         seconds = len(mfcc) * float(row.get("feature_hop_s") or 0.01)
         image = axis.imshow(normalised.T, aspect="auto", origin="lower", cmap="magma", extent=(0, seconds, 0, mfcc.shape[1]))
         figure.colorbar(image, ax=axis, label="z per coefficient")
-        axis.set_title(str(row.get("sample_id", "?")), fontsize=8)
+        axis.set_title(caption_of(row, width=40), fontsize=8)
         axis.set_xlabel("time (s)")
         axis.set_ylabel("coefficient")
     return figure

@@ -1,5 +1,7 @@
 """``mmfeat report`` on the real runs of every dataset: every section is there, plots where data allow."""
 
+import re
+
 import pytest
 
 from mmfeat.schemas.manifest import read_manifest
@@ -8,27 +10,37 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.slow
 pytest.importorskip("matplotlib")
 
-SECTIONS = ("counts", "distributions", "labels", "samples", "mfcc", "tokens")
+SECTIONS = ("counts", "distributions", "labels", "samples", "frames", "mfcc", "tokens", "leakage")
+
+
+def table(page: str, css: str) -> str:
+    start = page.index(f'<table class="{css}">')
+    return page[start : page.index("</table>", start)]
 
 
 @pytest.mark.parametrize(
-    ("run_fixture", "plots"),
+    ("run_fixture", "plots", "split_columns"),
     [
-        ("default_run", {"counts", "distributions", "labels", "mfcc", "tokens"}),
-        ("coco_run", {"counts", "distributions", "labels", "samples", "tokens"}),
-        ("iemocap_run", {"counts", "distributions", "labels", "samples", "mfcc", "tokens"}),
+        ("default_run", {"counts", "distributions", "labels", "mfcc", "tokens"}, ["hours", "speakers"]),
+        ("coco_run", {"counts", "distributions", "labels", "samples", "tokens", "leakage"}, ["images"]),
+        ("iemocap_run", {"counts", "distributions", "labels", "frames", "mfcc", "tokens"}, ["hours", "speakers", "sessions"]),
     ],
 )
-def test_report_renders_every_section(request, run_fixture, plots, tmp_path):
+def test_report_renders_every_section_in_one_file(request, run_fixture, plots, split_columns, tmp_path):
     run = request.getfixturevalue(run_fixture)
     result = run_cli("report", str(run.dataset_dir), "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]  # self-contained: the plots are inlined
     page = (tmp_path / "index.html").read_text()
     assert {key for key in SECTIONS if f'id="{key}"' in page} == plots and 'id="rejects"' in page  # no empty panel
-    assert {p.stem for p in tmp_path.glob("*.png")} == plots
-    rejects = read_manifest(run.dataset_dir)["counts"]["reject_rows"]
-    assert page.count("<tr><td>") == rejects  # one row per reject (fewer than 20 of each reason here)
-    assert all((tmp_path / f"{key}.png").stat().st_size > 2000 for key in plots)
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources and all(s.startswith("data:image/png;base64,") and len(s) > 2000 for s in sources)
+    manifest = read_manifest(run.dataset_dir)
+    assert table(page, "rejects").count("<tr><td>") == manifest["counts"]["reject_rows"]  # < 20 of each reason here
+    splits = table(page, "splits")
+    assert all(f"<th>{c}</th>" in splits for c in split_columns) and splits.count("<tr><td>") == len(
+        manifest["counts"]["rows_by_split"]
+    )
 
 
 def test_count_plots_have_whole_number_axes_value_labels_and_no_empty_panel():
@@ -39,11 +51,14 @@ def test_count_plots_have_whole_number_axes_value_labels_and_no_empty_panel():
     reasons = {"audio_empty": 1, "a_long_reason_name": 2}
     manifest = {"counts": {"rows_by_split": {"train": 3, "dev": 1}, "rejected_by_reason": reasons}}
     figure = _plot_counts(manifest)
-    left, right = figure.axes
+    left, right = figure.axes  # no stage panel without rejects by stage
     assert isinstance(figure.get_layout_engine(), ConstrainedLayoutEngine)  # no label drawn over a neighbour
     figure.canvas.draw()
     assert all(float(tick).is_integer() for tick in left.get_yticks()) and all(float(t).is_integer() for t in right.get_xticks())
     assert [t.get_text() for t in left.texts] == ["3", "1"] and [t.get_text() for t in right.texts] == ["1", "2"]
+    _close(figure)
+    figure = _plot_counts(manifest, {"clean_audio": 2, "read": 1})
+    assert [axis.get_title() for axis in figure.axes][2] == "reject rows per stage" and figure.axes[2].texts
     _close(figure)
     figure = _plot_counts({"counts": {"rows_by_split": {"train": 3}, "rejected_by_reason": {}}})
     assert [t.get_text() for t in figure.axes[1].texts] == ["no rejects"] and not figure.axes[1].axison
@@ -62,4 +77,27 @@ def test_mfcc_maps_are_normalised_per_coefficient_with_a_colorbar_and_seconds():
     shown = axis.images[0].get_array()
     assert abs(float(shown[0].mean())) < 1e-6 and abs(float(shown[0].std()) - 1.0) < 1e-3  # c0 rescaled like the rest
     assert axis.get_xlabel() == "time (s)" and axis.images[0].get_extent()[1] == 2.0 and colorbar.get_ylabel()
+    _close(figure)
+
+
+def test_samples_are_captioned_boxes_drawn_and_frames_timed():
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    from mmfeat.runners.report import _close
+    from mmfeat.runners.report_samples import plot_frame_strips, plot_images
+
+    image = np.zeros((32, 32, 3), np.uint8)
+    boxes = np.array([[1, 2, 10, 10], [5, 5, 20, 8]], np.float32)
+    row = {"sample_id": "000000000139", "image": image, "boxes": boxes, "box_categories": ["cat", "dog"], "captions": ["A cat."]}
+    figure = plot_images([row])
+    axis = figure.axes[0]
+    assert [p.get_xy() for p in axis.patches if isinstance(p, Rectangle)] == [(1.0, 2.0), (5.0, 5.0)]
+    assert [t.get_text() for t in axis.texts] == ["cat", "dog"] and axis.get_title() == "000000000139\nA cat."
+    _close(figure)
+    clip = {"sample_id": "Ses01F_impro01_F000", "label": "neu", "frames": np.zeros((2, 8, 8, 3), np.uint8),
+            "frame_timestamps_s": np.array([0.5, 1.25]), "frame_mfcc_index": np.array([7, 82])}  # fmt: skip
+    figure = plot_frame_strips([clip])
+    assert [a.get_title() for a in figure.axes] == ["0.50 s\nMFCC #7", "1.25 s\nMFCC #82"]
+    assert figure.axes[0].get_ylabel() == "Ses01F_impro01_F000\nneu"
     _close(figure)

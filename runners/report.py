@@ -86,7 +86,7 @@ def write_report(dataset_dir: str | Path, output: str | Path | None = None) -> P
 def _png(figure: Any, dpi: int = 90) -> str:
     """The figure as a ``data:`` URI (closed after): the page needs no file beside it."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=dpi)  # every figure is laid out by matplotlib (constrained)
     _close(figure)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
@@ -118,7 +118,7 @@ def _thumbnails(dataset_dir: Path, manifest: dict[str, Any]) -> dict[tuple[str, 
 def _thumbnail(image: np.ndarray) -> str:
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(1.2, 1.2))
+    figure, axis = plt.subplots(figsize=(1.2, 1.2), layout="constrained")
     axis.imshow(image)
     axis.axis("off")
     return _png(figure, dpi=80)

@@ -151,6 +151,21 @@ def repeat_run(librispeech_root, tmp_path_factory) -> CliRun:
     return run_librispeech(librispeech_root, tmp_path_factory.mktemp("run_b"), env=single)
 
 
+@pytest.fixture(scope="session")
+def rendered_report():
+    """``mmfeat report`` of a finished run, rendered once per store (``OUT/<dataset>/report/index.html``)."""
+    pages: dict[Path, Path] = {}
+
+    def render(run: CliRun) -> Path:
+        if run.dataset_dir not in pages:
+            result = run_cli("report", str(run.dataset_dir))
+            assert result.returncode == 0, result.stderr
+            pages[run.dataset_dir] = run.dataset_dir / "report" / "index.html"
+        return pages[run.dataset_dir]
+
+    return render
+
+
 AUGMENTED = ("--set", "augment.views=2", "--set", "output.rows_per_shard=4", "--set", "mfcc.deltas=1")
 
 

@@ -5,7 +5,6 @@ import re
 import pytest
 
 from mmfeat.schemas.manifest import read_manifest
-from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("matplotlib")
@@ -26,12 +25,11 @@ def table(page: str, css: str) -> str:
         ("iemocap_run", {"counts", "distributions", "labels", "frames", "mfcc", "tokens"}, ["hours", "speakers", "sessions"]),
     ],
 )
-def test_report_renders_every_section_in_one_file(request, run_fixture, plots, split_columns, tmp_path):
+def test_report_renders_every_section_in_one_file(request, rendered_report, run_fixture, plots, split_columns):
     run = request.getfixturevalue(run_fixture)
-    result = run_cli("report", str(run.dataset_dir), "--output", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]  # self-contained: the plots are inlined
-    page = (tmp_path / "index.html").read_text()
+    index = rendered_report(run)
+    assert [p.name for p in index.parent.iterdir() if p.is_file()] == ["index.html"]  # self-contained: plots inlined
+    page = index.read_text()
     assert {key for key in SECTIONS if f'id="{key}"' in page} == plots and 'id="rejects"' in page  # no empty panel
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") and len(s) > 2000 for s in sources)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
 import sys
@@ -79,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="write an HTML report with plots of a finished run")
     report.add_argument("path", type=Path, metavar="OUT/DATASET", help="a dataset output folder (the one with _manifest.json)")
-    report.add_argument("--output", type=Path, help="folder for index.html, one self-contained page (default: OUT/DATASET/report)")
+    report.add_argument("--output", type=Path, help="folder for index.html, a self-contained page (default: OUT/DATASET/report)")
 
     show = commands.add_parser("config", help="print the default configuration with every setting documented")
     show.add_argument("dataset", nargs="?", help="(ignored; one file covers every dataset)")
@@ -198,7 +199,7 @@ def _run_pipeline(args: argparse.Namespace, options, plan) -> int:
             code = 1
 
             def interrupted() -> None:  # Ctrl-C, SIGTERM: runs in the signal handler, then the process exits
-                _run_failed(dataset_dir, "interrupted", replaced=replaced)
+                _run_failed(dataset_dir, "interrupted", replaced=replaced, runner=runner)
                 if replacement is not None:
                     replacement.roll_back()
 
@@ -244,9 +245,9 @@ def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replac
             state = plan.run(options, dataset_dir, runner=runner, completed=completed)
     except Exception as err:  # a worker killed, a runner failure: what is finished stays, the manifest is not written
         logging.getLogger("mmfeat").debug("pipeline failed", exc_info=True)
-        return _run_failed(dataset_dir, f"{type(err).__name__}: {err}", replaced=replaced)
+        return _run_failed(dataset_dir, f"{type(err).__name__}: {err}", replaced=replaced, runner=runner)
     if state != "DONE":
-        return _run_failed(dataset_dir, f"the runner finished in state {state}", replaced=replaced)
+        return _run_failed(dataset_dir, f"the runner finished in state {state}", replaced=replaced, runner=runner)
     wall = time.perf_counter() - started
     manifest = read_manifest(dataset_dir)
     print(format_summary(manifest, dataset_dir, wall))
@@ -258,13 +259,36 @@ def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replac
     return 0
 
 
-def _run_failed(dataset_dir: Path, reason: str, *, replaced: bool = False) -> int:
+STARTUP_FIXES = {  # runner -> what most often stops a job before its first shard
+    "FlinkRunner": "is Flink reachable at --flink_master, and does --flink_version match it (docs/scaling-out.md)?",
+    "PortableRunner": "is the job service reachable at --job_endpoint, and the worker pool at --environment_config?",
+    "DaskRunner": "is the Dask scheduler reachable at --dask_client_address, and do its workers have mmfeat installed?",
+    "DataflowRunner": "check --project, --region, --temp_location, the credentials (gcloud auth application-default "
+    "login) and that the Dataflow API is enabled",
+}
+
+
+def _run_failed(dataset_dir: Path, reason: str, *, replaced: bool = False, runner: str = "") -> int:
     """A run that did not finish: no manifest (a manifest says a run finished); say so, and how to finish it
-    without redoing the completed shards."""
+    without redoing the completed shards. A run that failed before its first shard is a start-up failure: it
+    leaves nothing behind (no ``_run.json``, no ``_units/``), and the message names the likely fix."""
+    from mmfeat.pipelines.resume import RUN_FILE
+    from mmfeat.pipelines.units import remove_spilled_units
+    from mmfeat.schemas.layout import SHARD_MARKERS_DIR
     from mmfeat.schemas.manifest import MANIFEST_FILE
 
     (dataset_dir / MANIFEST_FILE).unlink(missing_ok=True)  # written by this run before it was stopped
     first_line = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
+    if not any((dataset_dir / SHARD_MARKERS_DIR).glob("*.json")):
+        (dataset_dir / RUN_FILE).unlink(missing_ok=True)
+        remove_spilled_units(dataset_dir)
+        for folder in (dataset_dir / SHARD_MARKERS_DIR, dataset_dir):  # if empty: _shards/, then the dataset's own
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        kept = f"the output that --overwrite was replacing is back in {dataset_dir}" if replaced else "nothing was written"
+        fix = STARTUP_FIXES.get(runner, "fix what the error names and run the same command again (no --resume needed)")
+        print(f"mmfeat: error: start-up failed ({first_line[:300]}): {kept}.\n  Likely fix: {fix}", file=sys.stderr)
+        return 1
     if replaced:
         after = f"  The output that --overwrite was replacing is back in {dataset_dir}, as it was."
     else:

@@ -2,8 +2,9 @@
 
 The YAML header's ``configs`` maps each split (its name made valid for ``datasets``: ``train-clean-100`` →
 ``train_clean_100``) to its Parquet files, so ``datasets.load_dataset("OUT/<dataset>")`` loads the data and
-nothing else (``datasets`` picks one builder per folder, so the JSON Lines rejects get no config). The body gives rows and bytes per split, each column's
-stored type and tensor shape, and the rejects by reason. Written from the manifest, just before it.
+nothing else (``datasets`` picks one builder per folder, so the JSON Lines rejects get no config). The body
+gives rows and bytes per split, each column's stored type and tensor shape, and the rejects by reason. Written
+from the manifest, just before it.
 """
 
 from __future__ import annotations

@@ -112,3 +112,16 @@ def test_the_run_commands_the_readme_shows_are_accepted(argv):
 def test_the_readme_shows_run_commands_for_every_runner():
     runners = {arg for argv in readme_run_commands() for flag, arg in zip(argv, argv[1:]) if flag == "--runner"}
     assert runners >= {"dask", "flink", "dataflow"} and len(readme_run_commands()) >= 6
+
+
+def test_a_run_that_fails_at_start_up_says_so_and_leaves_nothing_behind(capfd, tmp_path):
+    """A job service that is not there: the job fails before its first shard. No ``_run.json`` or ``_units/``
+    stays (a later plain run must not be told to --resume), and the message names the likely fix."""
+    from mmfeat.pipelines.datasets.librispeech.sample import write_librispeech_sample
+
+    root = write_librispeech_sample(tmp_path / "in")
+    argv = ["run", "librispeech", "--input", str(root), "--output", str(tmp_path / "out"), "--no-progress"]
+    code = main([*argv, "--runner", "PortableRunner", "--job_endpoint=127.0.0.1:9", "--job_server_timeout=1"])
+    err = capfd.readouterr().err  # the run's console goes through file descriptor 2
+    assert code == 1 and "start-up failed" in err and "nothing was written" in err and "--job_endpoint" in err
+    assert "--resume" not in err and not (tmp_path / "out" / "librispeech").exists()

@@ -114,9 +114,11 @@ def build_feature_pipeline(
     *,
     runner: str,
     completed: Sequence[ShardResult] = (),
+    progress: bool = False,
 ) -> None:
     """Attach the whole graph for one dataset to ``pipeline``; outputs go under ``dataset_dir``. Building it changes
-    nothing in the process: the same call serves the CLI, a test and a user's own Beam job."""
+    nothing in the process: the same call serves the CLI, a test and a user's own Beam job. With ``progress``, the
+    shard writers count finished examples in ``_progress/`` (the CLI's progress bar reads and then removes it)."""
     heavy = graph.heavy_stages()
     out = str(dataset_dir)
     unit_files = spill_units(graph.units, dataset_dir)  # the job graph carries file names, not the listing
@@ -145,7 +147,9 @@ def build_feature_pipeline(
     if completed:  # resume: shards written by an interrupted run are neither redone nor rewritten
         done = frozenset(result.name for result in completed)
         sharded = sharded | "SkipCompletedShards" >> beam.Filter(lambda e, done=done: shard_name_of(e) not in done)
-    writer = WriteShards(out, graph.schema, config.output, fingerprints=graph.deduplicate, stats=graph.stats)
+    writer = WriteShards(
+        out, graph.schema, config.output, fingerprints=graph.deduplicate, stats=graph.stats, progress=progress
+    )
     # The writer joins the heavy stages' chain: on runners that run a ParDo over a whole partition (Dask),
     # only the light shard results are then kept per partition, not every example's features and waveform.
     results = run_stages(sharded, [*graph.stages, ToRow(graph), writer])

@@ -47,15 +47,27 @@ class RunPlan:
     def expected_examples(self) -> int:
         return self.listing.expected_examples()
 
-    def build(self, pipeline: beam.Pipeline, dataset_dir: Path, *, runner: str, completed: Sequence[ShardResult] = ()) -> None:
+    def build(
+        self,
+        pipeline: beam.Pipeline,
+        dataset_dir: Path,
+        *,
+        runner: str,
+        completed: Sequence[ShardResult] = (),
+        progress: bool = False,
+    ) -> None:
         """Attach the graph to ``pipeline`` (a user's own Beam job may hold other transforms)."""
-        build_feature_pipeline(pipeline, self.graph, self.config, dataset_dir, runner=runner, completed=completed)
+        build_feature_pipeline(
+            pipeline, self.graph, self.config, dataset_dir, runner=runner, completed=completed, progress=progress
+        )
 
-    def run(self, options: Any, dataset_dir: Path, *, runner: str, completed: Sequence[ShardResult] = ()) -> str:
+    def run(
+        self, options: Any, dataset_dir: Path, *, runner: str, completed: Sequence[ShardResult] = (), progress: bool = False
+    ) -> str:
         """Build, run and wait; returns the runner's final state name (``DONE`` on success). The listing's spilled
         files are removed once the run has finished."""
         pipeline = beam.Pipeline(options=options)
-        self.build(pipeline, dataset_dir, runner=runner, completed=completed)
+        self.build(pipeline, dataset_dir, runner=runner, completed=completed, progress=progress)
         state = pipeline.run().wait_until_finish()
         name = str(state).rsplit(".", 1)[-1]
         if name in ("DONE", "None"):

@@ -144,9 +144,17 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     problem = output_problem(args.output.expanduser().resolve() / args.dataset)
     if problem:
         return _fail(f"--output: {problem}")
+    listing = not args.no_progress and sys.stderr.isatty()  # a large listing takes seconds: say what is going on
     try:
         config = load_config(args.dataset, path=args.config, overrides=args.overrides)
+        started = time.perf_counter()
+        if listing:
+            print(f"mmfeat: listing {args.input} …", file=sys.stderr, flush=True)
         plan = plan_run(args.dataset, args.input, config)
+        if listing:
+            units = len(plan.listing.units)
+            print(f"mmfeat: listed {units} units ({plan.expected_examples()} examples) in {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr)  # fmt: skip
     except (ConfigError, PlanError, LayoutError) as err:
         return _fail(str(err))
     except OSError as err:  # the input cannot be listed at all (a permission, a broken mount)
@@ -240,9 +248,10 @@ def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replac
     warm_up_cluster(options, plan.graph.heavy_stages())  # Dask: the workers import while the job is built
     try:
         shown = not args.no_progress and sys.stderr.isatty()
-        progress = ShardProgress(dataset_dir, total=plan.expected_examples(), enabled=shown)
+        kept = sum(result.examples for result in completed)
+        progress = ShardProgress(dataset_dir, total=plan.expected_examples(), enabled=shown, kept=kept)
         with progress:
-            state = plan.run(options, dataset_dir, runner=runner, completed=completed)
+            state = plan.run(options, dataset_dir, runner=runner, completed=completed, progress=shown)
     except Exception as err:  # a worker killed, a runner failure: what is finished stays, the manifest is not written
         logging.getLogger("mmfeat").debug("pipeline failed", exc_info=True)
         return _run_failed(dataset_dir, f"{type(err).__name__}: {err}", replaced=replaced, runner=runner)

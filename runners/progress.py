@@ -1,38 +1,56 @@
-"""A tqdm progress bar fed by the shard writers' completion markers (works on any runner with a shared filesystem)."""
+"""A tqdm progress bar that moves per example, on any runner whose workers share the output's filesystem.
+
+Each shard writer counts the examples it has finished (every view written or rejected) in its own
+``_progress/<writer>.json``, at most every half second (``WriteShards(progress=True)``). The bar adds them up,
+plus the examples of the shards a resumed run kept; where no writer reports (workers on other machines), the
+shard markers in ``_shards/`` still move it, shard by shard. ``_progress/`` is removed when the run ends.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 from types import TracebackType
 
 from tqdm import tqdm
 
-from mmfeat.schemas.layout import SHARD_MARKERS_DIR
+from mmfeat.schemas.layout import PROGRESS_DIR, SHARD_MARKERS_DIR
 
 
-def examples_done(dataset_dir: Path) -> int:
+def _summed(files: list[Path]) -> int:
     total = 0
-    for marker in (dataset_dir / SHARD_MARKERS_DIR).glob("*.json"):
+    for path in files:
         try:
-            total += json.loads(marker.read_text(encoding="utf-8"))["examples"]
+            total += json.loads(path.read_text(encoding="utf-8"))["examples"]
         except (OSError, ValueError, KeyError):
             continue  # written atomically, so only a vanished file lands here
     return total
 
 
-class ShardProgress:
-    """Context manager: polls ``_shards/`` every ``interval`` seconds while the pipeline runs."""
+def examples_done(dataset_dir: Path, *, kept: int = 0) -> int:
+    """Examples finished so far: the writers' counts plus ``kept`` (a resumed run's finished shards), or the
+    shard markers' examples where they say more (a writer that cannot report)."""
+    reported = kept + _summed(sorted((dataset_dir / PROGRESS_DIR).glob("*.json")))
+    return max(reported, _summed(sorted((dataset_dir / SHARD_MARKERS_DIR).glob("*.json"))))
 
-    def __init__(self, dataset_dir: Path, *, total: int | None, enabled: bool = True, interval: float = 0.5) -> None:
+
+class ShardProgress:
+    """Context manager: polls the writers' counts every ``interval`` seconds while the pipeline runs."""
+
+    def __init__(
+        self, dataset_dir: Path, *, total: int | None, enabled: bool = True, interval: float = 0.5, kept: int = 0
+    ) -> None:
         self.dataset_dir = dataset_dir
         self.total = total
         self.enabled = enabled
         self.interval = interval
+        self.kept = kept
         self._stop = threading.Event()
 
     def __enter__(self) -> ShardProgress:
+        shutil.rmtree(self.dataset_dir / PROGRESS_DIR, ignore_errors=True)  # an interrupted run's counts
         if self.enabled:
             self._bar = tqdm(total=self.total, unit="ex", desc=self.dataset_dir.name, dynamic_ncols=True)
             self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -44,7 +62,9 @@ class ShardProgress:
             self._refresh()
 
     def _refresh(self) -> None:
-        done = examples_done(self.dataset_dir)
+        done = examples_done(self.dataset_dir, kept=self.kept)
+        if self._bar.total is not None:
+            done = min(done, self._bar.total)  # a retried bundle counts its examples again
         if done > self._bar.n:
             self._bar.update(done - self._bar.n)
 
@@ -57,3 +77,4 @@ class ShardProgress:
                 self._bar.total = self._bar.n  # the listing's estimate was off: end on the real count
                 self._bar.refresh()
             self._bar.close()
+        shutil.rmtree(self.dataset_dir / PROGRESS_DIR, ignore_errors=True)

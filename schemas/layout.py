@@ -13,6 +13,7 @@ import re
 DATA_DIR = "data"
 REJECTS_DIR = "rejects"
 SHARD_MARKERS_DIR = "_shards"
+PROGRESS_DIR = "_progress"  # while a run writes: examples finished per writer (runners.progress); removed after
 CARD_FILE = "README.md"
 REJECTS_SUFFIX = ".jsonl"
 
@@ -23,6 +24,10 @@ def data_file(split: str, shard: str) -> str:
 
 def rejects_file(shard: str) -> str:
     return f"{REJECTS_DIR}/{shard}{REJECTS_SUFFIX}"
+
+
+def progress_file(writer: str) -> str:
+    return f"{PROGRESS_DIR}/{writer}.json"
 
 
 def marker_file(shard: str) -> str:

@@ -149,7 +149,7 @@ class DropDuplicates(beam.PTransform):
         self.near_distance = near_distance
         self.stats = stats
 
-    def expand(self, results: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+    def expand(self, results: beam.PCollection):  # (results, leakage); no annotation: Beam reads it as a type hint
         plan = (
             results
             | "GatherFingerprints" >> beam.combiners.ToList()

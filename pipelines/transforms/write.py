@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -35,11 +36,12 @@ from mmfeat.pipelines.io import write_bytes_atomically, write_parquet_atomically
 from mmfeat.pipelines.sources.guard import escaped
 from mmfeat.pipelines.transforms.stage import METRICS_NAMESPACE, Row
 from mmfeat.schemas.fields import rows_to_table
-from mmfeat.schemas.layout import data_file, marker_file, rejects_file
+from mmfeat.schemas.layout import data_file, marker_file, progress_file, rejects_file
 from mmfeat.schemas.records import Reject, ShardKey
 from mmfeat.schemas.rejects import rejects_jsonl
 from mmfeat.schemas.stats import StatsSpec, shard_statistics
 
+PROGRESS_INTERVAL_S = 0.5  # how often a writer reports its count of finished examples
 _log = logging.getLogger(__name__)
 
 
@@ -82,11 +84,14 @@ class _ShardBuffer:
     outcomes: Counter = field(default_factory=Counter)
     done: set[str] = field(default_factory=set)
 
-    def add(self, outcome: Row | Reject) -> None:
+    def add(self, outcome: Row | Reject) -> bool:
+        """Keep one outcome; True when it was its example's last (every view is a row or a reject)."""
         (self.rows if isinstance(outcome, Row) else self.rejects).append(outcome)
         self.outcomes[outcome.sample_id] += 1
-        if self.outcomes[outcome.sample_id] >= outcome.num_views:
+        if self.outcomes[outcome.sample_id] >= outcome.num_views and outcome.sample_id not in self.done:
             self.done.add(outcome.sample_id)
+            return True
+        return False
 
     @property
     def complete(self) -> bool:
@@ -106,15 +111,22 @@ class WriteShards(beam.DoFn):
         *,
         fingerprints: bool = False,
         stats: StatsSpec | None = None,
+        progress: bool = False,
     ) -> None:
         super().__init__()
         self.dataset_dir = dataset_dir
+        self.progress = progress  # count finished examples in _progress/<writer>.json, for a progress bar
         self.schema = schema
         self.config = config
         self.stats = stats
         self.fingerprints = fingerprints  # report each written example's content and perceptual hashes (for deduplication)
         self._rows_written = Metrics.counter(METRICS_NAMESPACE, "rows_written")
         self._shards_written = Metrics.counter(METRICS_NAMESPACE, "shards_written")
+
+    def setup(self) -> None:
+        self._finished = 0  # examples whose every outcome has arrived, over this writer's bundles
+        self._reported_at = 0.0
+        self._progress_file = Path(self.dataset_dir) / progress_file(uuid.uuid4().hex)
 
     def start_bundle(self) -> None:
         self._open: dict[ShardKey, _ShardBuffer] = {}
@@ -124,7 +136,10 @@ class WriteShards(beam.DoFn):
     def process(self, element: tuple[ShardKey, Row | Reject]) -> Iterator[ShardResult]:
         key, outcome = element
         buffer = self._open.setdefault(key, _ShardBuffer(key))
-        buffer.add(outcome)
+        if buffer.add(outcome):
+            self._finished += 1
+            if self.progress and time.monotonic() - self._reported_at >= PROGRESS_INTERVAL_S:
+                self._report_progress()
         if buffer.complete:
             del self._open[key]
             yield from self._written()  # the previous shard first: one write at a time
@@ -145,8 +160,14 @@ class WriteShards(beam.DoFn):
         finally:
             self._writer.shutdown(wait=True)
             self._open = {}
+        if self.progress:
+            self._report_progress()
         for result in results:
             yield WindowedValue(result, GlobalWindow().max_timestamp(), [GlobalWindow()])
+
+    def _report_progress(self) -> None:
+        write_text_atomically(self._progress_file, json.dumps({"examples": self._finished}))
+        self._reported_at = time.monotonic()
 
     def _written(self) -> Iterator[ShardResult]:
         """The result of the shard being written, once it is on disk (its error, if it failed)."""

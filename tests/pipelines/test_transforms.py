@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import math
 
 import apache_beam as beam
@@ -246,8 +247,9 @@ def row(sample_id: str, view: int, num_views: int) -> Row:
     return Row(sample_id, view, num_views, columns)
 
 
-def run_writer(tmp_path, outcomes):
-    writer = WriteShards(str(tmp_path), SCHEMA, OutputConfig())
+def run_writer(tmp_path, outcomes, **options):
+    writer = WriteShards(str(tmp_path), SCHEMA, OutputConfig(), **options)
+    writer.setup()
     writer.start_bundle()
     results = [r for o in outcomes for r in writer.process(o)]
     results += [wv.value for wv in writer.finish_bundle()]  # the last complete shard's result comes when its write ends
@@ -298,3 +300,17 @@ def test_a_span_that_is_not_finite_gives_no_byte_estimate_instead_of_failing_the
     assert record_duration_s(line) == 1.0 and record_duration_s(utterance(0)) is None
     assert record_duration_s(dataclasses.replace(line, end_s=float("inf"))) is None
     assert record_duration_s(dataclasses.replace(line, start_s=float("nan"))) is None
+
+
+def test_the_writer_reports_each_finished_example_for_the_progress_bar(tmp_path):
+    from mmfeat.runners.progress import examples_done
+
+    key = ShardKey("train", 0, 1, 2)
+    outcomes = [(key, row("a", 0, 2)), (key, row("b", 0, 1)), (key, row("a", 1, 2))]
+    run_writer(tmp_path, outcomes[:2], progress=True)  # a's second view has not arrived: only b is finished
+    (reported,) = (tmp_path / "_progress").glob("*.json")
+    assert json.loads(reported.read_text()) == {"examples": 1}
+    assert examples_done(tmp_path, kept=10) == 11  # plus the examples of the shards a resumed run kept
+    quiet = tmp_path / "quiet"
+    run_writer(quiet, outcomes, progress=False)
+    assert not (quiet / "_progress").exists() and examples_done(quiet) == 2  # from the shard marker alone

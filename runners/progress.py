@@ -61,20 +61,21 @@ class ShardProgress:
         while not self._stop.wait(self.interval):
             self._refresh()
 
-    def _refresh(self) -> None:
-        done = examples_done(self.dataset_dir, kept=self.kept)
-        if self._bar.total is not None:
-            done = min(done, self._bar.total)  # a retried bundle counts its examples again
-        if done > self._bar.n:
+    def _refresh(self, *, final: bool = False) -> None:
+        if final:  # every shard's marker is written: the exact count, whatever a retry counted twice
+            done = _summed(sorted((self.dataset_dir / SHARD_MARKERS_DIR).glob("*.json")))
+            self._bar.total = done  # the listing's estimate may have been off
+        else:
+            done = examples_done(self.dataset_dir, kept=self.kept)
+            done = min(done, self._bar.total) if self._bar.total is not None else done  # a retry counts again
+        if done != self._bar.n:
             self._bar.update(done - self._bar.n)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.enabled:
             self._stop.set()
             self._thread.join()
-            self._refresh()
-            if self._bar.total is not None and self._bar.n != self._bar.total:
-                self._bar.total = self._bar.n  # the listing's estimate was off: end on the real count
-                self._bar.refresh()
+            if exc_type is None:
+                self._refresh(final=True)
             self._bar.close()
         shutil.rmtree(self.dataset_dir / PROGRESS_DIR, ignore_errors=True)

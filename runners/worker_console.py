@@ -5,8 +5,10 @@ this process's standard error, and every worker prints a few start-up lines ther
 ("apitools not found", "Logging handler created", …: ``runners.beam_notices``). While a run lasts,
 :func:`filtered_worker_console` makes file descriptor 2, which those processes inherit, a pipe whose lines a
 thread copies to the real standard error, leaving those notices out. This process's own ``sys.stderr`` keeps
-writing to the terminal directly (the progress bar, the summary, a message as a signal stops the run). Nothing
-of Beam's is changed: only what the processes it starts inherit.
+writing to the terminal directly (the progress bar, the summary, a message as a signal stops the run); the lines
+that arrive through the pipe (also a native decoder's log lines, printed to descriptor 2 in this process) are
+written above the progress bar, never into it. Nothing of Beam's is changed: only what the processes it starts
+inherit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+
+from tqdm import tqdm
 
 from mmfeat.runners.beam_notices import BENIGN_BEAM_NOTICES
 
@@ -48,6 +52,13 @@ def filtered_worker_console() -> Iterator[None]:
         sys.stderr = own_stderr
 
 
+def _show(terminal: int, out: bytes) -> None:
+    """Write to the terminal above this process's progress bar: tqdm clears the bar, then draws it again below,
+    so a native library's log line (decord's, FFmpeg's) never lands inside it."""
+    with tqdm.external_write_mode(file=sys.stderr):
+        os.write(terminal, out)
+
+
 def _copy_lines(read_end: int, terminal: int) -> None:
     """Copy what arrives to ``terminal``, a line at a time, leaving out the benign notices. A line still open is
     passed on at once up to its last carriage return (a worker's progress output is not held back)."""
@@ -61,7 +72,7 @@ def _copy_lines(read_end: int, terminal: int) -> None:
                 cut = pending.rindex(b"\r") + 1
                 out, pending = out + pending[:cut], pending[cut:]
             if out:
-                os.write(terminal, out)
+                _show(terminal, out)
         if pending and not any(n in pending for n in _NOTICES):
             os.write(terminal, pending)
     with contextlib.suppress(OSError):

@@ -3,9 +3,9 @@
 Sections: a table per split (rows, hours, speakers, labels, OOV rate); counts per split, per reject reason and
 per stage; the distributions the manifest's statistics hold (durations, image sizes, token lengths); label
 counts; captioned sample images (COCO boxes drawn) and frame strips (timestamps, MFCC frame); MFCC maps of a
-few utterances; examples found in two splits; a table of the rejects (the first of each reason, filterable). A
-section with nothing to show for the dataset is left out. One self-contained file, the plots inlined as PNG:
-``OUT/<dataset>/report/index.html``.
+few utterances (and log-mel maps, when stored); examples found in two splits; a table of the rejects (the first
+of each reason, filterable). A section with nothing to show for the dataset is left out. One self-contained
+file, the plots inlined as PNG: ``OUT/<dataset>/report/index.html``.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def write_report(dataset_dir: str | Path, output: str | Path | None = None) -> P
         ("samples", "Sample images (boxes as stored, after augmentation)", plot_images(rows)),
         ("frames", "Frame strips (timestamp, MFCC frame)", plot_frame_strips(rows)),
         ("mfcc", "MFCC of a few examples", _plot_mfcc(rows)),
+        ("log_mel", "Log-mel of a few examples (mfcc.log_mel=true)", _plot_mfcc(rows, "log_mel")),
         ("tokens", "Token lengths", _plot_tokens(statistics)),
     ]
     parts = [
@@ -258,19 +259,21 @@ def _sample_rows(dataset_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _plot_mfcc(rows: list[dict[str, Any]]) -> Any:
-    """Up to four MFCC maps, each coefficient normalised over time (c0 would flatten a shared scale), in seconds."""
-    examples = [row for row in rows if isinstance(row.get("mfcc"), np.ndarray) and len(row["mfcc"])][:4]
+def _plot_mfcc(rows: list[dict[str, Any]], column: str = "mfcc") -> Any:
+    """Up to four maps of a (frames, dim) feature column (MFCC, log-mel), each coefficient normalised over time (c0
+    would flatten a shared scale), in seconds."""
+    examples = [row for row in rows if isinstance(row.get(column), np.ndarray) and len(row[column])][:4]
     if not examples:
         return None
     figure, axes = _figure(len(examples))
     for axis, row in zip(axes, examples):
-        mfcc = row["mfcc"].astype(np.float64)
-        normalised = (mfcc - mfcc.mean(axis=0)) / np.maximum(mfcc.std(axis=0), 1e-9)
-        seconds = len(mfcc) * float(row.get("feature_hop_s") or 0.01)
-        image = axis.imshow(normalised.T, aspect="auto", origin="lower", cmap="magma", extent=(0, seconds, 0, mfcc.shape[1]))
+        values = row[column].astype(np.float64)
+        normalised = (values - values.mean(axis=0)) / np.maximum(values.std(axis=0), 1e-9)
+        seconds = len(values) * float(row.get("feature_hop_s") or 0.01)
+        extent = (0, seconds, 0, values.shape[1])
+        image = axis.imshow(normalised.T, aspect="auto", origin="lower", cmap="magma", extent=extent)
         figure.colorbar(image, ax=axis, label="z per coefficient")
         axis.set_title(caption_of(row, width=40), fontsize=8)
         axis.set_xlabel("time (s)")
-        axis.set_ylabel("coefficient")
+        axis.set_ylabel("mel band" if column == "log_mel" else "coefficient")
     return figure

@@ -71,6 +71,7 @@ def test_mfcc_maps_are_normalised_per_coefficient_with_a_colorbar_and_seconds():
     mfcc = np.random.default_rng(0).normal(size=(200, 13)).astype(np.float32)
     mfcc[:, 0] += 500.0  # c0 dominates a shared scale
     figure = _plot_mfcc([{"sample_id": "u1", "mfcc": mfcc, "feature_hop_s": 0.01}])
+    assert _plot_mfcc([{"sample_id": "u1", "mfcc": mfcc}], "log_mel") is None  # no log-mel stored: no panel
     axis, colorbar = figure.axes
     shown = axis.images[0].get_array()
     assert abs(float(shown[0].mean())) < 1e-6 and abs(float(shown[0].std()) - 1.0) < 1e-3  # c0 rescaled like the rest

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from mmfeat.extractors.text import TextConfig
 from mmfeat.pipelines.transforms.text import text_fields
-from mmfeat.schemas.fields import SAMPLE_FIELDS, assemble_schema
+from mmfeat.schemas.fields import PROVENANCE_FIELDS, SAMPLE_FIELDS, assemble_schema
 
 RECORD_KEYS = ("sample_id", "split", "source_path")  # of SAMPLE_FIELDS, the ones every record carries
 
@@ -45,10 +45,11 @@ def table_schema(
     text: TextConfig | None,
     text_each: str | None,
 ) -> pa.Schema:
-    """SAMPLE_FIELDS, the record's fields, the text columns (when the records carry text), then each stage's."""
+    """SAMPLE_FIELDS, the record's fields, the text columns (when the records carry text), each stage's, then
+    PROVENANCE_FIELDS (the writing run's mmfeat version and config digest)."""
     declared: tuple[pa.Field, ...] = (*SAMPLE_FIELDS, *record.fields)
     if text is not None:
         declared += text_fields(text, each=text_each)
     for stage in stages:
         declared += tuple(stage.output_fields(declared))
-    return assemble_schema(declared, table=dataset)
+    return assemble_schema(declared, PROVENANCE_FIELDS, table=dataset)

@@ -18,6 +18,7 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
+from mmfeat import __version__
 from mmfeat.extractors.encoders.base import EncoderConfig
 from mmfeat.extractors.text import TextConfig
 from mmfeat.pipelines.columns import RecordColumns, table_schema
@@ -86,10 +87,11 @@ class ToRow(beam.DoFn):
 
     name = "row"
 
-    def __init__(self, graph: FeatureGraph) -> None:
+    def __init__(self, graph: FeatureGraph, provenance: dict[str, str]) -> None:
         super().__init__()
         self.record, self.text, self.text_each = graph.record, graph.text, graph.text_each  # not the listing
         self.names = frozenset(graph.schema.names)
+        self.provenance = provenance  # the PROVENANCE_FIELDS of every row this run writes
 
     def process(self, item: Any) -> Iterator[tuple[Any, Any]]:
         if not isinstance(item, WorkItem):
@@ -99,6 +101,7 @@ class ToRow(beam.DoFn):
         if self.text is not None:
             columns.update(text_columns(item.record, self.text, each=self.text_each))
         columns.update(item.columns)
+        columns.update(self.provenance)
         if columns.keys() != self.names:
             extra, missing = sorted(columns.keys() - self.names), sorted(self.names - columns.keys())
             raise UndeclaredColumns(f"row of {item.record.sample_id}: undeclared columns {extra}, missing {missing}")
@@ -152,7 +155,8 @@ def build_feature_pipeline(
     )
     # The writer joins the heavy stages' chain: on runners that run a ParDo over a whole partition (Dask),
     # only the light shard results are then kept per partition, not every example's features and waveform.
-    results = run_stages(sharded, [*graph.stages, ToRow(graph), writer])
+    provenance = {"mmfeat_version": __version__, "config_sha256": config.digest()}
+    results = run_stages(sharded, [*graph.stages, ToRow(graph, provenance), writer])
     if completed:
         earlier = pipeline | "CompletedShards" >> beam.Create(list(completed))
         results = (results, earlier) | "AllShards" >> beam.Flatten()  # light results only

@@ -26,6 +26,12 @@ SAMPLE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("content_sha256", pa.string(), nullable=False),
 )
 
+# Every row says what wrote it: one value per run, so Parquet's dictionary encoding stores it once per row group.
+PROVENANCE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("mmfeat_version", pa.string(), nullable=False),
+    pa.field("config_sha256", pa.string(), nullable=False),
+)
+
 TEXT_FIELDS: tuple[pa.Field, ...] = (
     pa.field("text", pa.string()),
     pa.field("tokens", pa.list_(pa.string())),

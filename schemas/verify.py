@@ -5,7 +5,8 @@ Checks, each named in what it reports:
   it lists exists; no Parquet file (which a glob over the store would read as data) and no rejects file outside
   the manifest sits in the store;
 - ``schema``: every data file has the same schema; 8-bit tensors stored as bytes have their shape's length;
-- ``rows``: rows per file and per split equal the manifest's; no ``(sample_id, view)`` appears twice;
+- ``rows``: rows per file and per split equal the manifest's; no ``(sample_id, view)`` appears twice; every row's
+  ``config_sha256`` is the manifest's (no row of another configuration mixed in);
 - ``counts``: ``input == written + rejected``, with written and rejected recomputed from the data and rejects
   tables; no example is both written and rejected (a rejected view must not also be written);
 - ``alignment``, for the columns a store has: frame timestamps inside the utterance's span (``start_s``,
@@ -139,6 +140,11 @@ def _rows(manifest: dict[str, Any], tables: dict[str, pa.Table]) -> Iterator[Pro
         if table.num_rows != shard["rows"]:
             yield Problem("rows", shard["path"], f"{table.num_rows} rows, the manifest recorded {shard['rows']}")
         seen.update(zip([shard["split"]] * table.num_rows, table["sample_id"].to_pylist(), table["view"].to_pylist()))
+        if "config_sha256" in table.column_names:  # schema 3.0: each row names the configuration that wrote it
+            others = set(pc.unique(table["config_sha256"]).to_pylist()) - {manifest["config_sha256"]}
+            if others:
+                digests = ", ".join(sorted(str(d)[:12] for d in others))
+                yield Problem("rows", shard["path"], f"rows written by another configuration (config_sha256 {digests})")
     expected = manifest["counts"]["rows_by_split"]
     for split in sorted(set(expected) | set(by_split)):
         if by_split[split] != expected.get(split, 0) and len(tables) == len(manifest["shards"]):

@@ -87,6 +87,15 @@ def test_vocabulary_is_built_on_train_and_ids_decode(default_run):
     assert vocab.OOV_ID not in {i for ids in train["token_ids"].to_pylist() for i in ids}
 
 
+def test_every_row_names_the_version_and_configuration_that_wrote_it(default_run):
+    from mmfeat import __version__
+
+    table = read_rows(default_run.dataset_dir)
+    manifest = read_manifest(default_run.dataset_dir)
+    assert set(table["mmfeat_version"].to_pylist()) == {__version__}
+    assert set(table["config_sha256"].to_pylist()) == {manifest["config_sha256"]}
+
+
 def test_manifest_lists_everything_written(default_run):
     dataset_dir = default_run.dataset_dir
     manifest = read_manifest(dataset_dir)

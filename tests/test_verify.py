@@ -77,6 +77,14 @@ def test_a_deleted_row_a_duplicated_row_and_a_stray_file(default_run, tmp_path):
     assert any(p.check == "files" and "does not list" in p.detail for p in verify_store(store))
 
 
+def test_rows_of_another_configuration_are_named(default_run, tmp_path):
+    store = copy_of(default_run, tmp_path)
+    other = pa.array(["0" * 64] * pq.read_metadata(first_shard(store)).num_rows)
+    rewrite(first_shard(store), lambda t: t.set_column(t.schema.get_field_index("config_sha256"), "config_sha256", other))
+    details = [p.detail for p in verify_store(store) if p.check == "rows"]
+    assert details == ["rows written by another configuration (config_sha256 000000000000)"], details
+
+
 def test_a_dropped_reject_row_unbalances_the_counts(default_run, tmp_path):
     store = copy_of(default_run, tmp_path)
     rejects = store / read_manifest(store)["rejects"][0]

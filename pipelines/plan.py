@@ -8,6 +8,7 @@ starts: :class:`PlanError` names the setting at fault, ``LayoutError`` the input
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ import apache_beam as beam
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.graph import FeatureGraph, build_feature_pipeline
 from mmfeat.pipelines.registry import DATASETS
+from mmfeat.pipelines.run_stats import process_times, run_stats, write_run_stats
+from mmfeat.pipelines.transforms.stage import Stage
 from mmfeat.pipelines.transforms.write import ShardResult
 from mmfeat.pipelines.units import remove_spilled_units
 
@@ -65,13 +68,18 @@ class RunPlan:
         self, options: Any, dataset_dir: Path, *, runner: str, completed: Sequence[ShardResult] = (), progress: bool = False
     ) -> str:
         """Build, run and wait; returns the runner's final state name (``DONE`` on success). The listing's spilled
-        files are removed once the run has finished."""
+        files are removed once the run has finished, and the stages' figures written to ``_run_stats.json``."""
         pipeline = beam.Pipeline(options=options)
         self.build(pipeline, dataset_dir, runner=runner, completed=completed, progress=progress)
-        state = pipeline.run().wait_until_finish()
+        wall, (cpu, _) = time.perf_counter(), process_times()
+        result = pipeline.run()
+        state = result.wait_until_finish()
         name = str(state).rsplit(".", 1)[-1]
         if name in ("DONE", "None"):
             remove_spilled_units(dataset_dir)
+            stages = [stage.name for stage in self.graph.stages if isinstance(stage, Stage)]
+            stats = run_stats(result, stages, wall_s=time.perf_counter() - wall, cpu_s=process_times()[0] - cpu)
+            write_run_stats(dataset_dir, stats)
             return "DONE"
         return name
 

@@ -310,7 +310,8 @@ def _run_failed(dataset_dir: Path, reason: str, *, replaced: bool = False, runne
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from mmfeat.runners.summary import format_counts
+    from mmfeat.pipelines.run_stats import read_run_stats
+    from mmfeat.runners.summary import format_counts, format_run_stats
     from mmfeat.schemas.manifest import read_manifest
     from mmfeat.schemas.reader import FeatureDataset, describe_row
 
@@ -321,6 +322,9 @@ def _inspect(args: argparse.Namespace) -> int:
         return _fail(f"{path} has no _manifest.json{hint}")
     manifest = read_manifest(path)
     print(format_counts(manifest, path))
+    stats = read_run_stats(path)
+    if stats is not None:
+        print(format_run_stats(stats))
     if args.rejects or args.split == "rejects":  # `--split rejects`: the spelling before --rejects
         split = None if args.split == "rejects" else args.split
         return _inspect_rejects(path, manifest, args.rows, split=split, reason=args.reason)

@@ -1,11 +1,11 @@
 """``mmfeat report``: an HTML page with plots (PNG, matplotlib) of one finished run.
 
-Sections: a table per split (rows, hours, speakers, labels, OOV rate); counts per split, per reject reason and
-per stage; the distributions the manifest's statistics hold (durations, image sizes, token lengths); label
-counts; captioned sample images (COCO boxes drawn) and frame strips (timestamps, MFCC frame); MFCC maps of a
-few utterances (and log-mel maps, when stored); examples found in two splits; a table of the rejects (the first
-of each reason, filterable). A section with nothing to show for the dataset is left out. One self-contained
-file, the plots inlined as PNG: ``OUT/<dataset>/report/index.html``.
+Sections: a table per split (rows, hours, speakers, labels, OOV rate); what each stage did (``_run_stats.json``);
+counts per split, per reject reason and per stage; the distributions the manifest's statistics hold (durations,
+image sizes, token lengths); label counts; captioned sample images (COCO boxes drawn) and frame strips
+(timestamps, MFCC frame); MFCC maps of a few utterances (and log-mel maps, when stored); examples found in two
+splits; a table of the rejects (the first of each reason, filterable). A section with nothing to show for the
+dataset is left out. One self-contained file, the plots inlined as PNG: ``OUT/<dataset>/report/index.html``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from mmfeat.pipelines.run_stats import read_run_stats
 from mmfeat.runners.report_samples import caption_of, plot_frame_strips, plot_images
-from mmfeat.runners.report_tables import REJECTS_PER_REASON, leakage_table, rejects_table, split_table
+from mmfeat.runners.report_tables import REJECTS_PER_REASON, leakage_table, rejects_table, split_table, stage_table
 from mmfeat.schemas.manifest import read_manifest
 from mmfeat.schemas.reader import FeatureDataset
 from mmfeat.schemas.rejects import store_rejects
@@ -63,6 +64,9 @@ def write_report(dataset_dir: str | Path, output: str | Path | None = None) -> P
             continue
         parts.append(f'<h2 id="{key}">{html.escape(title)}</h2>')
         parts.append(f'<img src="{_png(figure)}" alt="{html.escape(title)}">')
+    stages = stage_table(read_run_stats(dataset_dir))
+    if stages is not None:
+        parts += ['<h2 id="stages">Stages (_run_stats.json)</h2>', stages]
     leakage = leakage_table((manifest.get("leakage") or [])[:LEAKAGE_SHOWN], _thumbnails(dataset_dir, manifest))
     if leakage is not None:
         parts += [f'<h2 id="leakage">Examples in two splits ({len(manifest["leakage"])})</h2>', leakage]

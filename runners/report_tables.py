@@ -102,3 +102,21 @@ def leakage_table(leakage: Sequence[dict[str, Any]], thumbnails: dict[tuple[str,
         )
     head = "".join(f"<th>{h}</th>" for h in ("example", "same as", "match (distance)", "images"))
     return f'<table class="leakage"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def stage_table(stats: dict[str, Any] | None) -> str | None:
+    """``_run_stats.json`` per stage (examples in, out, rejected, wall and CPU seconds, per CPU-second), with the
+    writer and each encoder's RunInference figures below; None without the file or without per-stage figures."""
+    if not stats or stats.get("stages") is None:
+        return None
+    head = ["stage", "in", "out", "rejected", "wall s", "CPU s", "per CPU-s"]
+    keys = ("in", "out", "rejected", "wall_s", "cpu_s", "per_cpu_s")
+    rows = [[name, *(stage[key] for key in keys)] for name, stage in stats["stages"].items()]
+    writer = stats["writer"]
+    rows.append(["writer", writer["rows_written"], writer["rows_written"], "", "", "", f"{writer['shards_written']} shards"])
+    for encoder, figures in stats.get("encoders", {}).items():
+        batch = figures.get("inference_request_batch_size")
+        mean = f"batch {batch['mean']:.1f} (max {batch['max']})" if isinstance(batch, dict) else ""
+        rows.append([f"encoder {encoder}", figures.get("num_inferences", ""), "", "", "", "", mean])
+    run = f"<p>{stats['wall_s']:.1f} s wall, {stats['cpu_s']:.1f} s CPU, peak RSS {stats['peak_rss_mib']:.0f} MiB.</p>"
+    return run + html_table(head, rows, css="splits")

@@ -42,3 +42,25 @@ def format_counts(manifest: dict[str, Any], dataset_dir: Path, *, wall_s: float 
     if manifest.get("partial_shards"):
         lines.append(f"  WARNING: {len(manifest['partial_shards'])} shards were written in parts by this runner")
     return "\n".join(lines)
+
+
+def format_run_stats(stats: dict[str, Any]) -> str:
+    """``_run_stats.json`` as lines: one per stage (examples in, out, rejected, wall and CPU seconds, rate), then the
+    writer, the encoders' RunInference figures and the run's CPU and peak memory."""
+    lines = [f"run: {stats['wall_s']:.1f} s wall, {stats['cpu_s']:.1f} s CPU, peak RSS {stats['peak_rss_mib']:.0f} MiB"]
+    if stats.get("stages") is None:
+        return "\n".join([*lines, f"  {stats.get('note', 'no per-stage figures')}"])
+    lines.append(f"  {'stage':<22} {'in':>7} {'out':>7} {'rejected':>8} {'wall s':>8} {'CPU s':>8} {'per CPU-s':>10}")
+    for name, stage in stats["stages"].items():
+        rate = "-" if stage["per_cpu_s"] is None else f"{stage['per_cpu_s']:.1f}"
+        lines.append(
+            f"  {name:<22} {stage['in']:>7} {stage['out']:>7} {stage['rejected']:>8} {stage['wall_s']:>8.2f} "
+            f"{stage['cpu_s']:>8.2f} {rate:>10}"
+        )
+    writer = stats["writer"]
+    lines.append(f"  writer: {writer['rows_written']} rows in {writer['shards_written']} shards")
+    for encoder, figures in stats.get("encoders", {}).items():
+        batch = figures.get("inference_request_batch_size")
+        batches = f", {batch['count']} batches of {batch['mean']:.1f} on average" if isinstance(batch, dict) else ""
+        lines.append(f"  encoder {encoder}: {figures.get('num_inferences', 0)} inferences{batches}")
+    return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from collections import Counter
 
 import numpy as np
 import pyarrow.dataset as ds
@@ -369,3 +370,22 @@ def test_shards_open_in_hugging_face_datasets_duckdb_and_polars(default_run, tmp
     table = pl.read_parquet(f"{out}/data/train-clean-100/*.parquet").sort("sample_id")
     assert table["sample_id"].to_list() == expected["sample_id"].to_pylist()
     assert len(table["mfcc"][0]) == first["mfcc_frames"]
+
+
+def test_run_stats_add_up_to_the_manifests_counts(default_run):
+    """``_run_stats.json``: each stage's rejects are the reject rows it wrote, and the first stage saw every input
+    the listing did not reject; the writer wrote the manifest's rows."""
+    from mmfeat.pipelines.run_stats import read_run_stats
+
+    stats = read_run_stats(default_run.dataset_dir)
+    manifest = read_manifest(default_run.dataset_dir)
+    rejects = store_rejects(default_run.dataset_dir, manifest["rejects"])
+    by_stage = Counter(rejects["stage"].to_pylist())
+    stages = stats["stages"]
+    assert list(stages) == ["clean_audio", "augment_audio", "extract_mfcc"]
+    assert all(stages[name]["rejected"] == by_stage.get(name, 0) for name in stages)
+    before = sum(n for stage, n in by_stage.items() if stage not in stages)  # parsing the listing
+    assert stages["clean_audio"]["in"] + before == manifest["counts"]["input"]
+    assert stages["extract_mfcc"]["out"] == stats["writer"]["rows_written"] == manifest["counts"]["rows"]
+    assert all(stages[name]["cpu_s"] > 0 and stages[name]["wall_s"] > 0 for name in ("clean_audio", "extract_mfcc"))
+    assert stats["peak_rss_mib"] > 50 and stats["cpu_s"] > 0

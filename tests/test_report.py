@@ -31,6 +31,7 @@ def test_report_renders_every_section_in_one_file(request, rendered_report, run_
     assert [p.name for p in index.parent.iterdir() if p.is_file()] == ["index.html"]  # self-contained: plots inlined
     page = index.read_text()
     assert {key for key in SECTIONS if f'id="{key}"' in page} == plots and 'id="rejects"' in page  # no empty panel
+    assert 'id="stages"' in page and 'id="splits"' in page
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") and len(s) > 2000 for s in sources)
     manifest = read_manifest(run.dataset_dir)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -90,11 +92,24 @@ class Stage(beam.DoFn):
         super().__init__()
         self._ok = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.ok")
         self._rejected = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.rejected")
+        self._wall_us = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.wall_us")
+        self._cpu_us = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.cpu_us")
 
     def setup(self) -> None:
         """Per worker process; subclasses that override it call ``super().setup()``."""
         single_threaded_math()
-        self._read_ahead = ReadAhead(self.load, self.name)
+        self._load_cpu_ns = 0  # CPU of loads on the read-ahead thread (written there only), counted on the bundle's
+        self._load_cpu_counted = 0
+        self._bundle_thread = threading.get_ident()
+        self._read_ahead = ReadAhead(self._timed_load, self.name)
+
+    def _timed_load(self, record: Any) -> Any:
+        started = time.thread_time_ns()
+        try:
+            return self.load(record)
+        finally:
+            if threading.get_ident() != self._bundle_thread:  # on the bundle's thread its CPU is the stage's own
+                self._load_cpu_ns += time.thread_time_ns() - started
 
     def apply(self, item: WorkItem) -> Iterable[WorkItem]:
         raise NotImplementedError
@@ -143,19 +158,27 @@ class Stage(beam.DoFn):
         if not isinstance(item, WorkItem):
             yield item  # an earlier reject, on its way to the writer
             return
+        wall, cpu = time.perf_counter_ns(), time.thread_time_ns()
         try:
             outputs = list(self.apply(item))
         except Rejected as err:
-            self._rejected.inc()
-            yield item.reject(self.name, err.reason, err.detail)
-            return
+            outputs = [item.reject(self.name, err.reason, err.detail)]
         except Exception as err:  # one bad example must not crash the run: it becomes a reject
             _log.warning("unexpected error in stage %s for %s", self.name, item.record.sample_id, exc_info=True)
-            self._rejected.inc()
-            yield item.reject(self.name, "unexpected_error", f"{type(err).__name__}: {err}")
-            return
-        self._ok.inc()
+            outputs = [item.reject(self.name, "unexpected_error", f"{type(err).__name__}: {err}")]
+        self._count(outputs, wall, cpu)
         yield from outputs
+
+    def _count(self, outputs: list[Any], wall: int, cpu: int) -> None:
+        """Beam counters, on the bundle's thread: the example ok or rejected, and the stage's wall and CPU time
+        (with what its read-ahead loads took on their own thread)."""
+        rejected = len(outputs) == 1 and not isinstance(outputs[0], WorkItem)
+        (self._rejected if rejected else self._ok).inc()
+        self._wall_us.inc((time.perf_counter_ns() - wall) // 1000)
+        loads = getattr(self, "_load_cpu_ns", 0)  # 0 before setup (tests calling process directly)
+        cpu_ns = time.thread_time_ns() - cpu + loads - getattr(self, "_load_cpu_counted", 0)
+        self._load_cpu_counted = loads
+        self._cpu_us.inc(cpu_ns // 1000)
 
 
 class StageChain(beam.DoFn):

@@ -337,7 +337,7 @@ def _inspect(args: argparse.Namespace) -> int:
     print("\nschema:")
     for field, stored in zip(data.schema, data.stored_schema):
         layout = f"  (stored as {stored.type}: output.byte_tensors=bytes)" if stored.type != field.type else ""
-        print(f"  {field.name:<24} {field.type}{layout}")
+        print(f"  {field.name:<24} {field.type}{layout}{_encoder_note(stored)}")
     for i, row in enumerate(data.partition(0, 1)):
         if i >= args.rows:
             break
@@ -345,6 +345,18 @@ def _inspect(args: argparse.Namespace) -> int:
         for name, value in describe_row(row).items():
             print(f"  {name:<24} {value}")
     return 0
+
+
+def _encoder_note(field) -> str:
+    """An embedding column's provenance from its field metadata (``transforms.encode.encoder_metadata``)."""
+    meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items() if k.startswith(b"mmfeat.encoder")}
+    if not meta:
+        return ""
+    weights = meta.get("mmfeat.encoder_weights_sha256") or "not hashed"
+    return (
+        f"  (encoder {meta['mmfeat.encoder']}, weights sha256 {weights[:16]}, "
+        f"device {meta.get('mmfeat.encoder_device')}, dtype {meta.get('mmfeat.encoder_dtype')})"
+    )
 
 
 def _inspect_rejects(path: Path, manifest: dict, rows: int, *, split: str | None, reason: str | None) -> int:

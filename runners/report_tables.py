@@ -117,6 +117,8 @@ def stage_table(stats: dict[str, Any] | None) -> str | None:
     for encoder, figures in stats.get("encoders", {}).items():
         batch = figures.get("inference_request_batch_size")
         mean = f"batch {batch['mean']:.1f} (max {batch['max']})" if isinstance(batch, dict) else ""
+        devices = ", ".join(f"{k.removeprefix('batches_on_')} {v}" for k, v in figures.items() if k.startswith("batches_on_"))
+        mean += f"; batches on {devices}" if devices else ""
         rows.append([f"encoder {encoder}", figures.get("num_inferences", ""), "", "", "", "", mean])
     run = f"<p>{stats['wall_s']:.1f} s wall, {stats['cpu_s']:.1f} s CPU, peak RSS {stats['peak_rss_mib']:.0f} MiB.</p>"
     return run + html_table(head, rows, css="splits")

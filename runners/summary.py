@@ -62,5 +62,7 @@ def format_run_stats(stats: dict[str, Any]) -> str:
     for encoder, figures in stats.get("encoders", {}).items():
         batch = figures.get("inference_request_batch_size")
         batches = f", {batch['count']} batches of {batch['mean']:.1f} on average" if isinstance(batch, dict) else ""
-        lines.append(f"  encoder {encoder}: {figures.get('num_inferences', 0)} inferences{batches}")
+        devices = ", ".join(f"{k.removeprefix('batches_on_')} {v}" for k, v in figures.items() if k.startswith("batches_on_"))
+        on = f" (batches on {devices})" if devices else ""
+        lines.append(f"  encoder {encoder}: {figures.get('num_inferences', 0)} inferences{batches}{on}")
     return "\n".join(lines)

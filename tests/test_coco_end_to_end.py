@@ -222,3 +222,22 @@ def test_hugging_face_datasets_opens_the_coco_table_and_its_image_bytes_are_the_
     assert loaded.num_rows == expected.num_rows and shape == [224, 224, 3]
     images = np.stack([np.frombuffer(row["image"], np.uint8).reshape(shape) for row in loaded])
     assert np.array_equal(images, arrow_to_tensors(expected["image"]))
+
+
+def test_the_embedding_column_names_its_encoder_and_weights(coco_run):
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from mmfeat.extractors.encoders.base import EncoderConfig
+    from mmfeat.extractors.encoders.image_efficientnet import weights_file
+    from mmfeat.pipelines.run_stats import read_run_stats
+
+    shard = coco_run.dataset_dir / read_manifest(coco_run.dataset_dir)["shards"][0]["path"]
+    meta = pq.read_schema(shard).field("image_embedding").metadata
+    with open(weights_file(EncoderConfig(name="efficientnet_lite0")), "rb") as weights:
+        expected = hashlib.sha256(weights.read()).hexdigest()
+    assert meta[b"mmfeat.encoder"] == b"efficientnet_lite0" and meta[b"mmfeat.encoder_weights_sha256"].decode() == expected
+    assert (meta[b"mmfeat.encoder_device"], meta[b"mmfeat.encoder_dtype"]) == (b"auto", b"float32")
+    figures = read_run_stats(coco_run.dataset_dir)["encoders"]["efficientnet_lite0"]
+    assert figures["batches_on_cpu"] > 0 and figures["inference_request_batch_size"]["count"] > 0  # no GPU in CI

@@ -16,6 +16,7 @@ the extra pins ``setuptools<81``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,16 @@ def load(config: EncoderConfig) -> Any:
     from resemblyzer import VoiceEncoder
 
     return VoiceEncoder("cpu", verbose=False, weights_fpath=config.weights).eval()
+
+
+def weights_file(config: EncoderConfig) -> str:
+    """``config.weights``, or the ``pretrained.pt`` the ``Resemblyzer`` package ships (what ``VoiceEncoder`` loads)."""
+    import importlib.util
+
+    if config.weights:
+        return config.weights
+    spec = importlib.util.find_spec("resemblyzer")
+    return str(Path(spec.origin).parent / "pretrained.pt") if spec and spec.origin else ""
 
 
 def preprocess(waveform: np.ndarray) -> np.ndarray:
@@ -82,5 +93,6 @@ SPEC = register_encoder(
         requires=("resemblyzer", "webrtcvad", "pkg_resources"),
         extra="audio-encoder",
         sample_rate=SAMPLE_RATE,
+        weights_of=weights_file,
     )
 )

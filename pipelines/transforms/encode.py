@@ -15,7 +15,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from mmfeat.extractors.encoders import embedding_dim, encoder_for
-from mmfeat.extractors.encoders.base import EncoderConfig
+from mmfeat.extractors.encoders.base import EncoderConfig, weights_sha256
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
 from mmfeat.schemas.tensors import matrix_type
 
@@ -64,6 +64,20 @@ class PrepareForEncoder(Stage):
         yield item
 
 
+def encoder_metadata(config: EncoderConfig) -> dict[bytes, bytes]:
+    """An embedding column's provenance: ``mmfeat.encoder`` (its name), ``mmfeat.encoder_weights_sha256`` (of the
+    weights file, or of a model folder's files; empty for weights in a library's own cache), ``mmfeat.encoder_device``
+    (as configured: ``auto`` is CUDA where a worker has one) and ``mmfeat.encoder_dtype`` (autocast on CUDA; CPU
+    passes run float32). The device class each batch ran on is counted in ``_run_stats.json``."""
+    spec = encoder_for(config)
+    return {
+        b"mmfeat.encoder": spec.name.encode(),
+        b"mmfeat.encoder_weights_sha256": (weights_sha256(spec.weights_of(config)) or "").encode(),
+        b"mmfeat.encoder_device": str(config.device).encode(),
+        b"mmfeat.encoder_dtype": str(config.dtype).encode(),
+    }
+
+
 class Encode(beam.PTransform):
     """Preprocess on the CPU, then RunInference with :class:`EncodeModelHandler`; the stream's shape is kept.
 
@@ -89,9 +103,11 @@ class Encode(beam.PTransform):
         self.many = many
 
     def output_fields(self, upstream: tuple[pa.Field, ...]) -> tuple[pa.Field, ...]:
-        """``output_column``: a float32 vector of the encoder's width, or with ``many`` a (parts, width) matrix."""
+        """``output_column``: a float32 vector of the encoder's width, or with ``many`` a (parts, width) matrix; its
+        metadata names the encoder, the sha256 of its weights, and the configured device and CUDA dtype."""
         dim = embedding_dim(self.config)
-        return (pa.field(self.output_column, matrix_type(dim) if self.many else pa.list_(pa.float32(), dim)),)
+        data_type = matrix_type(dim) if self.many else pa.list_(pa.float32(), dim)
+        return (pa.field(self.output_column, data_type, metadata=encoder_metadata(self.config)),)
 
     def expand(self, stream: beam.PCollection) -> beam.PCollection:
         from apache_beam.ml.inference.base import RunInference

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
 from mmfeat.extractors.encoders import encoder_for
@@ -95,6 +96,8 @@ class EncodeModelHandler(ModelHandler[Any, Any, Any]):
 
     def run_inference(self, batch: Sequence[Any], model: Any, inference_args: dict[str, Any] | None = None) -> Iterable[Any]:
         items = [element for element in batch if isinstance(element, WorkItem)]
+        if items:  # the device class the batch runs on, for _run_stats.json (a counter: metrics carry no text)
+            Metrics.counter(self.get_metrics_namespace(), f"batches_on_{self._device_of(model).type}").inc()
         by_id = {id(item): out for item, out in zip(items, self._encode_isolating_failures(items, model))}
         return [by_id.get(id(element), element) for element in batch]
 

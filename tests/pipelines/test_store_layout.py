@@ -39,3 +39,16 @@ def test_a_resume_into_a_store_of_the_old_layout_is_refused(tmp_path):
     (tmp_path / "_run.json").write_text(json.dumps(identity))
     with pytest.raises(ResumeError, match="schema version 2.0.*--overwrite"):
         start_run(tmp_path, dataset="coco", config_sha256="c", inputs_sha256="i", resume=True)
+
+
+def test_a_model_folder_has_one_digest_of_its_files_names_and_bytes(tmp_path):
+    from mmfeat.extractors.encoders.base import weights_sha256
+
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "sub" / "model.safetensors").write_bytes(b"w" * 10)
+    first = weights_sha256(folder)
+    assert first == weights_sha256(str(folder)) and len(first) == 64
+    (folder / "sub" / "model.safetensors").write_bytes(b"x" * 10)
+    assert weights_sha256(folder) != first and weights_sha256(tmp_path / "none") is None and weights_sha256(None) is None

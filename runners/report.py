@@ -203,7 +203,7 @@ def _histograms(statistics: dict[str, Any], pick: Callable[[dict[str, Any]], dic
     out = []
     for split, summary in statistics.get("splits", {}).items():
         for name, dist in pick(summary).items():
-            if dist.get("count"):
+            if dist.get("count") and dist["max"] > dist["min"]:  # a constant (boxes_dropped all 0) is no distribution
                 out.append((split, name, dist))
     return out
 

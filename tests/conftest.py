@@ -157,9 +157,10 @@ def rendered_report():
     pages: dict[Path, Path] = {}
 
     def render(run: CliRun) -> Path:
+        from mmfeat.runners.cli import main  # in-process: the command itself, without a fresh interpreter's start-up
+
         if run.dataset_dir not in pages:
-            result = run_cli("report", str(run.dataset_dir))
-            assert result.returncode == 0, result.stderr
+            assert main(["report", str(run.dataset_dir)]) == 0
             pages[run.dataset_dir] = run.dataset_dir / "report" / "index.html"
         return pages[run.dataset_dir]
 

@@ -191,17 +191,25 @@ def test_inspect_prints_counts_schema_and_decoded_rows(coco_run):
     assert "(stored as large_binary: output.byte_tensors=bytes)" in run.stdout
 
 
-def test_inspect_shows_reject_rows_and_names_an_unknown_split_plainly(coco_run):
+def test_inspect_shows_reject_rows_and_names_an_unknown_split_plainly(coco_run, capsys):
+    """In-process (the command's own ``main``): the reading commands need no fresh interpreter to be tested."""
+    from mmfeat.runners.cli import main
+
+    def inspect(*args: str) -> tuple[int, str, str]:
+        code = main(["inspect", str(coco_run.dataset_dir), *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
     rejects = read_manifest(coco_run.dataset_dir)["counts"]["rejected"]
-    run = run_cli("inspect", str(coco_run.dataset_dir), "--rejects", "--rows", "100")
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.count("\nreject ") >= rejects and "  reason  " in run.stdout and "  detail  " in run.stdout
-    one = run_cli("inspect", str(coco_run.dataset_dir), "--rejects", "--reason", "image_empty")
-    assert one.stdout.count("\nreject ") == 1 and "zero-byte file" in one.stdout
-    wrong = run_cli("inspect", str(coco_run.dataset_dir), "--rejects", "--reason", "nope")
-    assert wrong.returncode == 2 and "(reasons: annotation_malformed, " in wrong.stderr
-    unknown = run_cli("inspect", str(coco_run.dataset_dir), "--split", "nope")
-    assert unknown.returncode == 2 and "no shards for split nope in" in unknown.stderr and "[" not in unknown.stderr
+    code, out, err = inspect("--rejects", "--rows", "100")
+    assert code == 0, err
+    assert out.count("\nreject ") >= rejects and "  reason  " in out and "  detail  " in out
+    code, out, _ = inspect("--rejects", "--reason", "image_empty")
+    assert out.count("\nreject ") == 1 and "zero-byte file" in out
+    code, _, err = inspect("--rejects", "--reason", "nope")
+    assert code == 2 and "(reasons: annotation_malformed, " in err
+    code, _, err = inspect("--split", "nope")
+    assert code == 2 and "no shards for split nope in" in err and "[" not in err
 
 
 def test_hugging_face_datasets_opens_the_coco_table_and_its_image_bytes_are_the_images(coco_run, tmp_path, monkeypatch):

@@ -101,3 +101,12 @@ def test_samples_are_captioned_boxes_drawn_and_frames_timed():
     assert [a.get_title() for a in figure.axes] == ["0.50 s\nMFCC #7", "1.25 s\nMFCC #82"]
     assert figure.axes[0].get_ylabel() == "Ses01F_impro01_F000\nneu"
     _close(figure)
+
+
+def test_a_constant_column_gets_no_histogram():
+    from mmfeat.runners.report import _histograms
+
+    flat = {"count": 12, "min": 0.0, "max": 0.0}
+    spread = {"count": 12, "min": 1.0, "max": 3.0}
+    statistics = {"splits": {"train2017": {"numeric": {"boxes_dropped": flat, "width": spread}}}}
+    assert _histograms(statistics, lambda s: s["numeric"]) == [("train2017", "width", spread)]

@@ -7,8 +7,6 @@ pooling) runs on batches on the chosen device. Beam's RunInference wraps the two
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,31 +100,6 @@ class EncoderSpec:
 def configured_weights(config: EncoderConfig) -> str | None:
     """``encode.<modality>.weights`` as configured (user models, and weights loaded from a path)."""
     return config.weights
-
-
-@functools.lru_cache(maxsize=16)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def weights_sha256(weights: str | Path | None) -> str | None:
-    """sha256 of a weights file; of a model folder, the sha256 of its files' names and sha256s (sorted); None when
-    there is nothing to read (weights from a library's own cache)."""
-    if weights is None:
-        return None
-    path = Path(weights).expanduser()
-    if path.is_file():
-        stat = path.stat()
-        return _digest(str(path), stat.st_size, stat.st_mtime_ns)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.parts)
-        listing = "".join(f"{p.relative_to(path).as_posix()}\0{weights_sha256(p)}\n" for p in files)
-        return hashlib.sha256(listing.encode("utf-8", "backslashreplace")).hexdigest()
-    return None
 
 
 def check_rgb_uint8(image: np.ndarray) -> np.ndarray:

@@ -8,15 +8,19 @@ when a pipeline has an encoder, not by every pipeline that imports this one.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 
 from mmfeat.extractors.encoders import embedding_dim, encoder_for
-from mmfeat.extractors.encoders.base import EncoderConfig, weights_sha256
+from mmfeat.extractors.encoders.base import EncoderConfig
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem
+from mmfeat.schemas.manifest import file_digest
 from mmfeat.schemas.tensors import matrix_type
 
 
@@ -62,6 +66,27 @@ class PrepareForEncoder(Stage):
         prepared = [self._spec.preprocess(part) for part in value] if self.many else self._spec.preprocess(value)
         item.arrays[f"{self._spec.name}_input"] = prepared
         yield item
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a rewritten file is read again
+    return file_digest(path).sha256
+
+
+def weights_sha256(weights: str | Path | None) -> str | None:
+    """sha256 of a weights file; of a model folder, the sha256 of its files' names and sha256s (sorted); None when
+    there is nothing to read (weights from a library's own cache)."""
+    if weights is None:
+        return None
+    path = Path(weights).expanduser()
+    if path.is_file():
+        stat = path.stat()
+        return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.parts)
+        listing = "".join(f"{p.relative_to(path).as_posix()}\0{weights_sha256(p)}\n" for p in files)
+        return hashlib.sha256(listing.encode("utf-8", "backslashreplace")).hexdigest()
+    return None
 
 
 def encoder_metadata(config: EncoderConfig) -> dict[bytes, bytes]:

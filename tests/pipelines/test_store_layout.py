@@ -42,7 +42,7 @@ def test_a_resume_into_a_store_of_the_old_layout_is_refused(tmp_path):
 
 
 def test_a_model_folder_has_one_digest_of_its_files_names_and_bytes(tmp_path):
-    from mmfeat.extractors.encoders.base import weights_sha256
+    from mmfeat.pipelines.transforms.encode import weights_sha256
 
     folder = tmp_path / "model"
     (folder / "sub").mkdir(parents=True)

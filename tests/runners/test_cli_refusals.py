@@ -3,6 +3,7 @@
 import pytest
 
 from mmfeat.runners.cli import main
+from tests.conftest import run_cli
 from tests.runners.test_output_folder import finished_run
 
 
@@ -114,14 +115,17 @@ def test_the_readme_shows_run_commands_for_every_runner():
     assert runners >= {"dask", "flink", "dataflow"} and len(readme_run_commands()) >= 6
 
 
-def test_a_run_that_fails_at_start_up_says_so_and_leaves_nothing_behind(capfd, tmp_path):
+def test_a_run_that_fails_at_start_up_says_so_and_leaves_nothing_behind(tmp_path):
     """A job service that is not there: the job fails before its first shard. No ``_run.json`` or ``_units/``
-    stays (a later plain run must not be told to --resume), and the message names the likely fix."""
+    stays (a later plain run must not be told to --resume), and the message names the likely fix.
+
+    In a fresh interpreter, not in-process: Beam's PortableRunner leaves its gRPC channel polling the dead
+    endpoint on a thread, and a later ``fork()`` in this process (torch's DataLoader workers) then crashes."""
     from mmfeat.pipelines.datasets.librispeech.sample import write_librispeech_sample
 
     root = write_librispeech_sample(tmp_path / "in")
     argv = ["run", "librispeech", "--input", str(root), "--output", str(tmp_path / "out"), "--no-progress"]
-    code = main([*argv, "--runner", "PortableRunner", "--job_endpoint=127.0.0.1:9", "--job_server_timeout=1"])
-    err = capfd.readouterr().err  # the run's console goes through file descriptor 2
-    assert code == 1 and "start-up failed" in err and "nothing was written" in err and "--job_endpoint" in err
+    done = run_cli(*argv, "--runner", "PortableRunner", "--job_endpoint=127.0.0.1:9", "--job_server_timeout=1")
+    err = done.stderr
+    assert done.returncode == 1 and "start-up failed" in err and "nothing was written" in err and "--job_endpoint" in err
     assert "--resume" not in err and not (tmp_path / "out" / "librispeech").exists()

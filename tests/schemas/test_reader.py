@@ -43,6 +43,16 @@ def dataset_dir(tmp_path_factory):
     return root
 
 
+@pytest.fixture
+def safe_to_fork():
+    """DataLoader workers are forked: a gRPC thread left in this process by an earlier test (a Beam channel that
+    was never closed) makes the child crash at random. Fail here, naming it, instead of a flaky segfault."""
+    import sys
+
+    grpc_threads = [tid for tid, frame in sys._current_frames().items() if "grpc" in frame.f_code.co_filename]
+    assert not grpc_threads, "an earlier test left a gRPC thread in the pytest process: run it in a subprocess"
+
+
 def test_every_row_exactly_once_across_two_ranks_and_three_workers(dataset_dir):
     for shuffle in (False, True):
         data = FeatureDataset(dataset_dir, split="train", columns=["sample_id"], shuffle=shuffle, seed=3)
@@ -79,7 +89,7 @@ def test_shuffling_is_deterministic_per_seed_and_epoch(dataset_dir):
     assert sorted(order(1, 1)) == sorted(order(2, 5))
 
 
-def test_dataloader_workers_and_ranks_partition_the_rows(dataset_dir):
+def test_dataloader_workers_and_ranks_partition_the_rows(safe_to_fork, dataset_dir):
     ids = []
     for rank in range(2):
         data = FeatureDataset(dataset_dir, split="train", columns=["sample_id"], rank=rank, world_size=2)
@@ -145,7 +155,7 @@ def test_shuffled_batches_are_deterministic_and_partition_every_row_once(dataset
     assert first == epoch_ids(0) and first != epoch_ids(1) and first != epoch_ids(0, seed=1)
 
 
-def test_persistent_dataloader_workers_follow_set_epoch(dataset_dir):
+def test_persistent_dataloader_workers_follow_set_epoch(safe_to_fork, dataset_dir):
     data = FeatureDataset(dataset_dir, split="train", shuffle=True, batch_size=4)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2, persistent_workers=True)
     seen = []
@@ -206,7 +216,7 @@ def test_a_batch_gathered_across_chunks_equals_one_from_the_combined_window():
     [(True, None), (True, keep_batch), (False, collate_features)],
     ids=["dataset batches, torch's default_convert", "dataset batches, keep_batch", "collated rows"],
 )
-def test_batches_from_dataloader_workers_arrive_as_the_workers_made_them(dataset_dir, batched, collate):
+def test_batches_from_dataloader_workers_arrive_as_the_workers_made_them(safe_to_fork, dataset_dir, batched, collate):
     """Through torch's own worker transport: the same batches, values, dtypes and shapes."""
     columns = ["sample_id", "mfcc", "token_ids", "image", "duration_s"]
     if batched:

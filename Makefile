@@ -13,7 +13,7 @@ $(BIN)/python:
 # torch is pinned: a CPU wheel of torch==2.13.0 is what these machines have; unpinned torch pulls GB of CUDA wheels.
 $(VENV)/.installed: pyproject.toml $(BIN)/python
 	$(PIP) install "torch==2.13.0"
-	$(PIP) install -e ".[dev,encoders,text-encoder,audio-encoder,samples,video,report,dask]"
+	$(PIP) install -e ".[dev,encoders,text-encoder,audio-encoder,samples,video,report,dask,aws]"
 	$(BIN)/python -c "import mmfeat.runners.cli, torch, apache_beam" 
 	touch $@
 

@@ -25,6 +25,7 @@ _EPS = 1e-12
 _BLOCK = 1 << 20  # samples per block where a whole-waveform temporary would double the memory
 _UNKNOWN_LENGTH = 2**62  # libsndfile's frame count when the header gives none (SF_COUNT_MAX)
 _OBJECT_ADDRESS = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")  # keeps reject details deterministic
+_STREAM = re.compile(r"<_io\.\w+[^>]*>")  # how libsndfile names a stream it reads
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 192_000
 MAX_DURATION_S = 3600.0  # an hour of clean audio is 230 MB of float32 at 16 kHz, held per view
@@ -313,17 +314,23 @@ def _checked_sound_file(raw: BinaryIO) -> Iterator[soundfile.SoundFile]:
         yield handle
 
 
-def max_audio_bytes(path: str, config: AudioCleanConfig) -> int | None:
+def max_audio_bytes(
+    source: str | BinaryIO, config: AudioCleanConfig, size: int | None = None, name: str = "<file>"
+) -> int | None:
     """The most bytes a file of ``config.max_source_s`` can need, from its header (uncompressed 64-bit samples, plus
     1 MiB of headers); None when the header gives no rate (the decode then says what is wrong). Read before the
     file is: a sparse or huge file is rejected (``file_too_large``) without being read into memory, and one whose
-    header promises more than ``max_source_s`` is ``audio_too_long``."""
+    header promises more than ``max_source_s`` is ``audio_too_long``.
+
+    ``source`` is a local path, or a seekable stream of ``size`` bytes (an object in a bucket: only its header is
+    fetched here) with the file's ``name`` for messages."""
+    name = Path(source).name if isinstance(source, str) else name
     try:
-        if os.path.getsize(path) == 0:
+        if (os.path.getsize(source) if isinstance(source, str) else size) == 0:
             return None  # the decode says audio_empty
-        info = soundfile.info(path)
+        info = soundfile.info(source)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:  # not audio: no need to read it all
-        message = str(err).replace(str(path), Path(path).name)
+        message = str(err).replace(str(source), name) if isinstance(source, str) else _STREAM.sub(repr(name), str(err))
         raise Rejected("audio_undecodable", _OBJECT_ADDRESS.sub("<file>", message)) from err
     except OSError:
         return None  # reading it says file_unreadable

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.pipelines.config import OutputConfig
+from mmfeat.pipelines.storage import ObjectPath, is_url
 from mmfeat.schemas.manifest import FileDigest, file_digest
 from mmfeat.schemas.tensors import is_byte_tensor_type, is_clip_type, is_matrix_type, is_tensor_type, pack_byte_tensors
 
@@ -163,14 +166,98 @@ def _write_parquet(table: pa.Table, path: Path, config: OutputConfig) -> FileDig
         tmp.unlink(missing_ok=True)
 
 
-def read_source_bytes(path: str, *, max_bytes: int | None = None) -> bytes:
-    """Read a whole media file once; an unreadable path is a reject (``file_unreadable``), not a crash, and a file
-    over ``max_bytes`` (a huge or sparse file) is rejected (``file_too_large``) without being read."""
+SizeLimit = Callable[[str | BinaryIO, int], "int | None"]
+
+
+def read_source_bytes(path: str, *, max_bytes: int | SizeLimit | None = None) -> bytes:
+    """Read a whole media file once, from a local path or an object store (``s3://``, ``gs://``).
+
+    An unreadable or missing file is a reject (``file_unreadable``), not a crash, and a file over ``max_bytes`` (a
+    huge or sparse file) is rejected (``file_too_large``) without being read. ``max_bytes`` may be a function of the
+    file (its path, or for an object its open stream) and its size, that reads only a header to decide. A store
+    that cannot be reached at all (a dropped connection) is no reject: it fails the run, which ``--resume`` finishes.
+    """
+    if is_url(path):
+        return _read_object(ObjectPath(path), max_bytes)
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            if max_bytes is not None and size > max_bytes:
-                raise Rejected("file_too_large", f"{size} bytes, over the {max_bytes} this file's kind can need")
+            limit = max_bytes(path, size) if callable(max_bytes) else max_bytes
+            _check_size(size, limit)
             return handle.read()
     except OSError as err:
         raise Rejected("file_unreadable", f"{type(err).__name__}: {err.strerror or err}") from err
+
+
+def _read_object(path: ObjectPath, max_bytes: int | SizeLimit | None) -> bytes:
+    try:
+        size = path.size()
+        with path.open_read() as handle:
+            limit = max_bytes(handle, size) if callable(max_bytes) else max_bytes
+            _check_size(size, limit)
+            handle.seek(0)
+            return handle.read()
+    except (FileNotFoundError, PermissionError) as err:
+        raise Rejected("file_unreadable", f"{type(err).__name__}: {err.strerror or err}") from err
+
+
+def _check_size(size: int, limit: int | None) -> None:
+    if limit is not None and size > limit:
+        raise Rejected("file_too_large", f"{size} bytes, over the {limit} this file's kind can need")
+
+
+class LocalCopies:
+    """Local files for decoders that need a path (PyAV and libsndfile seek in a dialog's video and wav).
+
+    A local path is given back as it is. An object in a bucket is copied to a temporary file first, in chunks, and
+    refused over ``max_bytes`` (``file_too_large``, before anything is fetched); the ``keep`` most recent copies stay
+    (a dialog's utterances, read one after the other, reuse its video and wav) and the others are deleted, as all
+    are at :meth:`close`. A missing object is ``file_unreadable``.
+    """
+
+    def __init__(self, *, keep: int = 2, max_bytes: int = 16 << 30) -> None:
+        self.keep = keep
+        self.max_bytes = max_bytes
+        self._copies: dict[str, Path] = {}  # source URL -> local copy, oldest first
+        self._lock = threading.Lock()
+
+    def path(self, source: str) -> str:
+        if not is_url(source):
+            return source
+        with self._lock:
+            if source in self._copies:
+                self._copies[source] = self._copies.pop(source)  # the most recent now
+                return str(self._copies[source])
+            copy = self._fetch(ObjectPath(source))
+            self._copies[source] = copy
+            while len(self._copies) > self.keep:
+                _remove_copy(self._copies.pop(next(iter(self._copies))))
+            return str(copy)
+
+    def _fetch(self, source: ObjectPath) -> Path:
+        """A copy under the object's own name (decoders' messages name the file), in a folder of its own."""
+        try:
+            _check_size(source.size(), self.max_bytes)
+            copy = Path(tempfile.mkdtemp(prefix="mmfeat-copy-")) / source.name
+            try:
+                with open(copy, "wb") as out, source.open_read() as stream:
+                    while chunk := stream.read(16 << 20):
+                        out.write(chunk)
+            except BaseException:
+                _remove_copy(copy)  # no partial copy stays behind
+                raise
+            return copy
+        except (FileNotFoundError, PermissionError) as err:
+            raise Rejected("file_unreadable", f"{type(err).__name__}: {err.strerror or err}") from err
+
+    def close(self) -> None:
+        with self._lock:
+            for copy in self._copies.values():
+                _remove_copy(copy)
+            self._copies.clear()
+
+
+def _remove_copy(copy: Path) -> None:
+    copy.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        copy.parent.rmdir()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmfeat.pipelines.storage import is_url, location
 from mmfeat.runners.beam_notices import quiet_benign_beam_notices
 
 EPILOG_RUN = """\
@@ -121,16 +121,19 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     stray = _stray_argument(beam_args)
     if stray is not None:
         return _fail(f"unexpected argument {stray!r} (Beam flags look like --name=value or --name value)")
-    remote = [
-        f"{flag} {re.sub(r':/(?!/)', '://', str(path), count=1)}"
-        for flag, path in (("--input", args.input), ("--output", args.output))
-        if _is_url(path)
-    ]
-    if remote:
+    if is_url(args.output):
         return _fail(
-            f"{remote[0]}: remote filesystems are not supported yet; mount the bucket (gcsfuse, s3fs, NFS) at the "
-            "same path on this machine and on every worker, and pass that path"
+            f"--output {location(args.output)}: writing to an object store is not supported yet; write to a local or "
+            "mounted path and copy the store up (`gsutil -m cp -r`, `aws s3 sync`)"
         )
+    if is_url(args.input):
+        from mmfeat.pipelines.storage import StorageError, check_scheme, use_object_stores
+
+        try:
+            use_object_stores(beam_args)
+            check_scheme(location(args.input))
+        except StorageError as err:
+            return _fail(str(err))
 
     from mmfeat.runners.output_folder import output_problem
     from mmfeat.runners.presets import PresetError, check_flags
@@ -149,7 +152,7 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         config = load_config(args.dataset, path=args.config, overrides=args.overrides)
         started = time.perf_counter()
         if listing:
-            print(f"mmfeat: listing {args.input} …", file=sys.stderr, flush=True)
+            print(f"mmfeat: listing {location(args.input)} …", file=sys.stderr, flush=True)
         plan = plan_run(args.dataset, args.input, config)
         if listing:
             units = len(plan.listing.units)
@@ -158,7 +161,7 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     except (ConfigError, PlanError, LayoutError) as err:
         return _fail(str(err))
     except OSError as err:  # the input cannot be listed at all (a permission, a broken mount)
-        return _fail(f"--input {args.input}: {err.strerror or err} ({type(err).__name__})")
+        return _fail(f"--input {location(args.input)}: {err.strerror or err} ({type(err).__name__})")
 
     from mmfeat.runners.packaging import PackagingError
     from mmfeat.runners.presets import runner_options
@@ -169,11 +172,6 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
             return _run_pipeline(args, options, plan)
     except (PresetError, PackagingError) as err:
         return _fail(str(err))
-
-
-def _is_url(path: Path) -> bool:
-    """``gs://b/x`` given as a path (argparse's Path turns it into ``gs:/b/x``)."""
-    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:/", str(path)) is not None
 
 
 def _run_pipeline(args: argparse.Namespace, options, plan) -> int:

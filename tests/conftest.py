@@ -183,3 +183,18 @@ def augmented_multiprocess_run(librispeech_root, tmp_path_factory) -> CliRun:
 @pytest.fixture(scope="session")
 def augmented_inprocess_run(librispeech_root, tmp_path_factory) -> CliRun:
     return run_librispeech(librispeech_root, tmp_path_factory.mktemp("run_ip"), *AUGMENTED)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 server on loopback, and Beam's S3 filesystem in this process pointed at it."""
+    pytest.importorskip("moto.server")
+    pytest.importorskip("boto3")
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tests.object_store import s3_server
+
+    with s3_server() as server:
+        FileSystems.set_options(PipelineOptions(list(server.beam_flags)))
+        yield server

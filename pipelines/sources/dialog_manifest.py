@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mmfeat.pipelines.sources.base import LayoutError, relative_to_root
+from mmfeat.pipelines.storage import StorePath, is_url, location
 from mmfeat.schemas.records import DialogUtterance, Reject
 
 REQUIRED = ("utterance_id", "video", "start", "end", "text", "label")
@@ -37,12 +38,13 @@ class ManifestRows:
 
 
 def is_manifest(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in SUFFIXES and Path(path).is_file()
+    path = location(path)
+    return path.suffix.lower() in SUFFIXES and path.is_file()
 
 
 def read_manifest_rows(path: str | Path) -> list[ManifestRows]:
     """The manifest's rows in chunks; a missing required column stops the run before it starts."""
-    path = Path(path)
+    path = location(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
@@ -69,8 +71,8 @@ def read_manifest_rows(path: str | Path) -> list[ManifestRows]:
 def parse_rows(
     unit: ManifestRows, *, root: str, apply_label: Callable[[str], str | None], split_of_session: Callable[[int], str]
 ) -> Iterator[DialogUtterance | Reject]:
-    folder = Path(unit.manifest).parent
-    name = Path(unit.manifest).name
+    folder = location(unit.manifest).parent
+    name = location(unit.manifest).name
     for number, row in unit.rows:
         if not isinstance(row, dict):
             yield Reject(
@@ -163,6 +165,9 @@ def _session(row: dict[str, Any]) -> int:
     return int(number)
 
 
-def _resolve(folder: Path, value: Any) -> Path:
+def _resolve(folder: StorePath, value: Any) -> StorePath:
+    """A media path of a row: absolute (or a URL), else relative to the manifest's folder."""
+    if is_url(str(value)):
+        return location(str(value))
     path = Path(str(value)).expanduser()
-    return path if path.is_absolute() else folder / path
+    return path if path.is_absolute() else folder / path.as_posix()

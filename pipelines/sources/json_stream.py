@@ -11,8 +11,9 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
+
+from mmfeat.pipelines.storage import StorePath, location
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
@@ -23,7 +24,7 @@ class JsonStreamError(ValueError):
 
 
 class _Buffer:
-    def __init__(self, path: Path, chunk_chars: int) -> None:
+    def __init__(self, path: StorePath, chunk_chars: int) -> None:
         self._file = path.open("rb")
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self._chunk = chunk_chars
@@ -80,13 +81,13 @@ class _Buffer:
             return value
 
 
-def iter_members(path: str | Path, *, chunk_chars: int = 1 << 20) -> Iterator[tuple[str, Any]]:
+def iter_members(path: str | StorePath, *, chunk_chars: int = 1 << 20) -> Iterator[tuple[str, Any]]:
     """``(key, item)`` for each item of each top-level array, ``(key, value)`` for other top-level members.
 
     Raises :class:`JsonStreamError` (with the character position) on malformed or truncated JSON,
     after yielding everything before the fault; UnicodeDecodeError propagates for non-UTF-8 files.
     """
-    buffer = _Buffer(Path(path), chunk_chars)
+    buffer = _Buffer(location(path), chunk_chars)
     try:
         buffer.expect("{")
         if buffer.peek() == "}":

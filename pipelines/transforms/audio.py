@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,7 +74,8 @@ class CleanAudio(Stage):
         self.config = config
 
     def load(self, record: AudioUtterance) -> tuple[str, CleanAudioResult]:
-        data = read_source_bytes(record.audio_path, max_bytes=max_audio_bytes(record.audio_path, self.config))
+        name = posixpath.basename(record.audio_path)
+        data = read_source_bytes(record.audio_path, max_bytes=lambda file, size: max_audio_bytes(file, self.config, size, name))
         digest = hashlib.sha256(data).hexdigest()
         decoded = decode_audio(data, max_seconds=self.config.max_source_s)
         del data  # the file's bytes go before cleaning makes its copies (an hour of FLAC: 100 MB)

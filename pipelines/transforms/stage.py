@@ -17,6 +17,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.threads import single_threaded_math
+from mmfeat.pipelines.storage import store_options
 from mmfeat.pipelines.transforms.read_ahead import ReadAhead
 from mmfeat.schemas.records import Reject, ShardKey
 
@@ -94,9 +95,12 @@ class Stage(beam.DoFn):
         self._rejected = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.rejected")
         self._wall_us = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.wall_us")
         self._cpu_us = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.cpu_us")
+        self._store = store_options()  # inputs in a bucket: the workers' clients are made from these
 
     def setup(self) -> None:
         """Per worker process; subclasses that override it call ``super().setup()``."""
+        if self._store is not None:
+            self._store.apply()
         single_threaded_math()
         self._load_cpu_ns = 0  # CPU of loads on the read-ahead thread (written there only), counted on the bundle's
         self._load_cpu_counted = 0

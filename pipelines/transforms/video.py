@@ -23,6 +23,7 @@ from mmfeat.extractors.faces import FaceDetector
 from mmfeat.extractors.seeding import derive_seed
 from mmfeat.extractors.spectral import MfccConfig, frame_geometry
 from mmfeat.extractors.video import CropBox, FramesConfig, VideoAudioTrack, VideoSource, fit_square
+from mmfeat.pipelines.io import LocalCopies
 from mmfeat.pipelines.transforms.audio import CLEAN_AUDIO_FIELDS
 from mmfeat.pipelines.transforms.image import IMAGE_AUGMENT_TYPE
 from mmfeat.pipelines.transforms.stage import Stage, WorkItem, record_duration_s
@@ -73,6 +74,7 @@ class CleanSegmentAudio(Stage):
         super().setup()
         self._track: VideoAudioTrack | Rejected | None = None  # the current dialog's video track (or why it failed)
         self._track_path: str | None = None
+        self._copies = LocalCopies()  # a dialog's wav and video, when they are in a bucket
 
     def load(self, record: DialogUtterance) -> tuple[str, CleanAudio]:
         """The span decoded and cleaned, and the hash of its decoded source samples (read ahead)."""
@@ -80,7 +82,7 @@ class CleanSegmentAudio(Stage):
             decoded = self._video_track(record.audio_path).span(record.audio_start_s, record.audio_end_s)
         else:
             span = (record.audio_path, record.audio_start_s, record.audio_end_s)
-            decoded = read_audio_span(*span, max_seconds=self.config.max_source_s)
+            decoded = read_audio_span(self._copies.path(span[0]), *span[1:], max_seconds=self.config.max_source_s)
         return hashlib.sha256(decoded.samples.tobytes()).hexdigest(), clean_samples(decoded, self.config)
 
     def warm_up(self) -> None:
@@ -100,12 +102,20 @@ class CleanSegmentAudio(Stage):
         item.arrays["waveform"] = clean.waveform
         yield item
 
+    def finish_bundle(self) -> None:
+        super().finish_bundle()
+        self._copies.close()  # a bundle holds whole shards, so a dialog never spans two bundles
+
+    def teardown(self) -> None:
+        super().teardown()
+        self._copies.close()
+
     def _video_track(self, path: str) -> VideoAudioTrack:
         """Decode a video's audio track once for all its utterances (they arrive together, sorted by dialog)."""
         if self._track_path != path:
             self._track_path = path
             try:
-                self._track = VideoAudioTrack(path, sample_rate=self.config.sample_rate)
+                self._track = VideoAudioTrack(self._copies.path(path), sample_rate=self.config.sample_rate)
             except Rejected as err:
                 self._track = err
         if isinstance(self._track, Rejected):
@@ -143,6 +153,8 @@ class ExtractFrames(Stage):
         super().setup()
         self._source: VideoSource | None = None
         self._failed: tuple[str, Rejected] | None = None  # a video that did not open is not retried per utterance
+        self._source_path: str | None = None  # what the open source was asked for (a URL: it reads a local copy)
+        self._copies = LocalCopies(keep=1)
         config = self.config
         self._faces = FaceDetector(config.face_model, margin=config.face_margin) if config.crop == "face" else None
 
@@ -203,13 +215,13 @@ class ExtractFrames(Stage):
         return CropBox.centre(raw[0].shape[1], raw[0].shape[0])
 
     def _open(self, path: str) -> VideoSource:
-        if self._source is not None and self._source.path == path:
+        if self._source is not None and self._source_path == path:
             return self._source
         if self._failed is not None and self._failed[0] == path:
             raise self._failed[1]
         self._close()
         try:
-            self._source = VideoSource(path)
+            self._source, self._source_path = VideoSource(self._copies.path(path)), path
         except Rejected as err:
             self._failed = (path, err)
             raise
@@ -219,6 +231,7 @@ class ExtractFrames(Stage):
         if self._source is not None:
             self._source.close()
             self._source = None
+        self._copies.close()
 
     def finish_bundle(self) -> None:
         super().finish_bundle()

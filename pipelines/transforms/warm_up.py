@@ -21,6 +21,7 @@ import apache_beam as beam
 import numpy as np
 
 from mmfeat.pipelines.sources.guard import guarded_parse
+from mmfeat.pipelines.storage import store_options
 
 _log = logging.getLogger(__name__)
 _STARTED: set[str] = set()  # stage types warmed up (or warming up) in this process
@@ -83,8 +84,11 @@ class ParseUnits(beam.DoFn):
         super().__init__()
         self.parse = parse
         self.warm_up = tuple(warm_up)
+        self.store = store_options()  # a dataset in a bucket: the workers' clients are made from these
 
     def setup(self) -> None:
+        if self.store is not None:
+            self.store.apply()
         start_warm_up(self.warm_up)
 
     def process(self, unit: Any) -> Iterator[Any]:

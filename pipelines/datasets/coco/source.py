@@ -18,12 +18,12 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from mmfeat.pipelines.sources.base import LayoutError, describe_directory
 from mmfeat.pipelines.sources.guard import escaped, is_encodable
 from mmfeat.pipelines.sources.json_stream import JsonStreamError, iter_members
+from mmfeat.pipelines.storage import StorePath, is_file, location
 from mmfeat.schemas.records import CaptionedImage, ImageObject, Reject
 
 _STAGE = "read"
@@ -35,7 +35,7 @@ EXPECTED_LAYOUT = (
 
 @dataclass(frozen=True)
 class Listing:
-    root: Path
+    root: StorePath
     splits: tuple[str, ...]
     units: tuple[CaptionedImage | Reject, ...]
 
@@ -43,9 +43,11 @@ class Listing:
         return len(self.units)
 
 
-def discover(root: str | Path, *, splits: Sequence[str] = (), instances: bool = True, require_captions: bool = True) -> Listing:
+def discover(
+    root: str | StorePath, *, splits: Sequence[str] = (), instances: bool = True, require_captions: bool = True
+) -> Listing:
     """List every image of the chosen splits (all found when ``splits`` is empty); raises :class:`LayoutError`."""
-    root = Path(root).expanduser()
+    root = location(root)
     annotations = root / "annotations"
     found = {p.name[len("captions_") : -len(".json")]: p for p in sorted(annotations.glob("captions_*.json"))}
     if not found:
@@ -73,11 +75,11 @@ def discover(root: str | Path, *, splits: Sequence[str] = (), instances: bool = 
 
 def read_split(
     split: str,
-    captions_file: Path,
-    instances_file: Path | None,
+    captions_file: StorePath,
+    instances_file: StorePath | None,
     *,
-    images_dir: Path,
-    root: Path,
+    images_dir: StorePath,
+    root: StorePath,
     require_captions: bool,
 ) -> list[CaptionedImage | Reject]:
     """Join a split's images, captions and (optional) objects into records; bad entries become rejects."""
@@ -126,13 +128,13 @@ def parse_unit(unit: CaptionedImage | Reject) -> Iterator[CaptionedImage | Rejec
         return
     if unit.source_path.startswith("../") or not unit.source_path.startswith(f"{unit.split}/") or os.path.isabs(unit.source_path):
         yield _reject(unit, "path_escapes_root", f"file_name resolves to {unit.source_path!r}, outside {unit.split}/")
-    elif not os.path.isfile(unit.image_path):
+    elif not is_file(unit.image_path):
         yield _reject(unit, "image_missing", f"{unit.source_path} is referenced by the annotations but not on disk")
     else:
         yield unit
 
 
-def _read_images(split: str, path: Path) -> tuple[dict[int, dict[str, Any]], list[Reject]]:
+def _read_images(split: str, path: StorePath) -> tuple[dict[int, dict[str, Any]], list[Reject]]:
     images: dict[int, dict[str, Any]] = {}
     rejects: list[Reject] = []
     for index, raw in enumerate(item for key, item in _members(path) if key == "images"):
@@ -195,7 +197,7 @@ def _image_entry_problem(entry: Any, raw: Any) -> str | None:
     return None
 
 
-def _read_captions(split: str, path: Path, rejects: list[Reject]) -> Iterator[tuple[int, int, str]]:
+def _read_captions(split: str, path: StorePath, rejects: list[Reject]) -> Iterator[tuple[int, int, str]]:
     for index, ann in enumerate(item for key, item in _members(path) if key == "annotations"):
         ann_id = as_id(ann.get("id")) if isinstance(ann, dict) else None
         image_id = as_id(ann.get("image_id")) if isinstance(ann, dict) else None
@@ -211,7 +213,7 @@ def _read_captions(split: str, path: Path, rejects: list[Reject]) -> Iterator[tu
 
 
 def _read_objects(
-    split: str, path: Path, images: dict[int, dict[str, Any]], rejects: list[Reject]
+    split: str, path: StorePath, images: dict[int, dict[str, Any]], rejects: list[Reject]
 ) -> dict[int, list[ImageObject]]:
     categories: dict[int, str] = {}
     pending: list[tuple[int, ImageObject]] = []
@@ -266,7 +268,7 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _members(path: Path) -> Iterator[tuple[str, Any]]:
+def _members(path: StorePath) -> Iterator[tuple[str, Any]]:
     try:
         yield from iter_members(path)
     except (JsonStreamError, UnicodeDecodeError) as err:
@@ -275,7 +277,7 @@ def _members(path: Path) -> Iterator[tuple[str, Any]]:
         raise LayoutError(f"{path}: cannot read: {err}") from err
 
 
-def _annotation_reject(split: str, path: Path, ann_id: Any, reason: str, detail: str) -> Reject:
+def _annotation_reject(split: str, path: StorePath, ann_id: Any, reason: str, detail: str) -> Reject:
     return Reject(f"{path.stem}#{ann_id}", split, f"annotations/{path.name}", _STAGE, reason, detail)
 
 

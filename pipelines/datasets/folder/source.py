@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mmfeat.pipelines.sources.base import LayoutError, describe_directory, relative_to_root
+from mmfeat.pipelines.storage import ObjectPath, StorePath, location
 from mmfeat.schemas.records import PreparedText, Reject
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -105,7 +106,7 @@ class FolderUnit:
 
 @dataclass(frozen=True)
 class Listing:
-    root: Path
+    root: StorePath
     modality: Modality
     has_text: bool
     units: tuple[FolderUnit, ...]
@@ -114,9 +115,9 @@ class Listing:
         return sum(len(unit.entries) for unit in self.units)
 
 
-def discover(input_dir: str | Path, *, modality: Literal["auto", "image", "audio"] = "auto") -> Listing:
+def discover(input_dir: str | StorePath, *, modality: Literal["auto", "image", "audio"] = "auto") -> Listing:
     """List the files under ``input_dir`` and join the metadata; raise LayoutError when there is nothing to read."""
-    root = Path(input_dir).expanduser().resolve()
+    root = location(input_dir)
     if not root.is_dir():
         raise LayoutError(f"expected a folder of images or audio: {describe_directory(root)}")
     files, metadata, unlisted = _walk(root)
@@ -149,10 +150,15 @@ def discover(input_dir: str | Path, *, modality: Literal["auto", "image", "audio
     return Listing(root=root, modality=modality, has_text=has_text, units=tuple(units))
 
 
-def _walk(root: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+def _walk(root: StorePath) -> tuple[list[str], list[str], list[tuple[str, str]]]:
     """Files (not metadata) and metadata files under ``root``, relative POSIX paths, sorted; hidden ones skipped;
     and the folders that could not be listed, with why (each a reject: what they hold is never read)."""
     files, metadata, unlisted = [], [], []
+    if isinstance(root, ObjectPath):  # one listing of every key below; a key under a hidden "folder" is hidden too
+        for path in sorted((p.relative_to(root).as_posix() for p in root.rglob("*")), key=_walk_order):
+            if not any(part.startswith(".") for part in path.split("/")):
+                (metadata if path.rsplit("/", 1)[-1] in METADATA_FILES else files).append(path)
+        return files, metadata, unlisted
 
     def not_listed(err: OSError) -> None:
         where = relative_to_root(err.filename, root) if err.filename else "."
@@ -168,6 +174,12 @@ def _walk(root: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
     return files, metadata, sorted(unlisted)
 
 
+def _walk_order(path: str) -> list[tuple[int, str]]:
+    """The order ``os.walk`` lists a tree in, sorted as above: a folder's files, then its sub-folders one by one."""
+    *folders, name = path.split("/")
+    return [(1, folder) for folder in folders] + [(0, name)]
+
+
 def _kind_of(path: str) -> str | None:
     suffix = Path(path).suffix.lower()
     return "image" if suffix in IMAGE_EXTENSIONS else "audio" if suffix in AUDIO_EXTENSIONS else None
@@ -178,7 +190,7 @@ def _split_folder(path: str) -> str | None:
     return SPLIT_FOLDERS.get(parts[0].lower()) if len(parts) > 1 else None
 
 
-def _metadata_rows(root: Path, metadata: list[str]) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:
+def _metadata_rows(root: StorePath, metadata: list[str]) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:
     """Rows of every metadata file by the path of the file they describe (``file_name`` is relative to the
     metadata file's folder), and the rows that cannot be used: ``(metadata file#row, why)``, each a reject."""
     rows: dict[str, dict[str, Any]] = {}
@@ -275,7 +287,7 @@ def parse_unit(unit: FolderUnit) -> Iterator[FolderImage | FolderAudio | Reject]
             "raw_text": None if text is None else str(text),
             "metadata": json.dumps(row, sort_keys=True, ensure_ascii=False, default=str) if row else None,
         }
-        absolute = str(Path(unit.root) / entry.path)
+        absolute = str(location(unit.root) / entry.path)
         if unit.modality == "image":
             yield FolderImage(image_path=absolute, **common)
         else:

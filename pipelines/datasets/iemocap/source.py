@@ -25,6 +25,7 @@ from typing import Literal
 
 from mmfeat.pipelines.sources.base import LayoutError, describe_directory, relative_to_root
 from mmfeat.pipelines.sources.dialog_manifest import ManifestRows, is_manifest, parse_rows, read_manifest_rows
+from mmfeat.pipelines.storage import StorePath, is_file, location
 from mmfeat.schemas.records import DialogUtterance, Reject
 
 _STAGE = "read"
@@ -74,7 +75,7 @@ class DialogUnit:
 
 @dataclass(frozen=True)
 class Listing:
-    root: Path
+    root: StorePath
     units: tuple[DialogUnit | ManifestRows, ...]
 
     def expected_examples(self) -> int:
@@ -83,18 +84,18 @@ class Listing:
             if isinstance(unit, ManifestRows):
                 continue
             try:
-                total += sum(1 for line in Path(unit.transcript).read_bytes().splitlines() if line.strip())
+                total += sum(1 for line in location(unit.transcript).read_bytes().splitlines() if line.strip())
             except OSError:
                 continue  # the pipeline reports it; this is only a progress estimate
         return total
 
 
-def discover(root: str | Path, *, sessions: Sequence[int] = ()) -> Listing:
+def discover(root: str | StorePath, *, sessions: Sequence[int] = ()) -> Listing:
     """One unit per dialog of the chosen sessions (all when empty); raises :class:`LayoutError`.
 
     ``root`` may also be a generic manifest (``.csv``/``.jsonl``, see ``dialog_manifest``).
     """
-    root = Path(root).expanduser()
+    root = location(root)
     if is_manifest(root):
         return Listing(root=root.parent, units=tuple(read_manifest_rows(root)))
     # Every folder is read, also two that name one session (Session1 and Session01): an utterance id that both
@@ -192,7 +193,7 @@ def parse_unit(
         return Reject(sample_id, split, path, _STAGE, reason, detail)
 
     try:
-        transcript_text = Path(unit.transcript).read_text(encoding="utf-8", errors="strict")
+        transcript_text = location(unit.transcript).read_text(encoding="utf-8", errors="strict")
     except (OSError, UnicodeDecodeError) as err:
         yield reject(f"{unit.dialog}#transcript", "transcript_unreadable", f"{type(err).__name__}: {err}", transcript_rel)
         return
@@ -269,7 +270,7 @@ def _read_labels(unit: DialogUnit, split: str, root: str) -> tuple[Labels, list[
         return labels, rejects
     path = relative_to_root(unit.labels, root)
     try:
-        text = Path(unit.labels).read_text(encoding="utf-8")
+        text = location(unit.labels).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         rejects.append(Reject(f"{unit.dialog}#labels", split, path, _STAGE, "labels_unreadable", f"{type(err).__name__}: {err}"))
         return labels, rejects
@@ -287,13 +288,13 @@ def _media(unit: DialogUnit, utt_id: str, start: float, end: float, audio: str) 
 
     The preferred wav (dialog or sentence), else the other, else the video's own audio track.
     """
-    if not Path(unit.video).is_file():
+    if not is_file(unit.video):
         return None
-    sentence = Path(unit.sentences) / f"{utt_id}.wav"
+    sentence = location(unit.sentences) / f"{utt_id}.wav"
     dialog_span = (unit.wav, start, end)
     sentence_span = (str(sentence), 0.0, None)
     order = [sentence_span, dialog_span] if audio == "sentence" else [dialog_span, sentence_span]
     for path, span_start, span_end in order:
-        if Path(path).is_file():
+        if is_file(path):
             return path, span_start, span_end
     return unit.video, start, end

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from mmfeat.pipelines.sources.base import LayoutError, describe_directory, relative_to_root
+from mmfeat.pipelines.storage import StorePath, location
 from mmfeat.schemas.records import AudioUtterance, Reject
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg")
@@ -51,7 +52,7 @@ class SourceUnit:
 
 @dataclass(frozen=True)
 class Listing:
-    root: Path
+    root: StorePath
     subsets: tuple[str, ...]
     units: tuple[SourceUnit, ...]
     speakers: Mapping[str, SpeakerInfo]
@@ -63,7 +64,7 @@ class Listing:
             if unit.kind == "stray":
                 total += 1
                 continue
-            chapter = Path(unit.path)
+            chapter = location(unit.path)
             trans = chapter / f"{chapter.parent.name}-{chapter.name}.trans.txt"
             try:
                 total += trans.read_bytes().count(b"\n") if trans.is_file() else 0
@@ -72,18 +73,18 @@ class Listing:
         return total
 
 
-def _is_numeric_dir(path: Path) -> bool:
+def _is_numeric_dir(path: StorePath) -> bool:
     return path.is_dir() and path.name.isdigit()
 
 
-def _is_subset_dir(path: Path) -> bool:
+def _is_subset_dir(path: StorePath) -> bool:
     """A subset folder holds <speaker>/<chapter>/ numeric folders."""
     return path.is_dir() and any(
         _is_numeric_dir(speaker) and any(_is_numeric_dir(chapter) for chapter in _entries(speaker)) for speaker in _entries(path)
     )
 
 
-def _entries(folder: Path) -> list[Path]:
+def _entries(folder: StorePath) -> list[StorePath]:
     """A folder's entries, sorted; none when it cannot be listed (the listing reports it as an ``unreadable`` unit)."""
     try:
         return sorted(folder.iterdir())
@@ -105,7 +106,7 @@ def parse_speakers(text: str) -> dict[str, SpeakerInfo]:
 
 def discover(input_dir: str | Path, *, subsets: Sequence[str] = ()) -> Listing:
     """Find the dataset root, its subsets and work units; raise :class:`LayoutError` if it is not LibriSpeech."""
-    path = Path(input_dir).expanduser().resolve()
+    path = location(input_dir)
     if (path / "LibriSpeech").is_dir() and not _is_subset_dir(path):
         path = path / "LibriSpeech"  # the folder the archives unpack into, given by its parent
     if _is_subset_dir(path):
@@ -129,8 +130,8 @@ def discover(input_dir: str | Path, *, subsets: Sequence[str] = ()) -> Listing:
     return Listing(root=root, subsets=tuple(s.name for s in found), units=units, speakers=speakers)
 
 
-def _list_subset(subset: Path, root: Path) -> Iterator[SourceUnit]:
-    def unit(kind: Literal["chapter", "stray", "unreadable"], path: Path) -> SourceUnit:
+def _list_subset(subset: StorePath, root: StorePath) -> Iterator[SourceUnit]:
+    def unit(kind: Literal["chapter", "stray", "unreadable"], path: StorePath) -> SourceUnit:
         return SourceUnit(kind=kind, path=str(path), subset=subset.name, root=str(root))
 
     for speaker in _entries(subset):
@@ -150,21 +151,21 @@ def _list_subset(subset: Path, root: Path) -> Iterator[SourceUnit]:
 def parse_unit(unit: SourceUnit, speakers: Mapping[str, SpeakerInfo]) -> Iterator[AudioUtterance | Reject]:
     """All records and rejects of one unit, in a deterministic order."""
     if unit.kind == "stray":
-        kind = "directory" if Path(unit.path).is_dir() else "file"
+        kind = "directory" if location(unit.path).is_dir() else "file"
         yield _reject(unit, unit.path, "unexpected_file", f"{kind} outside the <speaker>/<chapter>/ layout")
         return
     if unit.kind == "unreadable":  # a speaker folder the listing could not open
         yield _reject(unit, unit.path, "unreadable", "folder cannot be listed")
         return
     try:
-        entries = sorted(Path(unit.path).iterdir())
+        entries = sorted(location(unit.path).iterdir())
     except OSError as err:  # its utterances cannot even be counted: the chapter is one reject
         yield _reject(unit, unit.path, "unreadable", f"folder cannot be listed: {type(err).__name__}: {err.strerror or err}")
         return
     yield from _parse_chapter(unit, speakers, entries)
 
 
-def _reject(unit: SourceUnit, path: str | Path, reason: str, detail: str, sample_id: str | None = None) -> Reject:
+def _reject(unit: SourceUnit, path: str | StorePath, reason: str, detail: str, sample_id: str | None = None) -> Reject:
     rel = relative_to_root(path, unit.root)
     return Reject(sample_id=sample_id or rel, split=unit.subset, source_path=rel, stage=_STAGE, reason=reason, detail=detail)
 
@@ -191,13 +192,13 @@ def parse_transcript(data: bytes) -> Iterator[tuple[int, str, str | None, str]]:
 
 
 def _parse_chapter(
-    unit: SourceUnit, speakers: Mapping[str, SpeakerInfo], entries: list[Path]
+    unit: SourceUnit, speakers: Mapping[str, SpeakerInfo], entries: list[StorePath]
 ) -> Iterator[AudioUtterance | Reject]:
-    chapter = Path(unit.path)
+    chapter = location(unit.path)
     speaker_id, chapter_id = chapter.parent.name, chapter.name
     prefix = f"{speaker_id}-{chapter_id}"
     trans = chapter / f"{prefix}.trans.txt"
-    audio: dict[str, Path] = {}
+    audio: dict[str, StorePath] = {}
     for path in entries:
         if path == trans:
             continue

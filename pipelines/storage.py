@@ -1,0 +1,350 @@
+"""Object-store paths (``s3://``, ``gs://``, any scheme Beam's ``FileSystems`` knows) behind pathlib's interface.
+
+The readers and writers were written against :class:`pathlib.Path`; :func:`location` gives them a ``Path`` for a
+local path and an :class:`ObjectPath` for a URL, and the same code lists, reads and writes either. Local paths are
+untouched: they never go through Beam.
+
+Object stores have no folders: a "folder" is a key prefix, and listing one lists every key below it (Beam's
+filesystems list without a delimiter). So each listing is kept (:class:`_Listings`) and the listings of the
+folders below it are answered from it: discovering a dataset lists its bucket prefix once, not once per folder.
+An object becomes visible only when its upload completes, so a write to the final name is atomic for readers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://(.+)$")
+_MANGLED_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)")  # argparse's Path turned gs://b/x into gs:/b/x
+
+
+def is_url(path: str | Path | ObjectPath) -> bool:
+    """``s3://bucket/key`` (or ``gs:/bucket/key``, as ``pathlib`` rewrites it), not a local path."""
+    return isinstance(path, ObjectPath) or _URL.match(_unmangled(str(path))) is not None
+
+
+def location(path: str | Path | ObjectPath) -> Path | ObjectPath:
+    """The path to read or write: an :class:`ObjectPath` for a URL, else the local path, absolute."""
+    if isinstance(path, ObjectPath):
+        return path
+    text = _unmangled(str(path))
+    if _URL.match(text):
+        return ObjectPath(text)
+    return Path(path).expanduser().resolve()
+
+
+def is_file(path: str) -> bool:
+    """A regular file on disk, or an object in a store (answered from the listing of its "folder")."""
+    return location(path).is_file() if is_url(path) else os.path.isfile(path)
+
+
+def _unmangled(text: str) -> str:
+    return _MANGLED_URL.sub(r"\1://", text, count=1)
+
+
+@dataclass(frozen=True, order=True)
+class ObjectPath:
+    """A key (or key prefix) in an object store, with the part of pathlib's interface the readers use."""
+
+    url: str
+
+    def __post_init__(self) -> None:
+        match = _URL.match(self.url)
+        if match is None:
+            raise ValueError(f"not an object-store URL: {self.url!r}")
+        object.__setattr__(self, "url", f"{match.group(1)}://{match.group(2).rstrip('/')}")
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __fspath__(self) -> str:  # open(ObjectPath) would read a local file of that name: refuse it loudly
+        raise TypeError(f"{self.url} is in an object store: read it with read_bytes() or open_read()")
+
+    def __truediv__(self, other: str) -> ObjectPath:
+        return ObjectPath(f"{self.url}/{str(other).strip('/')}")
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0]
+
+    @property
+    def bucket(self) -> str:
+        return self.url.split("://", 1)[1].split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self._key_path())
+
+    @property
+    def stem(self) -> str:
+        return posixpath.splitext(self.name)[0] if not self.name.startswith(".") or self.name.count(".") > 1 else self.name
+
+    @property
+    def suffix(self) -> str:
+        return self.name[len(self.stem) :]
+
+    @property
+    def parent(self) -> ObjectPath:
+        head = posixpath.dirname(self._key_path())
+        return ObjectPath(f"{self.scheme}://{head}") if head else self
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return (f"{self.scheme}://", *self._key_path().split("/"))
+
+    def _key_path(self) -> str:
+        return self.url.split("://", 1)[1]
+
+    def with_name(self, name: str) -> ObjectPath:
+        return self.parent / name
+
+    def expanduser(self) -> ObjectPath:
+        return self
+
+    def resolve(self) -> ObjectPath:
+        return self
+
+    def relative_to(self, other: ObjectPath) -> Path:
+        if not self.url.startswith(other.url + "/"):
+            raise ValueError(f"{self.url} is not under {other.url}")
+        return Path(self.url[len(other.url) + 1 :])
+
+    # What is there: answered from the listings.
+    def exists(self) -> bool:
+        return self.is_file() or self.is_dir()
+
+    def is_file(self) -> bool:
+        return self.url in _LISTINGS.keys_under(self.parent)
+
+    def is_dir(self) -> bool:
+        return bool(_LISTINGS.keys_under(self))
+
+    def iterdir(self) -> Iterator[ObjectPath]:
+        """The files and "folders" directly below (an empty prefix lists nothing: object stores keep no empty folders)."""
+        start = len(self.url) + 1
+        children = {key[start:].split("/", 1)[0] for key in _LISTINGS.keys_under(self)}
+        return iter([self / child for child in sorted(children)])
+
+    def glob(self, pattern: str) -> Iterator[ObjectPath]:
+        """Entries directly below whose names match ``pattern`` (one level, as :meth:`pathlib.Path.glob` with no ``/``)."""
+        if "/" in pattern:
+            raise ValueError(f"ObjectPath.glob takes one level, not {pattern!r}")
+        import fnmatch
+
+        return iter([child for child in self.iterdir() if fnmatch.fnmatchcase(child.name, pattern)])
+
+    def rglob(self, pattern: str) -> Iterator[ObjectPath]:
+        """Every object below whose name matches ``pattern`` (objects only: prefixes are not folders)."""
+        import fnmatch
+
+        keys = _LISTINGS.keys_under(self)
+        return iter([ObjectPath(key) for key in keys if fnmatch.fnmatchcase(posixpath.basename(key), pattern)])
+
+    def size(self) -> int:
+        sizes = _LISTINGS.keys_under(self.parent)
+        if self.url not in sizes:
+            raise FileNotFoundError(2, "No such object", self.url)
+        return sizes[self.url]
+
+    # Reading and writing.
+    def open_read(self) -> io.BufferedIOBase:
+        s3 = _s3io() if self.scheme == "s3" else None
+        if s3 is not None:
+            return s3.open(self.url, "rb")
+        from apache_beam.io.filesystems import FileSystems
+
+        return FileSystems.open(self.url, compression_type="uncompressed")
+
+    def open(self, mode: str = "rb") -> io.BufferedIOBase:
+        """For reading only (``"rb"``): writes go through :meth:`write_bytes` or :meth:`upload`, whole objects."""
+        if mode != "rb":
+            raise ValueError(f"{self.url}: open({mode!r}); objects are opened for reading only")
+        return self.open_read()
+
+    def read_bytes(self) -> bytes:
+        with self.open_read() as handle:
+            return handle.read()
+
+    def read_text(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self.read_bytes().decode(encoding, errors)
+
+    def write_bytes(self, data: bytes) -> None:
+        """Upload ``data`` to this key; readers see the object only once it is complete."""
+        with self._create() as out:
+            out.write(data)
+        _LISTINGS.forget(self)
+
+    def _create(self) -> io.BufferedIOBase:
+        s3 = _s3io() if self.scheme == "s3" else None
+        if s3 is not None:
+            return s3.open(self.url, "wb")
+        from apache_beam.io.filesystems import FileSystems
+
+        return FileSystems.create(self.url, mime_type="application/octet-stream", compression_type="uncompressed")
+
+    def write_text(self, text: str, encoding: str = "utf-8") -> None:
+        self.write_bytes(text.encode(encoding))
+
+    def upload(self, local: Path, chunk_bytes: int = 16 << 20) -> None:
+        """Copy a local file to this key in chunks (memory stays at one chunk, whatever the file's size)."""
+        with open(local, "rb") as source, self._create() as out:
+            while chunk := source.read(chunk_bytes):
+                out.write(chunk)
+        _LISTINGS.forget(self)
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        from apache_beam.io.filesystems import FileSystems
+
+        if not missing_ok and not self.is_file():
+            raise FileNotFoundError(2, "No such object", self.url)
+        if self.is_file():
+            FileSystems.delete([self.url])
+        _LISTINGS.forget(self)
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+        """Nothing to do: a prefix exists once an object is written below it."""
+
+
+class _Listings:
+    """Recent prefix listings (key -> size), shared by every :class:`ObjectPath` of the process.
+
+    A prefix is answered from the listing of any prefix above it. Writes and deletes through :class:`ObjectPath`
+    drop the listings they touch; objects changed by others are seen after :func:`forget_listings`.
+    """
+
+    def __init__(self, keep: int = 16) -> None:
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._listed: OrderedDict[str, dict[str, int]] = OrderedDict()
+
+    def keys_under(self, prefix: ObjectPath) -> dict[str, int]:
+        """Every object below ``prefix`` (its keys as URLs) with its size."""
+        below = prefix.url + "/"
+        with self._lock:
+            for listed, keys in self._listed.items():
+                if below.startswith(listed + "/") or listed == prefix.url:
+                    self._listed.move_to_end(listed)
+                    return {key: size for key, size in keys.items() if key.startswith(below)}
+        keys = _list_prefix(below)
+        with self._lock:
+            self._listed[prefix.url] = keys
+            while len(self._listed) > self._keep:
+                self._listed.popitem(last=False)
+        return keys
+
+    def forget(self, path: ObjectPath | None = None) -> None:
+        with self._lock:
+            if path is None:
+                self._listed.clear()
+                return
+            for listed in [p for p in self._listed if path.url.startswith(p + "/") or p.startswith(path.url + "/")]:
+                del self._listed[listed]
+
+
+def _list_prefix(prefix: str) -> dict[str, int]:
+    s3 = _s3io() if prefix.startswith("s3://") else None
+    if s3 is not None:
+        return dict(s3.list_files(prefix))
+    from apache_beam.io.filesystems import FileSystems
+
+    pattern = re.sub(r"([*?\[\]])", r"[\1]", prefix) + "**"  # the prefix itself may hold glob characters
+    return {meta.path: meta.size_in_bytes for meta in FileSystems.match([pattern])[0].metadata_list}
+
+
+_LISTINGS = _Listings()
+
+StorePath = Path | ObjectPath
+"""Where a dataset is read from or written to: a local path or an object-store key."""
+
+
+def forget_listings() -> None:
+    """Drop every kept listing (after others may have changed the store)."""
+    _LISTINGS.forget()
+
+
+EXTRAS = {"s3": "mmfeat[aws]", "gs": "mmfeat[gcp]"}
+
+
+class StorageError(ValueError):
+    """An object store that cannot be used at all: its filesystem is not installed, or it cannot be reached."""
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """The run's Beam flags (``--s3_endpoint_url``, credentials, ``--project``), carried by the DoFns that read or
+    write the store and applied in each worker process (:meth:`apply`): S3 clients are made from them there."""
+
+    flags: tuple[str, ...] = ()
+
+    def apply(self) -> None:
+        global _OPTIONS
+        if self == _OPTIONS:
+            return
+        from apache_beam.io.filesystems import FileSystems
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        FileSystems.set_options(PipelineOptions(list(self.flags)))
+        _OPTIONS = self
+        _CLIENTS.__dict__.clear()  # this thread's; other threads see the new options by their own check
+        forget_listings()
+
+
+_OPTIONS: StoreOptions | None = None
+_CLIENTS = threading.local()
+
+
+def use_object_stores(beam_args: Sequence[str]) -> StoreOptions:
+    """Point Beam's filesystems in this process at the run's options; what the DoFns carry to the workers."""
+    options = StoreOptions(tuple(beam_args))
+    options.apply()
+    return options
+
+
+def store_options() -> StoreOptions | None:
+    """The options applied in this process (None: no object store used here)."""
+    return _OPTIONS
+
+
+def _s3io():
+    """One S3 client per thread, made from the applied options (None when none are: Beam's FileSystems then).
+
+    Beam's S3 filesystem makes a new boto3 session and client for every call (about 0.5 s each here, measured),
+    and its client keeps the state of one download at a time: so one per thread, kept, through Beam's own
+    ``S3IO`` (the class its filesystem calls)."""
+    if _OPTIONS is None:
+        return None
+    if getattr(_CLIENTS, "options", None) != _OPTIONS:
+        from apache_beam.io.aws.s3io import S3IO
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        _CLIENTS.s3io, _CLIENTS.options = S3IO(options=PipelineOptions(list(_OPTIONS.flags))), _OPTIONS
+    return _CLIENTS.s3io
+
+
+def check_scheme(path: ObjectPath) -> None:
+    """Raise :class:`StorageError` naming the extra to install when Beam has no filesystem for ``path``'s scheme, or
+    its client library is missing (Beam's GCS filesystem imports without it and fails at the first listing)."""
+    import importlib.util
+
+    from apache_beam.io.filesystems import FileSystems
+
+    extra = EXTRAS.get(path.scheme)
+    fix = f"pip install '{extra}'" if extra else "install the Beam filesystem that handles this scheme"
+    try:
+        FileSystems.get_filesystem(path.url)
+        client = _CLIENT_MODULES.get(path.scheme)
+        if client is not None and importlib.util.find_spec(client) is None:
+            raise ValueError(client)
+    except (ValueError, ModuleNotFoundError) as err:  # find_spec raises the latter when a parent package is missing
+        raise StorageError(f"{path}: Beam has no filesystem for {path.scheme}:// in this environment; {fix}") from err
+
+
+_CLIENT_MODULES = {"s3": "boto3", "gs": "google.cloud.storage"}

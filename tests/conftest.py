@@ -190,11 +190,9 @@ def s3():
     """moto's S3 server on loopback, and Beam's S3 filesystem in this process pointed at it."""
     pytest.importorskip("moto.server")
     pytest.importorskip("boto3")
-    from apache_beam.io.filesystems import FileSystems
-    from apache_beam.options.pipeline_options import PipelineOptions
-
+    from mmfeat.pipelines.storage import use_object_stores
     from tests.object_store import s3_server
 
     with s3_server() as server:
-        FileSystems.set_options(PipelineOptions(list(server.beam_flags)))
+        use_object_stores(server.beam_flags)
         yield server

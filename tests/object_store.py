@@ -63,6 +63,15 @@ class S3Server:
         return written
 
 
+def gcs_client_installed() -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("google.cloud.storage") is not None
+    except ModuleNotFoundError:  # a parent package (google.cloud) is missing
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -32,6 +32,8 @@ NOT_RUN = {  # (file, the block's first line): why no test runs it as printed
     "Google Cloud project: tests/runners/test_presets.py builds the same options",
     ("docs/upstream/beam-dask.md", ""): "reproductions of Beam bugs for their upstream reports (every block): "
     "tests/runners/test_dask.py checks that each bug is still there",
+    ("docs/scaling-out.md", "mmfeat run librispeech --input s3://my-bucket/LibriSpeech"): "a real bucket: "
+    "tests/test_object_store.py runs these commands against moto's S3 server with --s3_endpoint_url",
     ("docs/performance.md", "make bench"): "benchmarks take minutes and are not tests",
     ("docs/output.md", "mmfeat run iemocap --input IEMOCAP_full_release --output out"): "the real IEMOCAP release: "
     "tests/test_iemocap_end_to_end.py runs video.mode=fps and video.crop=face on the sample",

@@ -11,21 +11,13 @@ import pytest
 from mmfeat.pipelines.datasets.folder.sample import write_folder_sample
 from mmfeat.runners.cli import main
 from tests.conftest import run_cli
+from tests.object_store import gcs_client_installed
 from tests.test_end_to_end import tree_bytes
 
 pytestmark = pytest.mark.usefixtures("s3")
 
 # Every file of the store but _run.json (it records where the input was) and _run_stats.json (timings).
 STORE_FILES = ("data/*/*.parquet", "rejects/*.jsonl", "_shards/*.json", "_manifest.json", "vocab.json", "README.md")
-
-
-def gcs_client_installed() -> bool:
-    from importlib.util import find_spec
-
-    try:
-        return find_spec("google.cloud.storage") is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def same_store(remote, local):

@@ -9,6 +9,14 @@ from mmfeat.pipelines.storage import ObjectPath, forget_listings, is_url, locati
 ODD_KEYS = ["a/b/c.flac", "a/b/c.trans.txt", "a/x [1]*?.txt", "a/ü é/ß.txt", "a/d/deep/er.bin", "top.txt"]
 
 
+@pytest.fixture(autouse=True)
+def s3_options(s3):
+    """The server's flags, applied again for each test (an in-process run of another test may have changed them)."""
+    from mmfeat.pipelines.storage import use_object_stores
+
+    use_object_stores(s3.beam_flags)
+
+
 @pytest.fixture(scope="module")
 def bucket(s3):
     url = s3.create_bucket("storage-test")

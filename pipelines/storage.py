@@ -12,6 +12,7 @@ An object becomes visible only when its upload completes, so a write to the fina
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
 import posixpath
@@ -122,10 +123,10 @@ class ObjectPath:
         return self.is_file() or self.is_dir()
 
     def is_file(self) -> bool:
-        return self.url in _LISTINGS.keys_under(self.parent)
+        return _LISTINGS.size_of(self) is not None
 
     def is_dir(self) -> bool:
-        return bool(_LISTINGS.keys_under(self))
+        return bool(_LISTINGS.keys_under(self, limit=1))
 
     def iterdir(self) -> Iterator[ObjectPath]:
         """The files and "folders" directly below (an empty prefix lists nothing: object stores keep no empty folders)."""
@@ -149,10 +150,10 @@ class ObjectPath:
         return iter([ObjectPath(key) for key in keys if fnmatch.fnmatchcase(posixpath.basename(key), pattern)])
 
     def size(self) -> int:
-        sizes = _LISTINGS.keys_under(self.parent)
-        if self.url not in sizes:
+        size = _LISTINGS.size_of(self)
+        if size is None:
             raise FileNotFoundError(2, "No such object", self.url)
-        return sizes[self.url]
+        return size
 
     # Reading and writing.
     def open_read(self) -> io.BufferedIOBase:
@@ -213,32 +214,54 @@ class ObjectPath:
         """Nothing to do: a prefix exists once an object is written below it."""
 
 
-class _Listings:
-    """Recent prefix listings (key -> size), shared by every :class:`ObjectPath` of the process.
+class _Listing:
+    """The objects below one prefix: their URLs sorted (a "folder" is a range of them) and their sizes."""
 
-    A prefix is answered from the listing of any prefix above it. Writes and deletes through :class:`ObjectPath`
-    drop the listings they touch; objects changed by others are seen after :func:`forget_listings`.
+    def __init__(self, sizes: dict[str, int]) -> None:
+        self.sizes = sizes
+        self.keys = sorted(sizes)
+
+    def below(self, prefix: str, limit: int | None = None) -> list[str]:
+        start = bisect.bisect_left(self.keys, prefix)
+        end = bisect.bisect_left(self.keys, prefix + "\U0010ffff") if limit is None else start + limit
+        return [key for key in self.keys[start:end] if key.startswith(prefix)]
+
+
+class _Listings:
+    """Recent prefix listings, shared by every :class:`ObjectPath` of the process.
+
+    A prefix is answered from the listing of any prefix above it: a folder's entries by a range of the sorted keys,
+    an object's size by a lookup, so a dataset of a million objects costs its listing, not a million scans of it.
+    Writes and deletes through :class:`ObjectPath` drop the listings they touch; objects changed by others are
+    seen after :func:`forget_listings`.
     """
 
     def __init__(self, keep: int = 16) -> None:
         self._keep = keep
         self._lock = threading.Lock()
-        self._listed: OrderedDict[str, dict[str, int]] = OrderedDict()
+        self._listed: OrderedDict[str, _Listing] = OrderedDict()
 
-    def keys_under(self, prefix: ObjectPath) -> dict[str, int]:
-        """Every object below ``prefix`` (its keys as URLs) with its size."""
-        below = prefix.url + "/"
+    def _covering(self, prefix: ObjectPath) -> _Listing:
+        """The kept listing of ``prefix`` or of a prefix above it; else ``prefix``'s, listed now and kept."""
         with self._lock:
-            for listed, keys in self._listed.items():
-                if below.startswith(listed + "/") or listed == prefix.url:
+            for listed, listing in self._listed.items():
+                if listed == prefix.url or prefix.url.startswith(listed + "/"):
                     self._listed.move_to_end(listed)
-                    return {key: size for key, size in keys.items() if key.startswith(below)}
-        keys = _list_prefix(below)
+                    return listing
+        listing = _Listing(_list_prefix(prefix.url + "/"))
         with self._lock:
-            self._listed[prefix.url] = keys
+            self._listed[prefix.url] = listing
             while len(self._listed) > self._keep:
                 self._listed.popitem(last=False)
-        return keys
+        return listing
+
+    def keys_under(self, prefix: ObjectPath, limit: int | None = None) -> list[str]:
+        """The URLs of the objects below ``prefix``, sorted (the first ``limit`` of them)."""
+        return self._covering(prefix).below(prefix.url + "/", limit)
+
+    def size_of(self, path: ObjectPath) -> int | None:
+        """An object's size; None when there is no object at ``path`` (a prefix is no object)."""
+        return self._covering(path.parent).sizes.get(path.url)
 
     def forget(self, path: ObjectPath | None = None) -> None:
         with self._lock:

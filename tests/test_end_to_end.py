@@ -285,21 +285,20 @@ def test_the_pretrained_speaker_encoder_adds_a_unit_norm_embedding_per_view(libr
     assert wrong_rate.returncode == 2 and "set audio.sample_rate=16000" in wrong_rate.stderr
 
 
-def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(default_run, librispeech_root, tmp_path):
+def test_dask_runner_writes_the_same_bytes_as_the_direct_runner(librispeech_root, tmp_path):
+    """With several shards per split (their count comes from a side input of counts per split): one Dask run, not
+    also one at the default shard size, whose single shard per split this one covers."""
     pytest.importorskip("distributed")
     from tests.conftest import run_librispeech
 
-    dask = run_librispeech(librispeech_root, tmp_path / "dask", "--runner=dask")
-    assert "DaskRunner" in dask.stdout and beam_notices_in(dask.stderr) == []
-    assert tree_bytes(dask.dataset_dir) == tree_bytes(default_run.dataset_dir)
-    assert read_manifest(dask.dataset_dir)["counts"] == read_manifest(default_run.dataset_dir)["counts"]
-    # several shards per split: the shard count comes from a side input of counts per split
     small = ("--set", "output.rows_per_shard=4")
-    dask_small = run_librispeech(librispeech_root, tmp_path / "dask4", "--runner=dask", *small)
-    direct_small = run_librispeech(librispeech_root, tmp_path / "direct4", *small)
-    shards = read_manifest(direct_small.dataset_dir)["shards"]
-    assert len(shards) > 3 and read_manifest(dask_small.dataset_dir)["shards"] == shards
-    assert tree_bytes(dask_small.dataset_dir) == tree_bytes(direct_small.dataset_dir)
+    dask = run_librispeech(librispeech_root, tmp_path / "dask4", "--runner=dask", *small)
+    assert "DaskRunner" in dask.stdout and beam_notices_in(dask.stderr) == []
+    direct = run_librispeech(librispeech_root, tmp_path / "direct4", *small)
+    shards = read_manifest(direct.dataset_dir)["shards"]
+    assert len(shards) > 3 and read_manifest(dask.dataset_dir)["shards"] == shards
+    assert read_manifest(dask.dataset_dir)["counts"] == read_manifest(direct.dataset_dir)["counts"]
+    assert tree_bytes(dask.dataset_dir) == tree_bytes(direct.dataset_dir)
 
 
 def test_coco_with_duplicate_removal_writes_the_same_bytes_on_dask(coco_run, coco_root, tmp_path):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -24,6 +23,7 @@ from mmfeat.extractors.text import TextConfig
 from mmfeat.pipelines.columns import RecordColumns, table_schema
 from mmfeat.pipelines.config import PipelineConfig
 from mmfeat.pipelines.resume import shard_name_of
+from mmfeat.pipelines.storage import StorePath, store_options
 from mmfeat.pipelines.transforms.dedupe import DropDuplicates
 from mmfeat.pipelines.transforms.encode import Encode
 from mmfeat.pipelines.transforms.manifest import WriteManifest
@@ -113,7 +113,7 @@ def build_feature_pipeline(
     pipeline: beam.Pipeline,
     graph: FeatureGraph,
     config: PipelineConfig,
-    dataset_dir: Path,
+    dataset_dir: StorePath,
     *,
     runner: str,
     completed: Sequence[ShardResult] = (),
@@ -125,7 +125,8 @@ def build_feature_pipeline(
     heavy = graph.heavy_stages()
     out = str(dataset_dir)
     unit_files = spill_units(graph.units, dataset_dir)  # the job graph carries file names, not the listing
-    units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> beam.FlatMap(read_units)
+    read = beam.FlatMap(read_units, store=store_options())
+    units = pipeline | "ListUnitFiles" >> beam.Create(unit_files) | "ReadUnits" >> read
     # The listing is a few files: spread its units, or every runner parses and tokenises them all on one worker.
     spread = units | "SpreadUnits" >> beam.Reshuffle()
     parsed = spread | "Parse" >> beam.ParDo(ParseUnits(graph.parse, warm_up=heavy))

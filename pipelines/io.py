@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.pipelines.config import OutputConfig
-from mmfeat.pipelines.storage import ObjectPath, is_url
+from mmfeat.pipelines.storage import ObjectPath, StorePath, is_url
 from mmfeat.schemas.manifest import FileDigest, file_digest
 from mmfeat.schemas.tensors import is_byte_tensor_type, is_clip_type, is_matrix_type, is_tensor_type, pack_byte_tensors
 
@@ -65,12 +65,21 @@ def _temporary_beside(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
-def write_text_atomically(path: Path, text: str) -> None:
+def _local_temporary() -> Path:
+    handle, name = tempfile.mkstemp(prefix="mmfeat-shard-", suffix=".tmp")
+    os.close(handle)
+    return Path(name)
+
+
+def write_text_atomically(path: StorePath, text: str) -> None:
     write_bytes_atomically(path, text.encode("utf-8"))
 
 
-def write_bytes_atomically(path: Path, data: bytes) -> None:
+def write_bytes_atomically(path: StorePath, data: bytes) -> None:
     with _gated():
+        if isinstance(path, ObjectPath):  # an object is visible only once its upload completes
+            path.write_bytes(data)
+            return
         tmp = _temporary_beside(path)
         try:
             tmp.write_bytes(data)
@@ -128,7 +137,7 @@ def leaf_paths(field: pa.Field) -> list[str]:
     return [field.name]
 
 
-def write_parquet_atomically(table: pa.Table, path: Path, config: OutputConfig) -> FileDigest:
+def write_parquet_atomically(table: pa.Table, path: StorePath, config: OutputConfig) -> FileDigest:
     """Write a Parquet file (compression and row groups from ``config``) under a hidden temporary name, then rename it;
     its size and sha256."""
     with _gated():
@@ -143,8 +152,10 @@ def row_group_size(table: pa.Table, config: OutputConfig) -> int:
     return max(1, min(config.row_group_rows, config.row_group_bytes * table.num_rows // table.nbytes))
 
 
-def _write_parquet(table: pa.Table, path: Path, config: OutputConfig) -> FileDigest:
-    tmp = _temporary_beside(path)
+def _write_parquet(table: pa.Table, path: StorePath, config: OutputConfig) -> FileDigest:
+    """Into a hidden temporary file beside ``path``, renamed into place; for an object, a local temporary file,
+    uploaded to ``path``."""
+    tmp = _temporary_beside(path) if isinstance(path, Path) else _local_temporary()
     compression = config.compression
     if config.byte_tensors == "bytes":
         table = pack_byte_tensors(table)
@@ -160,7 +171,10 @@ def _write_parquet(table: pa.Table, path: Path, config: OutputConfig) -> FileDig
             write_statistics=statistics_columns(table.schema),
         )
         digest = file_digest(tmp)
-        os.replace(tmp, path)
+        if isinstance(path, ObjectPath):
+            path.upload(tmp)
+        else:
+            os.replace(tmp, path)
         return digest
     finally:
         tmp.unlink(missing_ok=True)

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from mmfeat.pipelines.io import write_text_atomically
+from mmfeat.pipelines.storage import ObjectPath, StorePath, is_url, location
 from mmfeat.pipelines.transforms.write import ShardResult
 from mmfeat.schemas import SCHEMA_VERSION
 from mmfeat.schemas.layout import SHARD_MARKERS_DIR
@@ -29,7 +31,9 @@ class ResumeError(ValueError):
     """The existing output cannot be resumed with this run's settings."""
 
 
-def start_run(dataset_dir: Path, *, dataset: str, config_sha256: str, resume: bool, inputs_sha256: str = "") -> list[ShardResult]:
+def start_run(
+    dataset_dir: StorePath, *, dataset: str, config_sha256: str, resume: bool, inputs_sha256: str = ""
+) -> list[ShardResult]:
     """Record this run's identity; on resume, check it matches and return the completed shards."""
     run_file = dataset_dir / RUN_FILE
     identity = {
@@ -58,7 +62,7 @@ def start_run(dataset_dir: Path, *, dataset: str, config_sha256: str, resume: bo
         completed = completed_shards(dataset_dir)
     remove_temporaries(dataset_dir)
     dataset_dir.mkdir(parents=True, exist_ok=True)
-    run_file.write_text(json.dumps(identity), encoding="utf-8")
+    write_text_atomically(run_file, json.dumps(identity))
     return completed
 
 
@@ -72,18 +76,18 @@ def input_signature(units: Sequence[Any]) -> str:
         digest.update(pickle.dumps(unit, protocol=4))
         paths.update(_named_paths(unit))
     for path in sorted(paths):
-        for entry in _files_of(Path(path)):
-            try:
-                stat = entry.stat()
+        for entry in _files_of(location(path)):
+            try:  # an object's size (a store's listing has no modification time that every store keeps)
+                size, mtime = (entry.size(), 0) if isinstance(entry, ObjectPath) else _size_and_mtime(entry)
             except OSError:
                 continue
-            digest.update(f"{entry}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "backslashreplace"))
+            digest.update(f"{entry}\0{size}\0{mtime}\n".encode("utf-8", "backslashreplace"))
     return digest.hexdigest()
 
 
 def _named_paths(value: Any) -> Iterator[str]:
     if isinstance(value, str):
-        if value.startswith("/") and len(value) < 4096:
+        if (value.startswith("/") or is_url(value)) and len(value) < 4096:
             yield value
     elif isinstance(value, (tuple, list)):
         for item in value:
@@ -93,7 +97,12 @@ def _named_paths(value: Any) -> Iterator[str]:
             yield from _named_paths(getattr(value, field.name))
 
 
-def _files_of(path: Path) -> list[Path]:
+def _size_and_mtime(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _files_of(path: StorePath) -> list[StorePath]:
     try:
         if path.is_file():
             return [path]
@@ -104,7 +113,7 @@ def _files_of(path: Path) -> list[Path]:
     return []
 
 
-def completed_shards(dataset_dir: Path) -> list[ShardResult]:
+def completed_shards(dataset_dir: StorePath) -> list[ShardResult]:
     """Results of the shards whose marker exists and whose files are all present (partial shards are redone)."""
     out = []
     for marker in sorted((dataset_dir / SHARD_MARKERS_DIR).glob("*.json")):
@@ -115,13 +124,13 @@ def completed_shards(dataset_dir: Path) -> list[ShardResult]:
     return out
 
 
-def remove_temporaries(dataset_dir: Path) -> None:
+def remove_temporaries(dataset_dir: StorePath) -> None:
     """Hidden ``.<name>.<uuid>.tmp`` files a killed writer left behind."""
     for path in dataset_dir.rglob(".*.tmp"):
         path.unlink(missing_ok=True)
 
 
-def is_complete(dataset_dir: Path) -> bool:
+def is_complete(dataset_dir: StorePath) -> bool:
     return (dataset_dir / MANIFEST_FILE).is_file()
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from mmfeat.pipelines.io import write_text_atomically
+from mmfeat.pipelines.storage import StorePath
 from mmfeat.pipelines.transforms.stage import METRICS_NAMESPACE
+from mmfeat.schemas.paths import as_path
 
 RUN_STATS_FILE = "_run_stats.json"
 KEYS = ("ok", "rejected", "wall_us", "cpu_us")  # each stage's counters (``transforms.stage.Stage``)
@@ -74,10 +76,10 @@ def _summary(value: Any) -> Any:
     return value
 
 
-def write_run_stats(dataset_dir: Path, stats: dict[str, Any]) -> None:
+def write_run_stats(dataset_dir: StorePath, stats: dict[str, Any]) -> None:
     write_text_atomically(dataset_dir / RUN_STATS_FILE, json.dumps(stats, indent=2))
 
 
 def read_run_stats(dataset_dir: Path) -> dict[str, Any] | None:
-    path = Path(dataset_dir) / RUN_STATS_FILE
+    path = as_path(dataset_dir) / RUN_STATS_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

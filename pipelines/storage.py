@@ -13,6 +13,7 @@ An object becomes visible only when its upload completes, so a write to the fina
 from __future__ import annotations
 
 import bisect
+import contextlib
 import io
 import os
 import posixpath
@@ -179,7 +180,7 @@ class ObjectPath:
 
     def write_bytes(self, data: bytes) -> None:
         """Upload ``data`` to this key; readers see the object only once it is complete."""
-        with self._create() as out:
+        with _write_errors(self), self._create() as out:
             out.write(data)
         _LISTINGS.forget(self)
 
@@ -196,7 +197,7 @@ class ObjectPath:
 
     def upload(self, local: Path, chunk_bytes: int = 16 << 20) -> None:
         """Copy a local file to this key in chunks (memory stays at one chunk, whatever the file's size)."""
-        with open(local, "rb") as source, self._create() as out:
+        with _write_errors(self), open(local, "rb") as source, self._create() as out:
             while chunk := source.read(chunk_bytes):
                 out.write(chunk)
         _LISTINGS.forget(self)
@@ -212,6 +213,24 @@ class ObjectPath:
 
     def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
         """Nothing to do: a prefix exists once an object is written below it."""
+
+    def rmdir(self) -> None:
+        """Nothing to do: a prefix is gone once no object is below it."""
+
+
+class ObjectStoreError(OSError):
+    """An object could not be written (no such bucket, no permission, the store unreachable after retries)."""
+
+
+@contextlib.contextmanager
+def _write_errors(path: ObjectPath) -> Iterator[None]:
+    """Beam's filesystems raise their clients' own errors (``S3ClientError``…): one kind here, naming the object."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as err:  # noqa: BLE001 (each store's client has its own exception classes)
+        raise ObjectStoreError(f"cannot write {path}: {err}") from err
 
 
 class _Listing:
@@ -288,9 +307,11 @@ StorePath = Path | ObjectPath
 """Where a dataset is read from or written to: a local path or an object-store key."""
 
 
-def forget_listings() -> None:
-    """Drop every kept listing (after others may have changed the store)."""
-    _LISTINGS.forget()
+def forget_listings(path: StorePath | None = None) -> None:
+    """Drop the kept listings (those above and below ``path``; all without one): after other processes may have
+    changed the store, such as a run's workers its output."""
+    if path is None or isinstance(path, ObjectPath):
+        _LISTINGS.forget(path)
 
 
 EXTRAS = {"s3": "mmfeat[aws]", "gs": "mmfeat[gcp]"}
@@ -371,3 +392,82 @@ def check_scheme(path: ObjectPath) -> None:
 
 
 _CLIENT_MODULES = {"s3": "boto3", "gs": "google.cloud.storage"}
+
+
+def remove_tree(path: StorePath) -> None:
+    """Delete a folder and everything in it (every object below a prefix); nothing when it is not there."""
+    if isinstance(path, Path):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    keys = _LISTINGS.keys_under(path)
+    if keys:
+        from apache_beam.io.filesystems import FileSystems
+
+        FileSystems.delete(keys)
+    _LISTINGS.forget(path)
+
+
+def move_tree(source: StorePath, target: StorePath) -> None:
+    """Rename a folder (``os.replace``); in an object store, every object below the prefix is copied to the new
+    prefix and deleted (on the server: no byte passes through this process)."""
+    if isinstance(source, Path) and isinstance(target, Path):
+        os.replace(source, target)
+        return
+    if not isinstance(source, ObjectPath) or not isinstance(target, ObjectPath):
+        raise ValueError(f"cannot move {source} to {target}: not the same kind of store")
+    keys = _LISTINGS.keys_under(source)
+    if keys:
+        from apache_beam.io.filesystems import FileSystems
+
+        FileSystems.rename(keys, [target.url + key[len(source.url) :] for key in keys])
+    _LISTINGS.forget(source)
+    _LISTINGS.forget(target)
+
+
+def at(path: str | StorePath, store: StoreOptions | None) -> StorePath:
+    """:func:`location` in a worker: for a URL, the run's object-store options (carried by the step) applied first."""
+    if store is not None and is_url(path):
+        store.apply()
+    return location(path)
+
+
+def check_reachable(path: ObjectPath, *, timeout_s: float = 10.0) -> None:
+    """Raise :class:`StorageError` when ``path``'s bucket cannot be used: the store unreachable, the bucket missing,
+    no credentials or no permission. Beam's own calls retry an unreachable store for about 7 minutes (measured)
+    before failing, so S3 is asked once here with short timeouts (a HEAD of the bucket, as the run's options
+    configure Beam's client); other schemes are left to their first listing."""
+    if path.scheme != "s3" or _OPTIONS is None:
+        return
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    from apache_beam.options.pipeline_options import PipelineOptions, S3Options
+
+    s3 = PipelineOptions(list(_OPTIONS.flags)).view_as(S3Options)
+    config = botocore.config.Config(connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 2})
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=s3.s3_endpoint_url,
+        region_name=s3.s3_region_name,
+        aws_access_key_id=s3.s3_access_key_id,
+        aws_secret_access_key=s3.s3_secret_access_key,
+        aws_session_token=s3.s3_session_token,
+        verify=s3.s3_verify,
+        use_ssl=not s3.s3_disable_ssl,
+        config=config,
+    )
+    try:
+        client.head_bucket(Bucket=path.bucket)
+    except botocore.exceptions.NoCredentialsError as err:
+        raise StorageError(f"{path}: no AWS credentials (--s3_access_key_id, AWS_PROFILE, or an instance role)") from err
+    except botocore.exceptions.ClientError as err:
+        code = str(err.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket"):
+            raise StorageError(f"{path}: bucket {path.bucket} does not exist") from err
+        if code in ("403", "AccessDenied"):
+            raise StorageError(f"{path}: no permission to use bucket {path.bucket} with these credentials") from err
+        raise StorageError(f"{path}: {err}") from err
+    except botocore.exceptions.BotoCoreError as err:  # unreachable: a wrong endpoint, no network
+        raise StorageError(f"{path}: cannot reach the store ({err})") from err

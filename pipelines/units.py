@@ -10,21 +10,20 @@ workers read them back. The folder is removed when the run has succeeded.
 from __future__ import annotations
 
 import pickle
-import shutil
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from mmfeat.pipelines.io import write_bytes_atomically
+from mmfeat.pipelines.storage import StoreOptions, StorePath, at, remove_tree
 
 UNITS_DIR = "_units"
 UNITS_PER_FILE = 2000
 
 
-def spill_units(units: Sequence[Any], dataset_dir: Path) -> list[str]:
+def spill_units(units: Sequence[Any], dataset_dir: StorePath) -> list[str]:
     """Write ``units`` to ``dataset_dir/_units/units-NNNNN.pkl`` files; their paths, in order."""
     folder = dataset_dir / UNITS_DIR
-    shutil.rmtree(folder, ignore_errors=True)  # a previous (failed) run's files
+    remove_tree(folder)  # a previous (failed) run's files
     folder.mkdir(parents=True)
     paths = []
     for number, start in enumerate(range(0, len(units), UNITS_PER_FILE)):
@@ -34,10 +33,10 @@ def spill_units(units: Sequence[Any], dataset_dir: Path) -> list[str]:
     return paths
 
 
-def read_units(path: str) -> list[Any]:
-    """The units of one file written by :func:`spill_units`."""
-    return pickle.loads(Path(path).read_bytes())
+def read_units(path: str, store: StoreOptions | None = None) -> list[Any]:
+    """The units of one file written by :func:`spill_units` (``store``: the options of the bucket it is in)."""
+    return pickle.loads(at(path, store).read_bytes())
 
 
-def remove_spilled_units(dataset_dir: Path) -> None:
-    shutil.rmtree(dataset_dir / UNITS_DIR, ignore_errors=True)
+def remove_spilled_units(dataset_dir: StorePath) -> None:
+    remove_tree(dataset_dir / UNITS_DIR)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmfeat.pipelines.storage import is_url, location
+from mmfeat.pipelines.storage import forget_listings, is_url, location
 from mmfeat.runners.beam_notices import quiet_benign_beam_notices
 
 EPILOG_RUN = """\
@@ -121,17 +121,15 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     stray = _stray_argument(beam_args)
     if stray is not None:
         return _fail(f"unexpected argument {stray!r} (Beam flags look like --name=value or --name value)")
-    if is_url(args.output):
-        return _fail(
-            f"--output {location(args.output)}: writing to an object store is not supported yet; write to a local or "
-            "mounted path and copy the store up (`gsutil -m cp -r`, `aws s3 sync`)"
-        )
-    if is_url(args.input):
-        from mmfeat.pipelines.storage import StorageError, check_scheme, use_object_stores
+    buckets = [location(path) for path in (args.input, args.output) if is_url(path)]
+    if buckets:
+        from mmfeat.pipelines.storage import StorageError, check_reachable, check_scheme, use_object_stores
 
         try:
             use_object_stores(beam_args)
-            check_scheme(location(args.input))
+            for bucket in buckets:
+                check_scheme(bucket)
+                check_reachable(bucket)
         except StorageError as err:
             return _fail(str(err))
 
@@ -144,7 +142,7 @@ def _run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         check_flags(beam_args, mmfeat_flags=_RUN_FLAGS)
     except PresetError as err:
         return _fail(str(err))
-    problem = output_problem(args.output.expanduser().resolve() / args.dataset)
+    problem = output_problem(location(args.output) / args.dataset)
     if problem:
         return _fail(f"--output: {problem}")
     listing = not args.no_progress and sys.stderr.isatty()  # a large listing takes seconds: say what is going on
@@ -185,9 +183,10 @@ def _run_pipeline(args: argparse.Namespace, options, plan) -> int:
     from mmfeat.schemas.manifest import read_manifest
 
     runner = runner_name(options)
-    if runner in REMOTE_RUNNERS:
-        print(f"mmfeat: {runner} workers must see {args.input} and {args.output} at these same paths", file=sys.stderr)
-    dataset_dir = args.output.expanduser().resolve() / args.dataset
+    shared = [str(path) for path in (args.input, args.output) if not is_url(path)]  # a bucket every worker reaches
+    if runner in REMOTE_RUNNERS and shared:
+        print(f"mmfeat: {runner} workers must see {' and '.join(shared)} at these same paths", file=sys.stderr)
+    dataset_dir = location(args.output) / args.dataset
     try:
         with locked(dataset_dir):
             note = recover(dataset_dir)
@@ -241,6 +240,8 @@ def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replac
         )
     except ResumeError as err:
         return _fail(str(err))
+    except OSError as err:  # the output cannot be written at all: a bucket that does not exist, no permission
+        return _fail(f"--output {dataset_dir}: {err.strerror or err}")
 
     started = time.perf_counter()
     warm_up_cluster(options, plan.graph.heavy_stages())  # Dask: the workers import while the job is built
@@ -249,7 +250,10 @@ def _write_output(args, options, plan, dataset_dir: Path, runner: str, *, replac
         kept = sum(result.examples for result in completed)
         progress = ShardProgress(dataset_dir, total=plan.expected_examples(), enabled=shown, kept=kept)
         with progress:
-            state = plan.run(options, dataset_dir, runner=runner, completed=completed, progress=shown)
+            try:
+                state = plan.run(options, dataset_dir, runner=runner, completed=completed, progress=shown)
+            finally:
+                forget_listings()  # a bucket's listings, kept from before the run, miss what its workers wrote
     except Exception as err:  # a worker killed, a runner failure: what is finished stays, the manifest is not written
         logging.getLogger("mmfeat").debug("pipeline failed", exc_info=True)
         return _run_failed(dataset_dir, f"{type(err).__name__}: {err}", replaced=replaced, runner=runner)
@@ -284,6 +288,7 @@ def _run_failed(dataset_dir: Path, reason: str, *, replaced: bool = False, runne
     from mmfeat.schemas.layout import SHARD_MARKERS_DIR
     from mmfeat.schemas.manifest import MANIFEST_FILE
 
+    forget_listings()  # in a bucket: list what the run's workers wrote
     (dataset_dir / MANIFEST_FILE).unlink(missing_ok=True)  # written by this run before it was stopped
     first_line = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
     if not any((dataset_dir / SHARD_MARKERS_DIR).glob("*.json")):

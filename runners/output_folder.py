@@ -18,10 +18,10 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from mmfeat.pipelines.storage import ObjectPath, StorePath, move_tree, remove_tree
 from mmfeat.schemas.manifest import MANIFEST_FILE
 
 
@@ -29,8 +29,11 @@ class OutputError(RuntimeError):
     """The output folder cannot be written now; the message says why."""
 
 
-def output_problem(dataset_dir: Path) -> str | None:
-    """Why ``dataset_dir`` (or the folders to create above it) cannot be written, or None."""
+def output_problem(dataset_dir: StorePath) -> str | None:
+    """Why ``dataset_dir`` (or the folders to create above it) cannot be written, or None. (A bucket is checked
+    by the run's first write, ``_run.json``, before the pipeline starts.)"""
+    if isinstance(dataset_dir, ObjectPath):
+        return None
     for path in (dataset_dir, *dataset_dir.parents):
         if path.exists() or path.is_symlink():
             if not path.is_dir():
@@ -45,13 +48,17 @@ def lock_file(dataset_dir: Path) -> Path:
     return dataset_dir.parent / f".{dataset_dir.name}.lock"
 
 
-def replaced_dir(dataset_dir: Path) -> Path:
+def replaced_dir(dataset_dir: StorePath) -> StorePath:
     return dataset_dir.parent / f".{dataset_dir.name}.replaced"
 
 
 @contextlib.contextmanager
-def locked(dataset_dir: Path) -> Iterator[None]:
-    """Hold the output folder's lock for the duration; :class:`OutputError` if another run holds it."""
+def locked(dataset_dir: StorePath) -> Iterator[None]:
+    """Hold the output folder's lock for the duration; :class:`OutputError` if another run holds it. Object stores
+    have no locks: two runs into one bucket prefix at once are not detected (the docs say so)."""
+    if isinstance(dataset_dir, ObjectPath):
+        yield
+        return
     path = lock_file(dataset_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as handle:
@@ -73,35 +80,35 @@ def locked(dataset_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def recover(dataset_dir: Path) -> str | None:
+def recover(dataset_dir: StorePath) -> str | None:
     """Finish what a killed ``--overwrite`` run left (call with the lock held); what was done, or None."""
     old = replaced_dir(dataset_dir)
     if not old.exists():
         return None
     if (dataset_dir / MANIFEST_FILE).is_file():  # the new run completed: only the deletion was left
-        shutil.rmtree(old)
+        remove_tree(old)
         return None
-    shutil.rmtree(dataset_dir, ignore_errors=True)
-    os.replace(old, dataset_dir)
+    remove_tree(dataset_dir)
+    move_tree(old, dataset_dir)
     return f"an earlier --overwrite run of {dataset_dir} did not finish: its previous output was put back"
 
 
 class Replacement:
     """``--overwrite``: the old folder moved aside now, deleted by :meth:`commit`, put back by :meth:`roll_back`."""
 
-    def __init__(self, dataset_dir: Path) -> None:
+    def __init__(self, dataset_dir: StorePath) -> None:
         self.dataset_dir = dataset_dir
         self.old = replaced_dir(dataset_dir)
         self.moved = False
         if dataset_dir.exists():
-            os.replace(dataset_dir, self.old)
+            move_tree(dataset_dir, self.old)
             self.moved = True
 
     def commit(self) -> None:
         if self.moved:
-            shutil.rmtree(self.old, ignore_errors=True)
+            remove_tree(self.old)
 
     def roll_back(self) -> None:
         if self.moved:
-            shutil.rmtree(self.dataset_dir, ignore_errors=True)
-            os.replace(self.old, self.dataset_dir)
+            remove_tree(self.dataset_dir)
+            move_tree(self.old, self.dataset_dir)

@@ -9,17 +9,16 @@ shard markers in ``_shards/`` still move it, shard by shard. ``_progress/`` is r
 from __future__ import annotations
 
 import json
-import shutil
 import threading
-from pathlib import Path
 from types import TracebackType
 
 from tqdm import tqdm
 
+from mmfeat.pipelines.storage import StorePath, forget_listings, remove_tree
 from mmfeat.schemas.layout import PROGRESS_DIR, SHARD_MARKERS_DIR
 
 
-def _summed(files: list[Path]) -> int:
+def _summed(files: list[StorePath]) -> int:
     total = 0
     for path in files:
         try:
@@ -29,9 +28,10 @@ def _summed(files: list[Path]) -> int:
     return total
 
 
-def examples_done(dataset_dir: Path, *, kept: int = 0) -> int:
+def examples_done(dataset_dir: StorePath, *, kept: int = 0) -> int:
     """Examples finished so far: the writers' counts plus ``kept`` (a resumed run's finished shards), or the
     shard markers' examples where they say more (a writer that cannot report)."""
+    forget_listings(dataset_dir)  # in a bucket: the workers' files, listed afresh
     reported = kept + _summed(sorted((dataset_dir / PROGRESS_DIR).glob("*.json")))
     return max(reported, _summed(sorted((dataset_dir / SHARD_MARKERS_DIR).glob("*.json"))))
 
@@ -40,7 +40,7 @@ class ShardProgress:
     """Context manager: polls the writers' counts every ``interval`` seconds while the pipeline runs."""
 
     def __init__(
-        self, dataset_dir: Path, *, total: int | None, enabled: bool = True, interval: float = 0.5, kept: int = 0
+        self, dataset_dir: StorePath, *, total: int | None, enabled: bool = True, interval: float = 0.5, kept: int = 0
     ) -> None:
         self.dataset_dir = dataset_dir
         self.total = total
@@ -50,7 +50,7 @@ class ShardProgress:
         self._stop = threading.Event()
 
     def __enter__(self) -> ShardProgress:
-        shutil.rmtree(self.dataset_dir / PROGRESS_DIR, ignore_errors=True)  # an interrupted run's counts
+        remove_tree(self.dataset_dir / PROGRESS_DIR)  # an interrupted run's counts
         if self.enabled:
             self._bar = tqdm(total=self.total, unit="ex", desc=self.dataset_dir.name, dynamic_ncols=True)
             self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -63,6 +63,7 @@ class ShardProgress:
 
     def _refresh(self, *, final: bool = False) -> None:
         if final:  # every shard's marker is written: the exact count, whatever a retry counted twice
+            forget_listings(self.dataset_dir)
             done = _summed(sorted((self.dataset_dir / SHARD_MARKERS_DIR).glob("*.json")))
             self._bar.total = done  # the listing's estimate may have been off
         else:
@@ -78,4 +79,4 @@ class ShardProgress:
             if exc_type is None:
                 self._refresh(final=True)
             self._bar.close()
-        shutil.rmtree(self.dataset_dir / PROGRESS_DIR, ignore_errors=True)
+        remove_tree(self.dataset_dir / PROGRESS_DIR)

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from mmfeat import __version__
 from mmfeat.schemas import SCHEMA_VERSION
+from mmfeat.schemas.paths import as_path
 
 MANIFEST_FILE = "_manifest.json"
 MANIFEST_FORMAT = "mmfeat.manifest/1"
@@ -94,7 +95,7 @@ def build_manifest(
 
 def read_manifest(dataset_dir: str | Path) -> dict[str, Any]:
     """Load and check the manifest of a dataset output directory."""
-    path = Path(dataset_dir) / MANIFEST_FILE
+    path = as_path(dataset_dir) / MANIFEST_FILE
     manifest = json.loads(path.read_text(encoding="utf-8"))
     if manifest.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"{path} is not an mmfeat manifest ({MANIFEST_FORMAT})")

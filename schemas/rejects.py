@@ -17,6 +17,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from mmfeat.schemas.fields import REJECTS_SCHEMA
+from mmfeat.schemas.paths import as_path
 
 _LINE_ENDS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -37,7 +38,7 @@ def read_rejects(path: str | Path, columns: list[str] | None = None) -> pa.Table
     version 2.0 wrote them as Parquet: read as they are."""
     if str(path).endswith(".parquet"):
         return pq.read_table(path, columns=columns)
-    data = Path(path).read_bytes()
+    data = as_path(path).read_bytes()
     if not data.strip():
         table = REJECTS_SCHEMA.empty_table()
     else:
@@ -48,5 +49,5 @@ def read_rejects(path: str | Path, columns: list[str] | None = None) -> pa.Table
 
 def store_rejects(dataset_dir: str | Path, paths: Iterable[str]) -> pa.Table:
     """Every reject of a store: its rejects files (``paths``, relative, as the manifest lists them) in one table."""
-    tables = [read_rejects(Path(dataset_dir) / path) for path in paths]
+    tables = [read_rejects(as_path(dataset_dir) / path) for path in paths]
     return pa.concat_tables(tables) if tables else REJECTS_SCHEMA.empty_table()

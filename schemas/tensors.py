@@ -244,4 +244,6 @@ def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pa.T
     """A Parquet file mmfeat wrote (a shard), with its 8-bit tensor columns restored (:func:`unpack_byte_tensors`)."""
     import pyarrow.parquet as pq
 
-    return unpack_byte_tensors(pq.read_table(path, columns=list(columns) if columns is not None else None))
+    from mmfeat.schemas.paths import parquet_source
+
+    return unpack_byte_tensors(pq.read_table(parquet_source(path), columns=list(columns) if columns is not None else None))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -22,6 +21,7 @@ import pyarrow.compute as pc
 from mmfeat.extractors.dedupe import DuplicateReport, Fingerprint, Match, find_duplicates
 from mmfeat.pipelines.config import OutputConfig
 from mmfeat.pipelines.io import write_bytes_atomically, write_parquet_atomically, write_text_atomically
+from mmfeat.pipelines.storage import at, store_options
 from mmfeat.pipelines.transforms.write import ShardResult, reject_row
 from mmfeat.schemas.fields import REJECTS_SCHEMA, rows_to_table
 from mmfeat.schemas.layout import marker_file, rejects_file
@@ -65,9 +65,13 @@ class PruneShard(beam.DoFn):
 
     def __init__(self, dataset_dir: str, config: OutputConfig, stats: StatsSpec | None = None) -> None:
         super().__init__()
-        self.dataset_dir = Path(dataset_dir)
+        self.dataset_path = dataset_dir
         self.config = config
         self.stats = stats
+        self.store = store_options()  # an output in a bucket: the workers' clients are made from these
+
+    def setup(self) -> None:
+        self.dataset_dir = at(self.dataset_path, self.store)
 
     def process(self, result: ShardResult, plan: DedupePlan) -> Any:
         """Idempotent: an earlier run killed half-way through pruning this shard (its rejects, or also its data,

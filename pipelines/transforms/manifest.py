@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -13,9 +12,11 @@ import pyarrow.parquet as pq
 
 from mmfeat.extractors.text import Vocabulary
 from mmfeat.pipelines.io import write_text_atomically
+from mmfeat.pipelines.storage import StoreOptions, at, store_options
 from mmfeat.schemas.card import dataset_card
 from mmfeat.schemas.layout import CARD_FILE
 from mmfeat.schemas.manifest import MANIFEST_FILE, build_manifest
+from mmfeat.schemas.paths import parquet_source
 from mmfeat.schemas.stats import merge_statistics
 
 
@@ -27,6 +28,7 @@ def _write_manifest(
     *,
     dataset_dir: str,
     static: dict[str, Any],
+    store: StoreOptions | None = None,
 ) -> str:
     vocabulary = None
     if vocab is not None:
@@ -51,8 +53,8 @@ def _write_manifest(
         leakage=leakage,
         statistics=statistics,
     )
-    root = Path(dataset_dir)
-    stored = pq.read_schema(root / manifest["shards"][0]["path"]) if manifest["shards"] else None
+    root = at(dataset_dir, store)
+    stored = pq.read_schema(parquet_source(root / manifest["shards"][0]["path"])) if manifest["shards"] else None
     write_text_atomically(root / CARD_FILE, dataset_card(manifest, stored))
     path = root / MANIFEST_FILE
     write_text_atomically(path, json.dumps(manifest, indent=2, sort_keys=False))
@@ -87,4 +89,5 @@ class WriteManifest(beam.PTransform):
             leakage=beam.pvalue.AsSingleton(leakage) if leakage is not None else None,
             dataset_dir=self.dataset_dir,
             static=self.static,
+            store=store_options(),
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -12,6 +11,7 @@ import pyarrow as pa
 
 from mmfeat.extractors.text import TextConfig, VocabConfig, Vocabulary, normalize_and_tokenize, thread_tokenizer
 from mmfeat.pipelines.io import write_text_atomically
+from mmfeat.pipelines.storage import StoreOptions, at, store_options
 from mmfeat.schemas.fields import TEXT_FIELDS
 from mmfeat.schemas.records import PreparedText, Reject
 
@@ -87,7 +87,9 @@ def vocabulary_splits(config: VocabConfig, present: list[str]) -> list[str]:
     return sorted(train or present)
 
 
-def _build_and_write(split_counts: list[tuple[tuple[str, str], int]], config: VocabConfig, path: str) -> Vocabulary:
+def _build_and_write(
+    split_counts: list[tuple[tuple[str, str], int]], config: VocabConfig, path: str, store: StoreOptions | None
+) -> Vocabulary:
     present = sorted({split for (split, _), _ in split_counts})
     chosen = set(vocabulary_splits(config, present))
     totals: dict[str, int] = {}
@@ -95,13 +97,13 @@ def _build_and_write(split_counts: list[tuple[tuple[str, str], int]], config: Vo
         if split in chosen:
             totals[token] = totals.get(token, 0) + n
     vocab = Vocabulary.build(totals.items(), config, source_splits=sorted(chosen))
-    write_text_atomically(Path(path), vocab.to_json())
+    write_text_atomically(at(path, store), vocab.to_json())
     return vocab
 
 
-def _load_and_copy(_: Any, source: str, path: str) -> Vocabulary:
-    vocab = Vocabulary.from_json(Path(source).read_text(encoding="utf-8"))
-    write_text_atomically(Path(path), vocab.to_json())
+def _load_and_copy(_: Any, source: str, path: str, store: StoreOptions | None) -> Vocabulary:
+    vocab = Vocabulary.from_json(at(source, store).read_text(encoding="utf-8"))
+    write_text_atomically(at(path, store), vocab.to_json())
     return vocab
 
 
@@ -121,14 +123,14 @@ class BuildVocabulary(beam.PTransform):
             return (
                 records.pipeline
                 | "One" >> beam.Create([None])
-                | "Load" >> beam.Map(_load_and_copy, source=self.config.path, path=self.output_path)
+                | "Load" >> beam.Map(_load_and_copy, source=self.config.path, path=self.output_path, store=store_options())
             )
         return (
             records
             | "SplitTokens" >> beam.FlatMap(lambda r: ((r.split, tok) for tokens in r.prepared.tokens for tok in tokens))
             | "Count" >> beam.combiners.Count.PerElement()
             | "Gather" >> beam.combiners.ToList()
-            | "Build" >> beam.Map(_build_and_write, config=self.config, path=self.output_path)
+            | "Build" >> beam.Map(_build_and_write, config=self.config, path=self.output_path, store=store_options())
         )
 
 

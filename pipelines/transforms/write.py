@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -34,6 +33,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from mmfeat.pipelines.config import OutputConfig
 from mmfeat.pipelines.io import write_bytes_atomically, write_parquet_atomically, write_text_atomically
 from mmfeat.pipelines.sources.guard import escaped
+from mmfeat.pipelines.storage import at, store_options
 from mmfeat.pipelines.transforms.stage import METRICS_NAMESPACE, Row
 from mmfeat.schemas.fields import rows_to_table
 from mmfeat.schemas.layout import data_file, marker_file, progress_file, rejects_file
@@ -122,11 +122,13 @@ class WriteShards(beam.DoFn):
         self.fingerprints = fingerprints  # report each written example's content and perceptual hashes (for deduplication)
         self._rows_written = Metrics.counter(METRICS_NAMESPACE, "rows_written")
         self._shards_written = Metrics.counter(METRICS_NAMESPACE, "shards_written")
+        self.store = store_options()  # an output in a bucket: the workers' clients are made from these
 
     def setup(self) -> None:
         self._finished = 0  # examples whose every outcome has arrived, over this writer's bundles
         self._reported_at = 0.0
-        self._progress_file = Path(self.dataset_dir) / progress_file(uuid.uuid4().hex)
+        self._root = at(self.dataset_dir, self.store)
+        self._progress_file = self._root / progress_file(uuid.uuid4().hex)
 
     def start_bundle(self) -> None:
         self._open: dict[ShardKey, _ShardBuffer] = {}
@@ -181,7 +183,7 @@ class WriteShards(beam.DoFn):
         return result
 
     def _flush(self, buffer: _ShardBuffer, *, partial: bool) -> ShardResult:
-        root = Path(self.dataset_dir)
+        root = self._root
         name = buffer.key.name + (f".partial-{uuid.uuid4().hex[:8]}" if partial else "")
         data_path = rejects_path = None
         rejects = sorted(buffer.rejects, key=lambda r: (r.sample_id, -1 if r.view is None else r.view))

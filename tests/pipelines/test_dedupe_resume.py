@@ -34,7 +34,9 @@ def files(root):
 
 def prune(root, result, drops):
     plan = DedupePlan(drops={result.name: tuple(Match("val", d, "val", "a", "exact", 0) for d in drops)}, leakage=())
-    (out,) = PruneShard(str(root), CONFIG).process(result, plan)
+    pruner = PruneShard(str(root), CONFIG)
+    pruner.setup()
+    (out,) = pruner.process(result, plan)
     return out
 
 

@@ -134,7 +134,9 @@ def configure_flink(options: PipelineOptions, wheel: Callable[[], Path]) -> None
         raise PresetError("--runner flink needs --flink_master=HOST:PORT (the JobManager's REST address), or [local]")
     portable = options.view_as(PortableOptions)
     portable.environment_type = portable.environment_type or "DOCKER"
-    if portable.environment_type.upper() != "LOOPBACK":  # LOOPBACK runs the workers in this process
+    # LOOPBACK runs the workers in this process, and EXTERNAL in a worker pool the user started where mmfeat is
+    # installed (Beam's worker_pool_main, which starts the SDK harness itself: nothing staged would be installed)
+    if portable.environment_type.upper() not in ("LOOPBACK", "EXTERNAL"):
         _stage_mmfeat(options, wheel)
 
 

@@ -34,6 +34,8 @@ NOT_RUN = {  # (file, the block's first line): why no test runs it as printed
     "tests/runners/test_dask.py checks that each bug is still there",
     ("docs/scaling-out.md", "mmfeat run librispeech --input s3://my-bucket/LibriSpeech"): "a real bucket: "
     "tests/test_object_store.py runs these commands against moto's S3 server with --s3_endpoint_url",
+    ("docs/scaling-out.md", "python -m apache_beam.runners.worker.worker_pool_main"): "a Flink cluster: "
+    "tests/runners/test_flink_external.py runs the same preset with a worker pool and Beam's job service on loopback",
     ("docs/performance.md", "make bench"): "benchmarks take minutes and are not tests",
     ("docs/output.md", "mmfeat run iemocap --input IEMOCAP_full_release --output out"): "the real IEMOCAP release: "
     "tests/test_iemocap_end_to_end.py runs video.mode=fps and video.crop=face on the sample",

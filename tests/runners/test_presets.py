@@ -27,11 +27,13 @@ def test_flink_preset_runs_workers_in_docker_with_the_staged_wheel():
     assert [Path(p).name for p in options["extra_packages"]] == ["mmfeat-0-py3-none-any.whl"]
 
 
-def test_flink_preset_with_an_image_or_loopback_stages_nothing():
+def test_flink_preset_with_an_image_loopback_or_an_external_pool_stages_nothing():
     image = built("--runner=flink", "--flink_master=jm:8081", "--sdk_container_image=registry/mmfeat-worker:1")
     assert image["sdk_container_image"] == "registry/mmfeat-worker:1" and not image["extra_packages"]
     loopback = built("--runner=flink", "--flink_master=[local]", "--environment_type=LOOPBACK")
     assert loopback["environment_type"] == "LOOPBACK" and not loopback["extra_packages"]
+    pool = built("--runner=flink", "--flink_master=jm:8081", "--environment_type=EXTERNAL", "--environment_config=127.0.0.1:5")
+    assert pool["environment_type"] == "EXTERNAL" and not pool["extra_packages"]  # the pool's own mmfeat runs
 
 
 def test_dataflow_preset_with_a_gpu_worker_image():

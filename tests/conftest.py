@@ -196,3 +196,16 @@ def s3():
     with s3_server() as server:
         use_object_stores(server.beam_flags)
         yield server
+
+
+@pytest.fixture(scope="session")
+def s3_corpus(s3, librispeech_root, coco_root, iemocap_root, tmp_path_factory) -> str:
+    """The four samples in a bucket (``s3://corpus/…``), as a user keeps a dataset."""
+    from mmfeat.pipelines.datasets.folder.sample import write_folder_sample
+
+    url = s3.create_bucket("corpus")
+    s3.upload_tree(librispeech_root, f"{url}/speech/LibriSpeech")
+    s3.upload_tree(coco_root, f"{url}/images/coco [2017]")  # a prefix with a space and glob characters
+    s3.upload_tree(iemocap_root, f"{url}/dialogs")
+    s3.upload_tree(write_folder_sample(tmp_path_factory.mktemp("folder")), f"{url}/folder")
+    return url

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mmfeat.pipelines.datasets.folder.sample import write_folder_sample
 from mmfeat.runners.cli import main
-from tests.conftest import run_cli
 from tests.object_store import free_port, gcs_client_installed
 from tests.test_end_to_end import tree_bytes
 
@@ -26,23 +24,16 @@ def same_store(remote, local):
 
 
 @pytest.fixture(scope="module")
-def corpus(s3, librispeech_root, coco_root, iemocap_root, tmp_path_factory):
-    url = s3.create_bucket("corpus")
-    s3.upload_tree(librispeech_root, f"{url}/speech/LibriSpeech")
-    s3.upload_tree(coco_root, f"{url}/images/coco [2017]")  # a prefix with a space and glob characters
-    s3.upload_tree(iemocap_root, f"{url}/dialogs")
-    s3.upload_tree(write_folder_sample(tmp_path_factory.mktemp("folder")), f"{url}/folder")
-    return url
+def corpus(s3_corpus):
+    return s3_corpus
 
 
-def test_librispeech_from_a_bucket_with_two_worker_processes_equals_the_local_run(s3, corpus, default_run, tmp_path):
-    """The workers are other processes: each makes its S3 clients from the options the job carries."""
-    run = run_cli(
-        "run", "librispeech", "--input", f"{corpus}/speech", "--output", str(tmp_path), "--no-progress",
-        "--direct_num_workers=2", "--direct_running_mode=multi_processing", *s3.beam_flags,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "rejected              12" in run.stdout
+def test_librispeech_from_a_bucket_equals_the_local_run(s3, corpus, default_run, tmp_path, capsys):
+    """In this process; tests/runners/test_flink_external.py runs it from a bucket into a bucket with the workers in
+    another process (each makes its S3 clients from the options the job carries)."""
+    argv = ["run", "librispeech", "--input", f"{corpus}/speech", "--output", str(tmp_path), "--no-progress"]
+    assert main([*argv, *s3.beam_flags]) == 0, capsys.readouterr().err[-3000:]
+    assert "rejected              12" in capsys.readouterr().out
     same_store(tmp_path / "librispeech", default_run.dataset_dir)
 
 
@@ -94,6 +85,7 @@ def test_iemocap_from_a_bucket_equals_the_local_run_and_leaves_no_local_copy(s3,
 
 def test_a_folder_dataset_in_a_bucket_lists_as_on_disk(corpus, tmp_path):
     """Hidden files and folders skipped, metadata joined, the same units in the same order."""
+    from mmfeat.pipelines.datasets.folder.sample import write_folder_sample
     from mmfeat.pipelines.datasets.folder.source import discover
 
     local = write_folder_sample(tmp_path)

@@ -53,18 +53,22 @@ def external_workers(tmp_path_factory):
         process.wait(timeout=30)
 
 
-def test_the_flink_preset_with_an_external_worker_pool_writes_the_direct_runners_bytes(
-    external_workers, librispeech_root, default_run, tmp_path
+def test_the_flink_preset_with_an_external_worker_pool_from_a_bucket_into_a_bucket_writes_the_direct_runners_bytes(
+    external_workers, s3, s3_corpus, default_run, tmp_path
 ):
+    """The Flink-on-Kubernetes set-up: workers in another process read and write the buckets with the options the
+    job carries (the S3 endpoint and keys here)."""
     job_endpoint, pool = external_workers
+    out = s3.create_bucket("flink-features")
     run = run_cli(
-        "run", "librispeech", "--input", str(librispeech_root), "--output", str(tmp_path), "--no-progress",
+        "run", "librispeech", "--input", f"{s3_corpus}/speech", "--output", out, "--no-progress", *s3.beam_flags,
         "--runner", "flink", "--flink_master=localhost:8081", job_endpoint, "--environment_type=EXTERNAL", pool,
         timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    out = tmp_path / "librispeech"
+    s3.download_tree(f"{out}/librispeech", tmp_path / "librispeech")
+    stored = tmp_path / "librispeech"
     for pattern in ("data/*/*.parquet", "rejects/*.jsonl", "_shards/*.json", "vocab.json"):  # the card names the runner
-        assert tree_bytes(out, pattern) == tree_bytes(default_run.dataset_dir, pattern), pattern
-    assert read_manifest(out)["runner"] == "FlinkRunner"
-    assert read_manifest(out)["counts"] == read_manifest(default_run.dataset_dir)["counts"]
+        assert tree_bytes(stored, pattern) == tree_bytes(default_run.dataset_dir, pattern), pattern
+    assert read_manifest(stored)["runner"] == "FlinkRunner"
+    assert read_manifest(stored)["counts"] == read_manifest(default_run.dataset_dir)["counts"]

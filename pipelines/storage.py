@@ -150,6 +150,10 @@ class ObjectPath:
         keys = _LISTINGS.keys_under(self)
         return iter([ObjectPath(key) for key in keys if fnmatch.fnmatchcase(posixpath.basename(key), pattern)])
 
+    def stat(self) -> os.stat_result:
+        """What a listing knows of an object: its size (no modification time: every other field is 0)."""
+        return os.stat_result((0, 0, 0, 0, 0, 0, self.size(), 0, 0, 0))
+
     def size(self) -> int:
         size = _LISTINGS.size_of(self)
         if size is None:

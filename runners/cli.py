@@ -391,10 +391,25 @@ def _inspect_rejects(path: Path, manifest: dict, rows: int, *, split: str | None
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _verify(args: argparse.Namespace, store_flags: Sequence[str]) -> int:
+    """``store_flags``: Beam's filesystem flags for a store in a bucket (``--s3_endpoint_url``…), as for ``run``."""
     from mmfeat.schemas.verify import verify_store
 
-    path = args.path.expanduser()
+    path = location(args.path)
+    if is_url(path):
+        from mmfeat.pipelines.storage import StorageError, check_reachable, check_scheme, use_object_stores
+
+        bad = [flag for flag in store_flags if not flag.startswith(("--s3_", "--aws_", "--gcs_", "--project"))]
+        if bad:
+            return _fail(f"unexpected arguments: {' '.join(bad)} (a store in a bucket takes Beam's filesystem flags)")
+        try:
+            use_object_stores(store_flags)
+            check_scheme(path)
+            check_reachable(path)
+        except StorageError as err:
+            return _fail(str(err))
+    elif store_flags:
+        return _fail(f"unexpected arguments: {' '.join(store_flags)}")
     if not path.is_dir():
         return _fail(f"{path} is not a folder (pass OUT/<dataset>)")
     problems = verify_store(path)
@@ -439,6 +454,7 @@ def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet_benign_beam_notices()
     args, rest = _parser().parse_known_args(argv)
+    forget_listings()  # a command sees the stores as they are now (mmfeat's main, called again in one process)
     if args.command == "sample-data":
         if rest:
             return _fail(f"unexpected arguments: {' '.join(rest)}")
@@ -456,9 +472,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return _fail(f"unexpected arguments: {' '.join(rest)}")
         return _inspect(args)
     if args.command == "verify":
-        if rest:
-            return _fail(f"unexpected arguments: {' '.join(rest)}")
-        return _verify(args)
+        return _verify(args, rest)
     if args.command == "report":
         if rest:
             return _fail(f"unexpected arguments: {' '.join(rest)}")

@@ -29,7 +29,7 @@ class FileDigest(NamedTuple):
 
 def file_digest(path: str | Path) -> FileDigest:
     digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as file:
+    with as_path(path).open("rb") as file:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
             size += len(chunk)

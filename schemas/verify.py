@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from mmfeat.schemas.layout import REJECTS_DIR
 from mmfeat.schemas.manifest import file_digest, read_manifest
+from mmfeat.schemas.paths import as_path, parquet_source
 from mmfeat.schemas.rejects import read_rejects
 from mmfeat.schemas.tensors import BYTE_TENSOR_KEY
 
@@ -51,7 +52,7 @@ class Problem:
 
 def verify_store(dataset_dir: str | Path) -> list[Problem]:
     """Every problem found in the store at ``dataset_dir`` (empty: it is complete and consistent)."""
-    root = Path(dataset_dir)
+    root = as_path(dataset_dir)
     try:
         manifest = read_manifest(root)
     except (OSError, ValueError) as err:
@@ -61,8 +62,8 @@ def verify_store(dataset_dir: str | Path) -> list[Problem]:
     tables, schemas = {}, {}
     for shard in listed:
         try:
-            tables[shard["path"]] = pq.read_table(root / shard["path"])
-            schemas[shard["path"]] = pq.read_schema(root / shard["path"])
+            tables[shard["path"]] = pq.read_table(parquet_source(root / shard["path"]))
+            schemas[shard["path"]] = tables[shard["path"]].schema
         except (OSError, pa.ArrowException) as err:
             problems.append(Problem("files", shard["path"], f"not readable as Parquet: {err}"))
     rejects = _rejects(root, manifest, problems)
@@ -81,7 +82,7 @@ def _files(root: Path, manifest: dict[str, Any]) -> Iterator[Problem]:
         if not path.is_file():
             yield Problem("files", shard["path"], "listed in the manifest but missing")
             continue
-        size = path.stat().st_size
+        size = path.stat().st_size  # a local file's, or an object's (its listing's size)
         if shard.get("bytes") is not None and size != shard["bytes"]:
             yield Problem("files", shard["path"], f"{size} bytes, the manifest recorded {shard['bytes']}")
         elif shard.get("sha256") is not None and file_digest(path).sha256 != shard["sha256"]:

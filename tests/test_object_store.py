@@ -45,7 +45,9 @@ def test_coco_from_a_bucket_into_a_bucket_equals_the_local_run(s3, corpus, coco_
     same_store(tmp_path / "coco", coco_run.dataset_dir)
 
 
-def test_a_store_in_a_bucket_is_refused_resumed_and_overwritten_as_a_local_one(s3, librispeech_root, default_run, tmp_path):
+def test_a_store_in_a_bucket_is_refused_resumed_overwritten_and_verified_as_a_local_one(
+    s3, librispeech_root, default_run, tmp_path, capsys
+):
     """What an interrupted run leaves (no manifest, a shard without its marker and objects): a plain run is refused,
     --resume finishes it with the uninterrupted run's bytes, another configuration is not mixed in, --overwrite
     replaces it; no local file is written on the way."""
@@ -72,6 +74,11 @@ def test_a_store_in_a_bucket_is_refused_resumed_and_overwritten_as_a_local_one(s
     assert main([*run, "--overwrite"]) == 0
     same_store(stored("overwritten"), default_run.dataset_dir)
     assert sorted(k["Key"] for k in client.list_objects_v2(Bucket="resumed")["Contents"]) == sorted(keys)
+    # mmfeat verify reads the store where it is: sizes, sha256, schema, rows, counts; then finds a stray file
+    assert main(["verify", f"{out}/librispeech", *s3.beam_flags]) == 0
+    client.put_object(Bucket="resumed", Key="out/librispeech/data/dev-clean/extra.parquet", Body=b"PAR1")
+    assert main(["verify", f"{out}/librispeech", *s3.beam_flags]) != 0
+    assert "data/dev-clean/extra.parquet: a file the manifest does not list" in capsys.readouterr().out
 
 
 def test_iemocap_from_a_bucket_equals_the_local_run_and_leaves_no_local_copy(s3, corpus, iemocap_run, tmp_path, capsys):

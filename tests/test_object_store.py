@@ -28,13 +28,7 @@ def corpus(s3_corpus):
     return s3_corpus
 
 
-def test_librispeech_from_a_bucket_equals_the_local_run(s3, corpus, default_run, tmp_path, capsys):
-    """In this process; tests/runners/test_flink_external.py runs it from a bucket into a bucket with the workers in
-    another process (each makes its S3 clients from the options the job carries)."""
-    argv = ["run", "librispeech", "--input", f"{corpus}/speech", "--output", str(tmp_path), "--no-progress"]
-    assert main([*argv, *s3.beam_flags]) == 0, capsys.readouterr().err[-3000:]
-    assert "rejected              12" in capsys.readouterr().out
-    same_store(tmp_path / "librispeech", default_run.dataset_dir)
+# LibriSpeech from a bucket into a bucket, with the workers in another process: tests/runners/test_flink_external.py.
 
 
 def test_coco_from_a_bucket_into_a_bucket_equals_the_local_run(s3, corpus, coco_run, tmp_path, capsys):

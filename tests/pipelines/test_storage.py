@@ -74,3 +74,16 @@ def test_writes_are_seen_and_deletes_forgotten(bucket, tmp_path):
     assert not target.exists() and [p.name for p in (bucket / "out").iterdir()] == ["big.bin"]
     with pytest.raises(FileNotFoundError):
         target.unlink()
+
+
+def test_an_object_gone_since_its_listing_is_a_reject_not_a_crash(bucket, s3):
+    from mmfeat.extractors.errors import Rejected
+    from mmfeat.pipelines.io import read_source_bytes
+
+    target = bucket / "gone" / "a.flac"
+    target.write_bytes(b"fLaC")
+    assert target.is_file()  # listed: the listing now says it is there
+    s3.client().delete_object(Bucket="storage-test", Key="gone/a.flac")
+    with pytest.raises(Rejected) as rejected:
+        read_source_bytes(str(target))
+    assert rejected.value.reason == "file_unreadable"

@@ -2,7 +2,7 @@
 
 Frames are picked by their presentation times, never by index x fps: AVI files can have gaps
 (dropped frames), after which index x fps points at the wrong moment, and B-frames are stored out
-of display order. Each segment's frames come from one seek and one forward decode.
+of display order. Segments read in order decode on from the last one where the gap is short; others seek.
 A video's own audio track is decoded with PyAV too (:class:`VideoAudioTrack`).
 """
 
@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from mmfeat.extractors.errors import Rejected
 from mmfeat.extractors.image import centre_square, resize_area
+
+if TYPE_CHECKING:
+    import av
 
 MAX_FRAMES = 512
 MAX_FRAME_SIZE = 1024
@@ -111,6 +114,7 @@ _CONTAINERS = {".avi": {"avi"}, ".mp4": {"mp4", "mov"}, ".m4v": {"mp4", "mov", "
 _TIME_EPS = 1e-6  # a frame stamped at t (after float rounding) is on screen at t
 _MAX_DURATION_S = 1e6  # a container duration beyond this (11 days) is a broken header, not a recording
 _START_PACKETS = 32  # packets read to find the first presented frame (B-frames are reordered within a few)
+_MIN_FORWARD_S = 0.5  # a read this close ahead of the last one decodes on rather than seeks, whatever the keyframes
 
 
 class VideoSource:
@@ -121,8 +125,8 @@ class VideoSource:
     packets in stored order; decord took those stamps for display times and returned frames up to a second
     away from the asked time). Gaps (dropped frames) are kept: frames are chosen by time, never by index x fps.
     The duration comes from the stream's header, else the container's, else the frame count and rate; a broken
-    value (negative, absurdly large) is skipped. Each read seeks to the keyframe before the first asked time and
-    decodes forward, so memory holds a segment's frames, not the video.
+    value (negative, absurdly large) is skipped. A read decodes on from the last one (a gap shorter than a keyframe
+    interval) or seeks to the keyframe before its first time; memory holds a segment's frames, not the video.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -155,6 +159,13 @@ class VideoSource:
             self.close()
             raise Rejected("video_unreadable", f"{name} has no video frames (or no usable duration)")
         self.has_audio = bool(self._container.streams.audio)
+        self.frame_size: tuple[int, int] | None = None  # (width, height) of the frames the last read gave
+        self.seeks = 0  # seeks made by reads (a dialog's utterances in order, close together, need one)
+        self._decoder = None  # the running decode, from the last seek on
+        self._held: list[tuple[float, object]] = []  # the last frames it gave (time, frame)
+        self._key_interval_s = 0.0  # the longest keyframe interval seen
+        self._last_key_s: float | None = None
+        self._first_is_key: bool | None = None
 
     def _first_pts(self) -> int:
         """The smallest presentation timestamp among the first packets: the first frame shown."""
@@ -192,8 +203,8 @@ class VideoSource:
 
     def frames(self, start_s: float, end_s: float, config: FramesConfig) -> tuple[np.ndarray, np.ndarray]:
         """(frames, size, size, 3) uint8 RGB centre-square frames of [start_s, end_s) and their presentation times (s)."""
-        raw, timestamps = self.read(self.segment_times(start_s, end_s, config))
-        return np.stack([fit_square(frame, config.size) for frame in raw]), timestamps
+        squares, timestamps = self.read(self.segment_times(start_s, end_s, config), fit_to=config.size)
+        return np.stack(squares), timestamps
 
     def segment_times(self, start_s: float, end_s: float, config: FramesConfig) -> np.ndarray:
         """The sample times of a segment (``config.mode``); a segment outside the video is rejected."""
@@ -202,8 +213,9 @@ class VideoSource:
             raise Rejected("segment_out_of_range", detail)
         return config.times(start_s, min(end_s, self.duration_s))
 
-    def read(self, times: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        """Full-size RGB frames on screen at ``times`` and their presentation times (s)."""
+    def read(self, times: np.ndarray, *, fit_to: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """RGB frames on screen at ``times`` and their presentation times (s): full size, or with ``fit_to``
+        their centre squares at ``fit_to`` px (:func:`fitted_square`). ``frame_size`` is then the frames' (w, h)."""
         import av
 
         times = np.asarray(times, dtype=np.float64)
@@ -217,30 +229,65 @@ class VideoSource:
         indices = frames_at(starts, times)
         pixels: dict[int, np.ndarray] = {}
         for index in np.unique(indices):  # a short segment may show one frame twice: converted once
-            pixels[int(index)] = shown[index][1].to_ndarray(format="rgb24")
+            frame = shown[index][1]
+            self.frame_size = (frame.width, frame.height)
+            pixels[int(index)] = frame.to_ndarray(format="rgb24") if fit_to is None else fitted_square(frame, fit_to)
         return [pixels[int(i)] for i in indices], starts[indices]
 
     def _decode_over(self, first_s: float, last_s: float) -> list[tuple[float, object]]:
         """(time, frame) in display order, from the last frame shown at or before ``first_s`` to the first one
-        shown after ``last_s`` (or the end). Seeks back from ``first_s`` until the decode starts at a keyframe
-        shown no later than ``first_s`` (an AVI seeks by stored order, which B-frames make later than display)."""
+        shown after ``last_s`` (or the end).
+
+        The decode goes on from where the last read stopped when ``first_s`` lies ahead of it by no more than
+        the longest keyframe interval seen (decoding that gap costs less than a seek, which decodes from the
+        keyframe before ``first_s``): a dialog's dense utterances are decoded once, in order. Otherwise it seeks
+        back from ``first_s`` until the decode starts at a keyframe shown no later than ``first_s`` (an AVI seeks
+        by stored order, which B-frames make later than display). Either way the same frames are chosen.
+        """
+        if self._can_decode_on(first_s):
+            return self._forward(list(self._held), first_s, last_s)
         for back_s in (0.0, 1.0, 5.0, 30.0, None):
             target = 0.0 if back_s is None else max(0.0, first_s - back_s)
             self._container.seek(int(target / self._time_base), stream=self._stream, backward=True)
-            shown: list[tuple[float, object]] = []
-            starts_at_key = None
-            for frame in self._container.decode(self._stream):
-                starts_at_key = frame.key_frame if starts_at_key is None else starts_at_key
+            self.seeks += 1
+            self._decoder, self._held, self._last_key_s = self._container.decode(self._stream), [], None
+            shown = self._forward([], first_s, last_s)
+            starts_at_key = self._first_is_key
+            if back_s is None or (shown and starts_at_key and shown[0][0] <= first_s + _TIME_EPS):
+                return shown
+        return []
+
+    def _can_decode_on(self, first_s: float) -> bool:
+        """The running decode has not passed ``first_s``, and is closer to it than the longest keyframe interval."""
+        held = self._held
+        if self._decoder is None or not held or held[0][0] > first_s + _TIME_EPS:
+            return False
+        return first_s - held[-1][0] <= max(self._key_interval_s, _MIN_FORWARD_S)
+
+    def _forward(self, shown: list[tuple[float, object]], first_s: float, last_s: float) -> list[tuple[float, object]]:
+        """Decode on from ``shown`` (the frames held from the last read, or none after a seek) past ``last_s``."""
+        self._first_is_key = None
+        try:
+            for frame in self._decoder:
                 pts = frame.pts if frame.pts is not None else frame.dts
                 time = (pts - self._start) * self._time_base if pts is not None else (shown[-1][0] if shown else 0.0)
+                if self._first_is_key is None:
+                    self._first_is_key = frame.key_frame
+                if frame.key_frame:
+                    if self._last_key_s is not None:
+                        self._key_interval_s = max(self._key_interval_s, time - self._last_key_s)
+                    self._last_key_s = time
                 if shown and time <= first_s + _TIME_EPS and shown[-1][0] <= time:
                     shown = []  # still before the segment: only the frame on screen at its start is kept
                 shown.append((time, frame))
                 if time > last_s + _TIME_EPS:
                     break
-            if back_s is None or (shown and starts_at_key and shown[0][0] <= first_s + _TIME_EPS):
-                return sorted(shown, key=lambda entry: entry[0])
-        return []
+        except BaseException:
+            self._decoder, self._held = None, []  # the next read seeks
+            raise
+        shown = sorted(shown, key=lambda entry: entry[0])
+        self._held = shown[-2:]  # the next segment may start on either
+        return shown
 
     def close(self) -> None:
         container, self._container = getattr(self, "_container", None), None
@@ -274,6 +321,24 @@ class CropBox:
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.side, self.side]
+
+
+def fitted_square(frame: av.VideoFrame, size: int) -> np.ndarray:
+    """A decoded frame's centre square at ``size`` x ``size`` RGB, converted and shrunk in one pass by FFmpeg's swscale
+    (area averaging, bit-exact mode: the same bytes on every CPU). 3.7x faster than converting the whole frame
+    and resizing its square with OpenCV (:func:`fit_square`), which it matches within 0.85 grey levels on
+    average (99th percentile 4; 480p frames to 112 px). The frame is scaled whole, shorter side to ``size``, and
+    its centre cut: the square lies within half an output pixel of :meth:`CropBox.centre`'s."""
+    from av.video.reformatter import Interpolation
+
+    width, height = frame.width, frame.height
+    shorter = min(width, height)
+    scaled_w, scaled_h = max(size, round(width * size / shorter)), max(size, round(height * size / shorter))
+    smooth = Interpolation.AREA if shorter >= size else Interpolation.BILINEAR
+    flags = smooth | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
+    rgb = frame.to_ndarray(width=scaled_w, height=scaled_h, format="rgb24", interpolation=flags)
+    x, y = (scaled_w - size) // 2, (scaled_h - size) // 2
+    return np.ascontiguousarray(rgb[y : y + size, x : x + size])
 
 
 def fit_square(frame: np.ndarray, size: int) -> np.ndarray:

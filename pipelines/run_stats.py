@@ -55,6 +55,7 @@ def run_stats(result: Any, stage_names: Sequence[str], *, wall_s: float, cpu_s: 
             "wall_s": round(wall_us / 1e6, 3),
             "cpu_s": round(cpu, 3),
             "per_cpu_s": round((ok + rejected) / cpu, 1) if cpu > 0 else None,
+            **_own_counters(counters, name),
         }
     writer = {key: counters.get((METRICS_NAMESPACE, key), 0) for key in ("rows_written", "shards_written")}
     encoders: dict[str, dict[str, Any]] = {}
@@ -64,6 +65,16 @@ def run_stats(result: Any, stage_names: Sequence[str], *, wall_s: float, cpu_s: 
             if namespace.startswith("mmfeat.encode."):
                 encoders.setdefault(namespace.removeprefix("mmfeat.encode."), {})[name] = _summary(_value(found))
     return {**stats, "stages": stages, "writer": writer, "encoders": encoders}
+
+
+def _own_counters(counters: dict[tuple[str, str], int], stage: str) -> dict[str, int]:
+    """A stage's counters of its own (``extract_frames.seeks``), beside the ones every stage has."""
+    prefix, own = f"{stage}.", {}
+    for (namespace, name), value in counters.items():
+        key = name.removeprefix(prefix)
+        if namespace == METRICS_NAMESPACE and key != name and key not in KEYS:
+            own[key] = value
+    return own
 
 
 def _value(found: Any) -> Any:

@@ -78,6 +78,15 @@ def test_frames_mfcc_and_alignment_match_the_extractors_on_the_same_span(iemocap
         assert np.array_equal(frames, frames_all[i]) and np.allclose(stamps, row["frame_timestamps_s"])
 
 
+def test_a_dialogs_utterances_decode_on_without_a_seek_each(iemocap_run):
+    """Utterances of a dialog in order, close together: one video decode runs on through them (the frames equal a
+    fresh seek's: the test above); ``_run_stats.json`` counts the seeks."""
+    from mmfeat.pipelines.run_stats import read_run_stats
+
+    frames = read_run_stats(iemocap_run.dataset_dir)["stages"]["extract_frames"]
+    assert 0 < frames["seeks"] < frames["out"]
+
+
 def test_the_video_gap_is_respected(iemocap_run):
     row = next(r for r in read_rows(iemocap_run.dataset_dir).to_pylist() if r["sample_id"] == "Ses05F_impro02_M000")
     stamps = np.array(row["frame_timestamps_s"])

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+from apache_beam.metrics import Metrics
 
 from mmfeat.extractors.audio import AudioCleanConfig, CleanAudio, clean_audio, clean_samples, read_audio_span
 from mmfeat.extractors.augment import AugmentConfig
@@ -26,7 +27,7 @@ from mmfeat.extractors.video import CropBox, FramesConfig, VideoAudioTrack, Vide
 from mmfeat.pipelines.io import LocalCopies
 from mmfeat.pipelines.transforms.audio import CLEAN_AUDIO_FIELDS
 from mmfeat.pipelines.transforms.image import IMAGE_AUGMENT_TYPE
-from mmfeat.pipelines.transforms.stage import Stage, WorkItem, record_duration_s
+from mmfeat.pipelines.transforms.stage import METRICS_NAMESPACE, Stage, WorkItem, record_duration_s
 from mmfeat.pipelines.transforms.warm_up import warm_up_wav
 from mmfeat.schemas.records import DialogUtterance
 from mmfeat.schemas.tensors import clip_type
@@ -131,6 +132,7 @@ class Clip(NamedTuple):
     box: CropBox
     has_audio: bool
     augment: dict[str, Any] | None  # the view's recorded augmentation parameters
+    seeks: int  # seeks the video made for it (0: decoded on from the utterance before)
 
 
 class ExtractFrames(Stage):
@@ -148,6 +150,7 @@ class ExtractFrames(Stage):
         super().__init__()
         self.config = config
         self.augment = augment
+        self._seeks = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.seeks")  # in _run_stats.json
 
     def setup(self) -> None:
         super().setup()
@@ -178,6 +181,7 @@ class ExtractFrames(Stage):
         view = item.view or 0
         # augmented views are not read ahead, but run on the loading thread too: it alone uses the open video
         clip = self.loaded(item) if view == 0 else self.on_loading_thread(self._clip, item.record, view)
+        self._seeks.inc(clip.seeks)  # a counter: on the bundle's thread
         item.arrays["frames"] = clip.frames  # for the frame encoder
         item.columns.update(
             frames=clip.frames,
@@ -191,6 +195,7 @@ class ExtractFrames(Stage):
 
     def _clip(self, record: DialogUtterance, view: int) -> Clip:
         source = self._open(record.video_path)
+        seeks = source.seeks
         times = source.segment_times(record.start_s, record.end_s, self.config)
         recorded, spatial = None, None
         if view > 0:
@@ -198,6 +203,11 @@ class ExtractFrames(Stage):
             rng = np.random.default_rng(seed)
             shifts = sample_time_shifts(rng, self.augment.video, times)
             times = jittered_times(times, shifts, record.start_s, min(record.end_s, source.duration_s))
+        if self._faces is None and (view == 0 or not self.augment.video.spatial):  # the centre square, as it is
+            frames, timestamps = source.read(times, fit_to=self.config.size)  # converted and shrunk in one pass
+            box = CropBox.centre(*source.frame_size)
+            recorded = {"seed": seed, "time_shifts_s": list(shifts)} if view > 0 else None
+            return Clip(np.stack(frames), timestamps, box, source.has_audio, recorded, source.seeks - seeks)
         raw, timestamps = source.read(times)
         box = self._crop_box(raw)
         squares = [box.apply(frame) for frame in raw]
@@ -206,7 +216,7 @@ class ExtractFrames(Stage):
             recorded = {"seed": seed, "time_shifts_s": list(shifts), **(spatial.to_dict() if spatial else {})}
         size = self.config.size
         frames = render_clip(squares, size, spatial) if spatial else np.stack([fit_square(f, size) for f in squares])
-        return Clip(frames=frames, timestamps=timestamps, box=box, has_audio=source.has_audio, augment=recorded)
+        return Clip(frames, timestamps, box, source.has_audio, recorded, source.seeks - seeks)
 
     def _crop_box(self, raw: list[np.ndarray]) -> CropBox:
         """The clip's square: around the face seen in a few of its frames, or the centre square."""

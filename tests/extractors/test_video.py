@@ -169,3 +169,36 @@ def test_a_broken_container_duration_falls_back_to_the_packets(tmp_path):
         assert [shown_index(f) for f in raw] == [50, 75]
     finally:
         source.close()
+
+
+@pytest.mark.parametrize("name", ["b_frames.avi", "b_frames.mp4"])
+def test_segments_in_order_are_decoded_once_with_the_frames_a_seek_gives(tmp_path, name):
+    """Dense segments in order decode on from the last read (one seek for all of them); every segment gets the
+    frames and times that a fresh source, seeking to it, gives. A segment behind the last read seeks again."""
+    path = tmp_path / name
+    write_numbered_video(path, codec="libx264" if name.endswith(".mp4") else "mpeg4", frames=125, fps=12)  # 10.4 s
+    segments = [(0.1, 0.9), (1.0, 1.9), (1.94, 2.5), (2.5, 2.52), (2.9, 5.1), (5.2, 6.9), (6.95, 7.3), (7.5, 8.0)]
+    config = FramesConfig(num_frames=6, size=32)
+    source = VideoSource(path)
+    try:
+        in_order = [source.read(source.segment_times(*segments[0], config))]
+        seeks = source.seeks
+        in_order += [source.read(source.segment_times(start, end, config)) for start, end in segments[1:]]
+        assert source.seeks == seeks  # gaps under half a second: decoded on
+        segments += [(1.0, 1.9), (9.5, 9.99)]
+        in_order.append(source.read(source.segment_times(1.0, 1.9, config)))  # behind the decode: a seek
+        assert source.seeks > seeks
+        seeks = source.seeks
+        in_order.append(source.read(source.segment_times(9.5, 9.99, config)))  # far ahead: a seek too
+        assert source.seeks > seeks
+    finally:
+        source.close()
+    for (start, end), (raw, times) in zip(segments, in_order, strict=True):
+        fresh = VideoSource(path)
+        try:
+            expected_raw, expected_times = fresh.read(fresh.segment_times(start, end, config))
+        finally:
+            fresh.close()
+        assert np.array_equal(times, expected_times), (start, end)
+        assert [shown_index(f) for f in raw] == [shown_index(f) for f in expected_raw]
+        assert all(np.array_equal(a, b) for a, b in zip(raw, expected_raw)), (start, end)

@@ -40,7 +40,7 @@ def write_dataset(root: Path, dialogs: int, utterances: int, *, size: tuple[int,
     import numpy as np
     import soundfile
 
-    from mmfeat.runners.samples import iemocap as sample
+    from mmfeat.pipelines.datasets.iemocap import sample
 
     rng = np.random.default_rng(0)
     base = root / "Session1" / "dialog"

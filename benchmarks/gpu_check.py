@@ -11,7 +11,8 @@ Reports, for EfficientNet-Lite0 (``encode.image``):
   4. models loaded per process (RunInference's load count over the run's worker processes);
   5. how many decode workers (``--direct_num_workers``, multi_processing) keep the GPU >= 85 % busy;
   6. that a ``cuda`` run writes the rows a CPU run writes (same ids, embeddings within cosine 0.999).
-Weight-aware batching (Beam's ``max_batch_weight``) is not built in mmfeat yet: the script says so and exits 1.
+  7. weight-aware batching: with ``encode.image.max_batch_weight`` at 4 images' input values, no batch holds more.
+It exits 1 if a goal that is a check (3., 4., 6., 7.) fails.
 Without a GPU it runs the CPU parts (1. at float32, 4.) and names every part it skipped, and why.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BUSY_GOAL = 85.0
+PER_IMAGE = 3 * 224 * 224  # EfficientNet-Lite0's input values per image (encode.image.max_batch_weight counts these)
 
 
 def gpu() -> tuple[bool, str]:
@@ -69,12 +71,13 @@ class BusySampler:
         return statistics.median(window) if window else None
 
 
-def run_coco(data: Path, out: Path, *, device: str, dtype: str, batch: int, workers: int = 0) -> dict:
+def run_coco(data: Path, out: Path, *, device: str, dtype: str, batch: int, workers: int = 0, weight: int | None = None) -> dict:
     """``mmfeat run coco`` in its own process; the encoder's figures, the steady window and the run's rate."""
     sys.path.insert(0, str(HERE))
     from pipeline_run import steady_state
 
     settings = [f"encode.image.device={device}", f"encode.image.dtype={dtype}", f"encode.image.max_batch_size={batch}"]
+    settings += [f"encode.image.max_batch_weight={weight}"] if weight else []
     runner = ["--direct_num_workers", str(workers), "--direct_running_mode", "multi_processing"] if workers else []
     command = [sys.executable, "-m", "mmfeat.runners.cli", "run", "coco", "--input", str(data), "--output", str(out)]
     started = time.perf_counter()
@@ -88,6 +91,7 @@ def run_coco(data: Path, out: Path, *, device: str, dtype: str, batch: int, work
         "encode_per_s": encoder["num_inferences"] / latency_s if latency_s else float("nan"),
         "run_per_s": encoder["num_inferences"] / wall,
         "models_loaded": encoder["load_model_latency_milli_secs"]["count"],
+        "largest_batch": encoder["inference_request_batch_size"]["max"],
         "window": steady_state(out / "coco")["steady_window"],
         "rows": out / "coco",
     }
@@ -172,7 +176,9 @@ def main() -> int:
         config = EncoderConfig(name="efficientnet_lite0", device=device, dtype=dtype, max_batch_size=args.batch)
         _, encode_s = standalone(config, min(args.images, 512))
         alone = min(args.images, 512) / encode_s
-        run = runs[dtype] = run_coco(data, work / f"out-{dtype}", device=device, dtype=dtype, batch=args.batch)
+        # On the CPU a forward pass holds one image whatever the batch (cpu_rows=1): that run checks 7. too.
+        weight = None if has_gpu else 4 * PER_IMAGE
+        run = runs[dtype] = run_coco(data, work / f"out-{dtype}", device=device, dtype=dtype, batch=args.batch, weight=weight)
         ratio = run["encode_per_s"] / alone
         busy = sampler.between(*run["window"]) if sampler and run["window"] else None
         busy_text = f", GPU busy {busy:.0f} %" if busy is not None else ""
@@ -210,7 +216,12 @@ def main() -> int:
     if sampler is not None:
         sampler.stop()
 
-    failed.append("weight-aware batching (max_batch_weight with element_size_fn): not built in mmfeat yet (issue 26)")
+    run = runs["float32"]
+    if has_gpu:
+        run = run_coco(data, work / "out-weight", device=device, dtype="float32", batch=args.batch, weight=4 * PER_IMAGE)
+    print(f"\n7. max_batch_weight = 4 images' pixels, max_batch_size {args.batch}: largest batch {run['largest_batch']}")
+    if run["largest_batch"] > 4:
+        failed.append(f"weight-aware batching: a batch of {run['largest_batch']} images over a weight of 4")
     for line in skipped:
         print(f"skipped: {line}")
     for line in failed:

@@ -18,6 +18,9 @@ Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16"]
 
 
+MAX_BATCH_WEIGHT = 2**31  # input values per batch: 8 GiB of float32 at most
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     """Which encoder, where it runs and how it is batched."""
@@ -33,6 +36,11 @@ class EncoderConfig:
     # text tokens, a clip's frames) falls between the same two boundaries, so little of a batch is padding.
     # Beam buckets only in its stateful batching, which max_batch_duration_secs turns on.
     length_buckets: tuple[int, ...] = ()
+    # weight-aware batching (Beam's max_batch_weight): a batch holds at most this many input values in all (an
+    # image's pixels x channels, a clip's frames summed, a waveform's samples, a text's tokens), so large inputs
+    # come in smaller batches and a batch's memory on the device is bounded; an input larger than this is
+    # batched alone. max_batch_size still bounds the count. None = by count only.
+    max_batch_weight: int | None = None
     output_dim: int | None = None  # embedding size of a user-supplied model (torchscript_* / state_dict_*)
     model_class: str | None = None  # state_dict_*: the module's class, "package.module:Class"
     model_kwargs: str = "{}"  # state_dict_*: JSON object of the class's constructor arguments
@@ -45,6 +53,11 @@ class EncoderConfig:
                 raise ValueError("length_buckets must be increasing positive lengths, e.g. [32000, 64000, 128000]")
             if self.max_batch_duration_secs is None:
                 raise ValueError("length_buckets needs max_batch_duration_secs (Beam buckets only in its stateful batching)")
+        if self.max_batch_weight is not None:
+            if not 1 <= self.max_batch_weight <= MAX_BATCH_WEIGHT:
+                raise ValueError(f"max_batch_weight must be within 1..{MAX_BATCH_WEIGHT} input values")
+            if self.length_buckets:
+                raise ValueError("max_batch_weight cannot be combined with length_buckets (Beam batches by one or the other)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError("device must be auto, cpu or cuda")
         if self.dtype not in ("float32", "float16", "bfloat16"):

@@ -52,19 +52,31 @@ def input_length(element: Any, *, input_array: str, many: bool) -> int:
     return int(sum(len(p) if getattr(p, "ndim", 1) == 1 else 1 for p in parts))
 
 
+def input_weight(element: Any, *, input_array: str, many: bool) -> int:
+    """An item's prepared encoder input size for weight-aware batching: its values in all (an image's pixels x
+    channels, the sum over a clip's frames, a waveform's samples, a text's tokens). Anything else counts 0."""
+    if not isinstance(element, WorkItem) or input_array not in element.arrays:
+        return 0
+    value = element.arrays[input_array]
+    return int(sum(np.size(part) for part in value) if many else np.size(value))
+
+
 class EncodeModelHandler(ModelHandler[Any, Any, Any]):
     """Encodes the WorkItems of each batch into ``columns[output_column]`` (float32 vectors)."""
 
     def __init__(self, config: EncoderConfig, output_column: str, *, many: bool = False) -> None:
-        buckets = {}
+        batching = {}
         if config.length_buckets:
             length = functools.partial(input_length, input_array=f"{config.name}_input", many=many)
-            buckets = {"batch_length_fn": length, "batch_bucket_boundaries": list(config.length_buckets)}
+            batching = {"batch_length_fn": length, "batch_bucket_boundaries": list(config.length_buckets)}
+        if config.max_batch_weight is not None:  # Beam's BatchElements: at most this total weight per batch
+            weight = functools.partial(input_weight, input_array=f"{config.name}_input", many=many)
+            batching = {"max_batch_weight": config.max_batch_weight, "element_size_fn": weight}
         super().__init__(
             min_batch_size=config.min_batch_size,
             max_batch_size=config.max_batch_size,
             max_batch_duration_secs=config.max_batch_duration_secs,
-            **buckets,
+            **batching,
         )
         if not config.name:
             raise ValueError("EncodeModelHandler needs an encoder name")

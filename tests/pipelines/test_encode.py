@@ -157,6 +157,38 @@ def test_length_buckets_batch_inputs_of_similar_length_together():
         EncoderConfig(name="torchscript_audio", max_batch_duration_secs=1.0, length_buckets=(100, 50))
 
 
+def test_max_batch_weight_bounds_a_batch_by_its_input_values():
+    """Weight-aware batching (Beam's max_batch_weight): a batch holds at most that many input values (a clip's frames
+    summed), so big inputs come in small batches; one input over the limit is batched alone."""
+    from apache_beam.testing.util import assert_that
+
+    from mmfeat.pipelines.transforms.inference import input_weight
+
+    config = EncoderConfig(name="efficientnet_lite0", max_batch_size=8, max_batch_weight=4 * 3 * 32 * 32)
+    handler = EncodeModelHandler(config, "frame_embeddings", many=True)
+    key = ShardKey("train", 0, 1, 10)
+    frames = [1, 3, 4, 2, 2, 6, 1, 1, 1, 1]  # clips of 32 px frames; the 6-frame clip is over the limit
+    name = "efficientnet_lite0_input"
+    items = [WorkItem(key, Photo(f"c{i}"), arrays={name: np.zeros((n, 3, 32, 32), np.float32)}) for i, n in enumerate(frames)]
+    weights = [input_weight(item, input_array=name, many=True) for item in items]
+    assert weights == [n * 3 * 32 * 32 for n in frames]
+
+    def check(batches):
+        assert sorted(i.record.sample_id for b in batches for i in b) == sorted(i.record.sample_id for i in items)
+        for batch in batches:
+            total = sum(len(item.arrays[name]) for item in batch)
+            assert len(batch) == 1 or total <= 4, [len(item.arrays[name]) for item in batch]
+        assert max(len(batch) for batch in batches) > 1  # small clips still share batches
+
+    with BeamTestPipeline() as p:
+        batches = p | beam.Create(items, reshuffle=False) | beam.BatchElements(**handler.batch_elements_kwargs())
+        assert_that(batches, check)
+    with pytest.raises(ValueError, match="length_buckets"):
+        EncoderConfig(name="torchscript_audio", max_batch_weight=1000, max_batch_duration_secs=1.0, length_buckets=(100,))
+    with pytest.raises(ValueError, match="max_batch_weight must be within"):
+        EncoderConfig(name="efficientnet_lite0", max_batch_weight=0)
+
+
 def speech(count: int) -> list[np.ndarray]:
     from mmfeat.pipelines.sample_media import synth_speech
 

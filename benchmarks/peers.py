@@ -318,7 +318,7 @@ VARIANTS = {  # area -> (variant, environment, child)
     "audio": [("mmfeat", "main", child_mmfeat_audio), ("librosa", "main", child_librosa),
               ("lhotse", "torch", child_lhotse), ("kaldi-native-fbank", "torch", child_kaldi_native_fbank)],
 }  # fmt: skip
-UNITS = {"video": "frames", "images": "images", "audio": "audio-s"}
+UNITS = {"video": ("frames", "frame"), "images": ("images", "image"), "audio": ("audio-s", "audio-s")}
 
 
 # --- the parent -------------------------------------------------------------------------------------------
@@ -400,9 +400,9 @@ def main() -> None:
 
 
 def report(area: str, results: dict[str, list[dict]], rounds: int) -> None:
-    unit = UNITS[area]
+    unit, one = UNITS[area]
     print(f"\n{area}: medians of {rounds} rounds (range), {os.cpu_count()} CPUs; ratio = variant's rate / mmfeat's")
-    print(f"| variant | {unit}/s | ratio to mmfeat | CPU ms per {unit.rstrip('s')} | peak RSS MiB | wall s |")
+    print(f"| variant | {unit}/s | ratio to mmfeat | CPU ms per {one} | peak RSS MiB | wall s |")
     print("|---|---|---|---|---|---|")
     mmfeat = results.get("mmfeat")
     for variant, runs in results.items():

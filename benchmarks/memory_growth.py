@@ -37,10 +37,8 @@ def write_input(dataset: str, root: Path, count: int) -> Path:
     return write_librispeech_sample(root, chapters=max(1, count // 10), utterances_per_chapter=10, seconds=(1, 2), broken=False)
 
 
-def run(dataset: str, input_dir: Path, output: Path, settings: list[str]) -> tuple[float, float, int]:
-    """(peak RSS MiB, wall s, rows written) of one run."""
-    from mmfeat.schemas.manifest import read_manifest
-
+def measure(dataset: str, input_dir: Path, output: Path, settings: list[str]) -> tuple[float, float]:
+    """(peak RSS MiB, wall s) of ``mmfeat run DATASET`` (encoders off, no progress bar) in a fresh interpreter."""
     command = [sys.executable, "-c", CHILD, "run", dataset, "--input", str(input_dir), "--output", str(output)]
     command += ["--no-progress", "--set", "encode.image.name=null", "--set", "encode.text.name=null"]
     command += [arg for setting in settings for arg in ("--set", setting)]
@@ -50,7 +48,15 @@ def run(dataset: str, input_dir: Path, output: Path, settings: list[str]) -> tup
     _, peak, status = next(line for line in proc.stdout.splitlines() if line.startswith("PEAK")).split()
     if status != "0":
         raise SystemExit(f"{' '.join(command)} exited {status}:\n{proc.stderr[-3000:]}")
-    return float(peak), wall, read_manifest(output / dataset)["counts"]["written"]
+    return float(peak), wall
+
+
+def run(dataset: str, input_dir: Path, output: Path, settings: list[str]) -> tuple[float, float, int]:
+    """(peak RSS MiB, wall s, rows written) of one run."""
+    from mmfeat.schemas.manifest import read_manifest
+
+    peak, wall = measure(dataset, input_dir, output, settings)
+    return peak, wall, read_manifest(output / dataset)["counts"]["written"]
 
 
 def main() -> None:

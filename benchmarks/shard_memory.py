@@ -11,34 +11,18 @@ Each run is ``mmfeat run coco`` (encoders off) in a fresh interpreter, which pri
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from coco import write_dataset
+from memory_growth import measure
 
 UNCAPPED = 4 * 2**30
-CHILD = """
-import resource, sys
-from mmfeat.runners.cli import main
-status = main(sys.argv[1:])
-print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, status)
-"""
 
 
 def run(input_dir: Path, output: Path, settings: list[str]) -> tuple[float, float, int]:
-    command = [sys.executable, "-c", CHILD, "run", "coco", "--input", str(input_dir), "--output", str(output)]
-    command += ["--no-progress", "--set", "encode.image.name=null", "--set", "encode.text.name=null", *settings]
-    started = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - started
-    _, peak, status = next(line for line in proc.stdout.splitlines() if line.startswith("PEAK")).split()
-    if status != "0":
-        raise SystemExit(f"{' '.join(command)} exited {status}:\n{proc.stderr[-3000:]}")
-    shards = len(list((output / "coco").rglob("train2017/*.parquet")))
-    return float(peak), wall, shards
+    peak, wall = measure("coco", input_dir, output, settings)
+    return peak, wall, len(list((output / "coco").rglob("train2017/*.parquet")))
 
 
 def main() -> None:
@@ -59,8 +43,7 @@ def main() -> None:
             for cap in (UNCAPPED, None):
                 settings = [f"image.size={args.image_size}", *args.settings]
                 settings += [f"output.max_shard_bytes={cap}"] if cap else []
-                flags = [part for setting in settings for part in ("--set", setting)]
-                peak, wall, shards = run(root, Path(tmp) / f"out-{count}-{cap}", flags)
+                peak, wall, shards = run(root, Path(tmp) / f"out-{count}-{cap}", settings)
                 label = "4 GiB (rows bind)" if cap else "default"
                 print(f"| {count} | {label} | {peak:.0f} | {shards} | {wall:.1f} |", flush=True)
 

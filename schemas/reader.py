@@ -83,6 +83,7 @@ class FeatureDataset(_Base):
         prefetch: int = 4,
         batch_size: int | None = None,
         drop_last: bool = False,
+        label_ids: Sequence[str] = (),
     ) -> None:
         self.dataset_dir = Path(dataset_dir)
         manifest = read_manifest(self.dataset_dir)
@@ -101,6 +102,13 @@ class FeatureDataset(_Base):
         if unknown:
             raise ValueError(f"unknown columns {unknown} (columns: {', '.join(self.schema.names)})")
         self.columns = list(columns) if columns else list(self.schema.names)
+        self.label_maps = _label_maps(manifest, label_ids, self.dataset_dir)  # label column -> {label: id}
+        self._scanned = self.columns + [name for name in self.label_maps if name not in self.columns]
+        for name in self.label_maps:
+            source = self.schema.field(name).type
+            id_type = pa.list_(pa.int32()) if pa.types.is_list(source) else pa.int32()
+            self.schema = self.schema.append(pa.field(f"{name}_id", id_type))
+            self.columns.append(f"{name}_id")
         self.shuffle, self.seed, self.shuffle_buffer = shuffle, seed, shuffle_buffer
         self.rank, self.world_size = rank, world_size
         self.prefetch = max(1, prefetch)  # row groups read ahead (fragment_readahead; 4 is Arrow's default)
@@ -183,10 +191,13 @@ class FeatureDataset(_Base):
         dataset = pads.FileSystemDataset(fragments, self.stored_schema, parquet, filesystem=local)
         in_worker = _dataloader_worker()[1] > 1  # DataLoader workers already share the cores: no Arrow threads there
         scanner = dataset.scanner(
-            columns=self.columns, fragment_readahead=self.prefetch, batch_size=1 << 20, use_threads=not in_worker
+            columns=self._scanned, fragment_readahead=self.prefetch, batch_size=1 << 20, use_threads=not in_worker
         )
         for batch in scanner.to_batches():  # in fragment order
-            yield unpack_byte_tensors(pa.Table.from_batches([batch]), self.stored_schema)
+            table = unpack_byte_tensors(pa.Table.from_batches([batch]), self.stored_schema)
+            for name, mapping in self.label_maps.items():
+                table = table.append_column(f"{name}_id", label_id_column(table[name], mapping))
+            yield table.select(self.columns)
 
     def _distributed(self) -> tuple[int, int]:
         if self.rank is not None and self.world_size is not None:
@@ -199,6 +210,39 @@ class FeatureDataset(_Base):
         except ImportError:  # pragma: no cover
             pass
         return 0, 1
+
+
+def _label_maps(manifest: dict[str, Any], names: Sequence[str], dataset_dir: Path) -> dict[str, dict[str, int]]:
+    """The manifest's label ids of the asked label columns (``statistics.label_ids``)."""
+    if not names:
+        return {}
+    known = (manifest.get("statistics") or {}).get("label_ids")
+    if known is None:
+        raise ValueError(f"{dataset_dir}'s manifest has no label ids (written before they were kept): run it again")
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"no label ids for {unknown} (label columns: {', '.join(sorted(known)) or 'none'})")
+    return {name: known[name] for name in names}
+
+
+def label_id_column(column: pa.ChunkedArray, mapping: dict[str, int]) -> pa.ChunkedArray:
+    """Each label's id in ``mapping`` (int32; -1 for a label it lacks or a null); a list column gives lists of ids."""
+    import pyarrow.compute as pc
+
+    labels = pa.array(sorted(mapping, key=mapping.__getitem__), pa.string())  # ids are 0..n-1: an id is its place
+
+    def ids(values: pa.Array) -> pa.Array:
+        return pc.fill_null(pc.index_in(values, value_set=labels), -1).cast(pa.int32())
+
+    chunks = []
+    for chunk in column.chunks:
+        if pa.types.is_list(chunk.type):
+            offsets = pc.subtract(chunk.offsets, chunk.offsets[0])
+            chunks.append(pa.ListArray.from_arrays(offsets, ids(chunk.flatten()), mask=chunk.is_null()))
+        else:
+            chunks.append(ids(chunk))
+    id_type = pa.list_(pa.int32()) if pa.types.is_list(column.type) else pa.int32()
+    return pa.chunked_array(chunks, type=id_type)
 
 
 def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:

@@ -89,8 +89,15 @@ def merge_statistics(shards: Iterable[Mapping[str, Any]], *, train_splits: Seque
         "splits": splits,
         "normalisation": normalisation,
         "class_weights": class_weights,
+        "label_ids": label_ids(_sum_labels(part for parts in by_split.values() for part in parts)),
         "stratification": stratification({split: summary["labels"] for split, summary in splits.items()}),
     }
+
+
+def label_ids(labels: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """Per label column, an id for every label of every split: its place in sorted order (the same for the same
+    labels, whatever the split or shard order). A label seen only outside the training split has an id too."""
+    return {name: {label: i for i, label in enumerate(sorted(counts))} for name, counts in sorted(labels.items())}
 
 
 def stratification(labels_by_split: Mapping[str, Mapping[str, Mapping[str, int]]]) -> dict[str, Any]:

@@ -184,6 +184,21 @@ def test_the_training_reader_round_trips_every_tensor_column(coco_run):
     assert tuple(batch["image"].shape) == (4, 224, 224, 3) and batch["boxes_lengths"].tolist() == [1, 1, 1, 0]
 
 
+def test_the_reader_returns_box_category_ids_from_the_manifests_label_map(coco_run):
+    from mmfeat.schemas.reader import FeatureDataset
+
+    ids = read_manifest(coco_run.dataset_dir)["statistics"]["label_ids"]["box_categories"]
+    assert list(ids) == sorted(ids) and sorted(ids.values()) == list(range(len(ids)))
+    data = FeatureDataset(coco_run.dataset_dir, columns=["sample_id"], label_ids=["box_categories"])
+    rows = {r["sample_id"]: r for r in data.partition(0, 1)}
+    table = read_rows(coco_run.dataset_dir)
+    for sample_id, categories in zip(table["sample_id"].to_pylist(), table["box_categories"].to_pylist()):
+        assert list(rows[sample_id]) == ["sample_id", "box_categories_id"]  # the label column itself was not asked for
+        assert list(rows[sample_id]["box_categories_id"]) == [ids[c] for c in categories]
+    with pytest.raises(ValueError, match="label columns: box_categories"):
+        FeatureDataset(coco_run.dataset_dir, label_ids=["caption_texts"])
+
+
 def test_inspect_prints_counts_schema_and_decoded_rows(coco_run):
     run = run_cli("inspect", str(coco_run.dataset_dir), "--rows", "1")
     assert run.returncode == 0, run.stderr

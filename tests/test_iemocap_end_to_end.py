@@ -87,6 +87,22 @@ def test_a_dialogs_utterances_decode_on_without_a_seek_each(iemocap_run):
     assert 0 < frames["seeks"] < frames["out"]
 
 
+def test_the_reader_returns_label_ids_in_rows_and_batches(iemocap_run):
+    """``label_ids``: the manifest's map (every split's labels, sorted), as int32 ids beside the labels."""
+    from mmfeat.schemas.reader import FeatureDataset
+
+    maps = read_manifest(iemocap_run.dataset_dir)["statistics"]["label_ids"]
+    assert set(maps) == {"label", "speaker"} and maps["label"] == {k: i for i, k in enumerate(sorted(maps["label"]))}
+    data = FeatureDataset(iemocap_run.dataset_dir, columns=["sample_id", "label"], label_ids=["label", "speaker"])
+    rows = list(data.partition(0, 1))
+    assert rows and all(r["label_id"] == maps["label"][r["label"]] for r in rows)
+    assert all(0 <= r["speaker_id"] < len(maps["speaker"]) and "speaker" not in r for r in rows)
+    batches = FeatureDataset(iemocap_run.dataset_dir, columns=["label"], label_ids=["label"], batch_size=4)
+    batch = next(iter(batches.partition(0, 1)))
+    assert not batch["label_id"].dtype.is_floating_point
+    assert batch["label_id"].tolist() == [maps["label"][label] for label in batch["label"]]
+
+
 def test_the_video_gap_is_respected(iemocap_run):
     row = next(r for r in read_rows(iemocap_run.dataset_dir).to_pylist() if r["sample_id"] == "Ses05F_impro02_M000")
     stamps = np.array(row["frame_timestamps_s"])

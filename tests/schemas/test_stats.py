@@ -46,6 +46,10 @@ def test_merged_statistics_equal_a_numpy_computation():
     assert np.isclose(tokens["coverage"], 1 - oov / tokens["tokens"])
     assert train["tokens"]["caption_ids"]["texts"] == 24 and train["tokens"]["caption_ids"]["coverage"] == round(2 / 3, 6)
     assert stats["splits"]["dev"]["rows"] == 4 and "dev" not in stats["train_splits"]
+    assert stats["label_ids"]["label"] == {"a": 0, "b": 1, "c": 2}  # every split's labels, in sorted order
+    assert stats["label_ids"]["boxes"] == {"cat": 0, "dog": 1}
+    reordered = merge_statistics(shards[::-1], train_splits=["train"])
+    assert reordered["label_ids"] == stats["label_ids"]
 
 
 def test_distribution_summary():

@@ -245,7 +245,12 @@ class VideoSource:
         by stored order, which B-frames make later than display). Either way the same frames are chosen.
         """
         if self._can_decode_on(first_s):
-            return self._forward(list(self._held), first_s, last_s)
+            import av
+
+            try:
+                return self._forward(list(self._held), first_s, last_s)
+            except av.error.FFmpegError:
+                pass  # damage between the last read and this one: a seek decides, as it would have without decoding on
         for back_s in (0.0, 1.0, 5.0, 30.0, None):
             target = 0.0 if back_s is None else max(0.0, first_s - back_s)
             self._container.seek(int(target / self._time_base), stream=self._stream, backward=True)

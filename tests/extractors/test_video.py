@@ -202,3 +202,30 @@ def test_segments_in_order_are_decoded_once_with_the_frames_a_seek_gives(tmp_pat
         assert np.array_equal(times, expected_times), (start, end)
         assert [shown_index(f) for f in raw] == [shown_index(f) for f in expected_raw]
         assert all(np.array_equal(a, b) for a, b in zip(raw, expected_raw)), (start, end)
+
+
+def test_a_decode_error_while_decoding_on_falls_back_to_a_seek(tmp_path):
+    """Damage in the gap between two utterances must not reject the second one: the read seeks instead."""
+    path = tmp_path / "b_frames.avi"
+    write_numbered_video(path, frames=125, fps=12)
+    config = FramesConfig(num_frames=6, size=32)
+    source = VideoSource(path)
+    try:
+        source.read(source.segment_times(0.1, 0.9, config))
+        seeks = source.seeks
+
+        def damaged():
+            raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+            yield  # a generator, like PyAV's decode
+
+        source._decoder = damaged()  # the running decode meets damaged data
+        raw, times = source.read(source.segment_times(1.0, 1.9, config))
+        assert source.seeks > seeks
+    finally:
+        source.close()
+    fresh = VideoSource(path)
+    try:
+        expected_raw, expected_times = fresh.read(fresh.segment_times(1.0, 1.9, config))
+    finally:
+        fresh.close()
+    assert np.array_equal(times, expected_times) and [shown_index(f) for f in raw] == [shown_index(f) for f in expected_raw]

@@ -42,23 +42,24 @@ _log = logging.getLogger(__name__)
 STAGE = "encode"  # the stage named in an encoder's rejects
 
 
+def _input_parts(element: Any, input_array: str, many: bool) -> list[Any]:
+    """An item's prepared encoder inputs (one, or a sequence with ``many``); none for anything else (a reject)."""
+    if not isinstance(element, WorkItem) or input_array not in element.arrays:
+        return []
+    value = element.arrays[input_array]
+    return list(value) if many else [value]
+
+
 def input_length(element: Any, *, input_array: str, many: bool) -> int:
     """An item's prepared encoder input length for length-aware batching: samples of a waveform, tokens of a
     text (summed over the parts with ``many``; an image counts 1). Anything else (a reject) counts 0."""
-    if not isinstance(element, WorkItem) or input_array not in element.arrays:
-        return 0
-    value = element.arrays[input_array]
-    parts = value if many else [value]
-    return int(sum(len(p) if getattr(p, "ndim", 1) == 1 else 1 for p in parts))
+    return int(sum(len(p) if getattr(p, "ndim", 1) == 1 else 1 for p in _input_parts(element, input_array, many)))
 
 
 def input_weight(element: Any, *, input_array: str, many: bool) -> int:
     """An item's prepared encoder input size for weight-aware batching: its values in all (an image's pixels x
     channels, the sum over a clip's frames, a waveform's samples, a text's tokens). Anything else counts 0."""
-    if not isinstance(element, WorkItem) or input_array not in element.arrays:
-        return 0
-    value = element.arrays[input_array]
-    return int(sum(np.size(part) for part in value) if many else np.size(value))
+    return int(sum(np.size(part) for part in _input_parts(element, input_array, many)))
 
 
 class EncodeModelHandler(ModelHandler[Any, Any, Any]):

@@ -103,6 +103,10 @@ class FeatureDataset(_Base):
             raise ValueError(f"unknown columns {unknown} (columns: {', '.join(self.schema.names)})")
         self.columns = list(columns) if columns else list(self.schema.names)
         self.label_maps = _label_maps(manifest, label_ids, self.dataset_dir)  # label column -> {label: id}
+        clashing = [f"{name}_id" for name in self.label_maps if f"{name}_id" in self.schema.names]
+        if clashing:
+            raise ValueError(f"the store already has a column named {clashing}: its label ids would hide it")
+        self._label_values = {name: label_values(mapping) for name, mapping in self.label_maps.items()}
         self._scanned = self.columns + [name for name in self.label_maps if name not in self.columns]
         for name in self.label_maps:
             source = self.schema.field(name).type
@@ -195,8 +199,8 @@ class FeatureDataset(_Base):
         )
         for batch in scanner.to_batches():  # in fragment order
             table = unpack_byte_tensors(pa.Table.from_batches([batch]), self.stored_schema)
-            for name, mapping in self.label_maps.items():
-                table = table.append_column(f"{name}_id", label_id_column(table[name], mapping))
+            for name, values in self._label_values.items():
+                table = table.append_column(f"{name}_id", label_id_column(table[name], values))
             yield table.select(self.columns)
 
     def _distributed(self) -> tuple[int, int]:
@@ -225,11 +229,15 @@ def _label_maps(manifest: dict[str, Any], names: Sequence[str], dataset_dir: Pat
     return {name: known[name] for name in names}
 
 
-def label_id_column(column: pa.ChunkedArray, mapping: dict[str, int]) -> pa.ChunkedArray:
-    """Each label's id in ``mapping`` (int32; -1 for a label it lacks or a null); a list column gives lists of ids."""
-    import pyarrow.compute as pc
+def label_values(mapping: dict[str, int]) -> pa.Array:
+    """A label map's labels in id order (ids are 0..n-1, so an id is its label's place here)."""
+    return pa.array(sorted(mapping, key=mapping.__getitem__), pa.string())
 
-    labels = pa.array(sorted(mapping, key=mapping.__getitem__), pa.string())  # ids are 0..n-1: an id is its place
+
+def label_id_column(column: pa.ChunkedArray, labels: pa.Array) -> pa.ChunkedArray:
+    """Each label's id, its place in ``labels`` (int32; -1 for a label it lacks or a null); a list column gives
+    lists of ids."""
+    import pyarrow.compute as pc
 
     def ids(values: pa.Array) -> pa.Array:
         return pc.fill_null(pc.index_in(values, value_set=labels), -1).cast(pa.int32())

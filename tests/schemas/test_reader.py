@@ -255,3 +255,14 @@ def test_padding_stays_zero_when_a_batch_reuses_a_freed_batchs_memory(batched):
         assert batch["mfcc"][mask].eq(1).all() and batch["mfcc"][~mask].eq(0).all()
         batch["mfcc"].fill_(float("nan"))  # a training step may write into its batch; the next one may get this memory
         del batch, mask
+
+
+def test_label_ids_of_scalar_and_list_columns_with_unknown_labels_nulls_and_slices():
+    from mmfeat.schemas.reader import label_id_column, label_values
+
+    values = label_values({"cat": 0, "dog": 1, "owl": 2})
+    scalars = pa.chunked_array([pa.array(["dog", None, "yak", "cat"])])
+    assert label_id_column(scalars, values).to_pylist() == [1, -1, -1, 0]
+    lists = pa.array([["owl"], ["cat", "dog"], None, ["yak", "dog"], []]).slice(1)  # offsets not starting at 0
+    ids = label_id_column(pa.chunked_array([lists]), values)
+    assert ids.type == pa.list_(pa.int32()) and ids.to_pylist() == [[0, 1], None, [-1, 1], []]

@@ -203,17 +203,17 @@ class ExtractFrames(Stage):
             rng = np.random.default_rng(seed)
             shifts = sample_time_shifts(rng, self.augment.video, times)
             times = jittered_times(times, shifts, record.start_s, min(record.end_s, source.duration_s))
+            recorded = {"seed": seed, "time_shifts_s": list(shifts)}
         if self._faces is None and (view == 0 or not self.augment.video.spatial):  # the centre square, as it is
             frames, timestamps = source.read(times, fit_to=self.config.size)  # converted and shrunk in one pass
             box = CropBox.centre(*source.frame_size)
-            recorded = {"seed": seed, "time_shifts_s": list(shifts)} if view > 0 else None
             return Clip(np.stack(frames), timestamps, box, source.has_audio, recorded, source.seeks - seeks)
         raw, timestamps = source.read(times)
         box = self._crop_box(raw)
         squares = [box.apply(frame) for frame in raw]
         if view > 0:
             spatial = sample_spatial(rng, self.augment.video, self.augment.image, box.side, box.side)
-            recorded = {"seed": seed, "time_shifts_s": list(shifts), **(spatial.to_dict() if spatial else {})}
+            recorded.update(spatial.to_dict() if spatial else {})
         size = self.config.size
         frames = render_clip(squares, size, spatial) if spatial else np.stack([fit_square(f, size) for f in squares])
         return Clip(frames, timestamps, box, source.has_audio, recorded, source.seeks - seeks)
